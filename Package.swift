@@ -1,0 +1,30 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "FusedNorm",
+    products: [
+        .library(name: "FusedNorm", targets: ["FusedNorm"]),
+        .executable(name: "fusednorm", targets: ["fusednorm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The library: backend-agnostic API in Core/Operations/Layers, one folder per backend.
+        .target(name: "FusedNorm"),
+        // A simple float64 implementation of every operation, the yardstick for tests and `fusednorm check`.
+        .target(name: "FusedNormReference", dependencies: ["FusedNorm"]),
+        // The command-line tool's commands, as a library so that tests can drive them.
+        .target(
+            name: "FusedNormCLI",
+            dependencies: [
+                "FusedNorm", "FusedNormReference",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "fusednorm", dependencies: ["FusedNormCLI"]),
+        .testTarget(name: "FusedNormTests", dependencies: ["FusedNorm", "FusedNormReference"]),
+        .testTarget(name: "FusedNormCLITests", dependencies: ["FusedNormCLI", "FusedNorm", "FusedNormReference"]),
+    ]
+)

@@ -1,0 +1,48 @@
+/// A caller's mistake, found before any work is done. Nothing has been written when one is thrown.
+public enum FusedNormError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A tensor must have at least one dimension.
+    case rankZero(argument: String)
+    /// The normalized (last) dimension has length zero.
+    case emptyRows(argument: String)
+    /// A dimension is negative, or a view reaches outside its memory.
+    case invalidShape(argument: String, shape: [Int], reason: String)
+    /// A tensor's shape does not fit the operation.
+    case shapeMismatch(argument: String, expected: String, actual: [Int])
+    /// A tensor's dtype does not fit the operation.
+    case dtypeMismatch(argument: String, expected: DType, actual: DType)
+    /// The number of values does not match the shape.
+    case countMismatch(expected: Int, actual: Int)
+    /// epsilon must be finite and greater than zero.
+    case invalidEpsilon(Float)
+    /// Another argument is out of its valid range.
+    case invalidArgument(name: String, reason: String)
+    /// The tensors of one call live on different devices.
+    case deviceMismatch(argument: String, expected: Device, actual: Device)
+    /// The device is not present or cannot be used; `reason` says why.
+    case deviceUnavailable(Device, reason: String)
+
+    public var description: String {
+        switch self {
+        case .rankZero(let argument):
+            "\(argument) has rank 0; a tensor needs at least one dimension (the normalized one)"
+        case .emptyRows(let argument):
+            "\(argument) has rows of length 0; the normalized (last) dimension must be at least 1"
+        case .invalidShape(let argument, let shape, let reason):
+            "\(argument) has invalid shape \(shape): \(reason)"
+        case .shapeMismatch(let argument, let expected, let actual):
+            "\(argument) has shape \(actual), expected \(expected)"
+        case .dtypeMismatch(let argument, let expected, let actual):
+            "\(argument) has dtype \(actual), expected \(expected)"
+        case .countMismatch(let expected, let actual):
+            "got \(actual) values for a shape of \(expected) elements"
+        case .invalidEpsilon(let epsilon):
+            "epsilon must be finite and greater than 0, got \(epsilon)"
+        case .invalidArgument(let name, let reason):
+            "invalid \(name): \(reason)"
+        case .deviceMismatch(let argument, let expected, let actual):
+            "\(argument) is on \(actual) but the operation's other tensors are on \(expected); move it with .to(\(expected))"
+        case .deviceUnavailable(let device, let reason):
+            "device \(device) is not usable: \(reason)"
+        }
+    }
+}

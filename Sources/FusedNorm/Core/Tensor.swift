@@ -1,0 +1,74 @@
+/// An n-dimensional array of floating-point values on a device, normalized along its last dimension.
+///
+/// The last dimension (length N, the *columns*) is contiguous; all leading dimensions together are the
+/// *rows*, and row `i` starts `i * rowStride` elements after row 0, so a tensor can be a strided view
+/// (every third row, or some columns of a wider tensor) without a copy.
+///
+/// A `Tensor` is a view of memory it shares with its copies and with the views made from it, like an
+/// array in PyTorch or MLX: an operation that writes into a tensor is seen through all of them.
+public struct Tensor: Sendable {
+    /// The dimensions; the last one is normalized. Rank is at least 1.
+    public let shape: [Int]
+    /// The storage type of the elements.
+    public let dtype: DType
+    /// Elements between the starts of consecutive rows (at least ``columns`` unless there is one row).
+    public let rowStride: Int
+    let buffer: any Buffer
+    /// Bytes from the buffer's start to row 0, element 0.
+    let byteOffset: Int
+
+    /// The device the memory lives on; operations on this tensor run there.
+    public var device: Device { buffer.device }
+    /// Length of the last (normalized) dimension.
+    public var columns: Int { shape[shape.count - 1] }
+    /// Number of rows: the product of all leading dimensions (1 for a rank-1 tensor).
+    public var rows: Int { shape.dropLast().reduce(1, *) }
+    /// Number of elements, `rows * columns`.
+    public var count: Int { rows * columns }
+    /// The leading dimensions: the shape of per-row statistics (`[1]` for a rank-1 tensor).
+    public var rowShape: [Int] { shape.count > 1 ? Array(shape.dropLast()) : [1] }
+    /// Whether the rows are packed back to back.
+    public var isContiguous: Bool { rowStride == columns || rows <= 1 }
+
+    var rowView: RowView {
+        RowView(address: buffer.address &+ UInt(byteOffset), rowStride: rowStride, dtype: dtype)
+    }
+
+    init(shape: [Int], dtype: DType, rowStride: Int, buffer: any Buffer, byteOffset: Int) {
+        self.shape = shape
+        self.dtype = dtype
+        self.rowStride = rowStride
+        self.buffer = buffer
+        self.byteOffset = byteOffset
+    }
+
+    /// Allocates a contiguous tensor with uninitialized contents.
+    init(allocating shape: [Int], dtype: DType, on device: Device) throws {
+        try Tensor.validate(shape: shape, argument: "shape")
+        let count = shape.reduce(1, *)
+        let buffer = try device.backend().allocate(byteCount: count * dtype.byteCount)
+        self.init(shape: shape, dtype: dtype, rowStride: shape[shape.count - 1], buffer: buffer, byteOffset: 0)
+    }
+
+    static func validate(shape: [Int], argument: String) throws {
+        guard !shape.isEmpty else { throw FusedNormError.rankZero(argument: argument) }
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw FusedNormError.invalidShape(argument: argument, shape: shape, reason: "dimensions must not be negative")
+        }
+        guard shape[shape.count - 1] > 0 else { throw FusedNormError.emptyRows(argument: argument) }
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow, product <= Int.max / 8 else {
+                throw FusedNormError.invalidShape(argument: argument, shape: shape, reason: "too many elements")
+            }
+            count = product
+        }
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        "Tensor(shape: \(shape), dtype: \(dtype), device: \(device)\(isContiguous ? "" : ", rowStride: \(rowStride)"))"
+    }
+}

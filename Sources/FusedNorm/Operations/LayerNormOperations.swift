@@ -1,0 +1,64 @@
+/// LayerNorm: y = (x − mean(x)) / sqrt(var(x) + ε) · w + b, statistics in fp32, one rounding at the end.
+///
+/// - Parameters:
+///   - x: the input, shape (..., N), any dtype; rows may be strided.
+///   - weight: shape (N) or per-head (H, N); nil for none (w = 1).
+///   - bias: weight's shapes; nil for none (b = 0).
+///   - epsilon: added to the variance; finite and > 0; default 1e-5.
+///   - outputDType: the dtype of y; default x's.
+/// - Returns: y, contiguous, with x's shape.
+public func layerNorm(
+    _ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, epsilon: Float = 1e-5, outputDType: DType? = nil
+) throws -> Tensor {
+    try normForward(
+        kind: .layer, x: x, residual: nil, weight: weight, bias: bias, epsilon: epsilon, weightOffset: 0,
+        casting: .gemma, outputDType: outputDType, residualDType: nil, output: nil, residualOutput: nil,
+        saveStatistics: false
+    ).output
+}
+
+/// LayerNorm with a fused residual add: s = x + residual (stored in `residualDType`); y = LayerNorm(s).
+/// - Returns: y and s (the new residual stream), both contiguous.
+public func layerNorm(
+    _ x: Tensor, residual: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, epsilon: Float = 1e-5,
+    outputDType: DType? = nil, residualDType: DType? = nil
+) throws -> (output: Tensor, residual: Tensor) {
+    let result = try normForward(
+        kind: .layer, x: x, residual: residual, weight: weight, bias: bias, epsilon: epsilon, weightOffset: 0,
+        casting: .gemma, outputDType: outputDType, residualDType: residualDType, output: nil, residualOutput: nil,
+        saveStatistics: false)
+    return (result.output, result.residual!)
+}
+
+/// LayerNorm for training: returns the per-row mean and rstd for
+/// ``layerNormBackward(_:input:weight:bias:mean:rstd:residualGradient:epsilon:inputGradient:)``;
+/// optionally writes into preallocated (possibly strided) `output` and `residualOutput`.
+public func layerNormForward(
+    _ x: Tensor, residual: Tensor? = nil, weight: Tensor? = nil, bias: Tensor? = nil, epsilon: Float = 1e-5,
+    outputDType: DType? = nil, residualDType: DType? = nil, output: Tensor? = nil, residualOutput: Tensor? = nil
+) throws -> NormForwardResult {
+    try normForward(
+        kind: .layer, x: x, residual: residual, weight: weight, bias: bias, epsilon: epsilon, weightOffset: 0,
+        casting: .gemma, outputDType: outputDType, residualDType: residualDType, output: output,
+        residualOutput: residualOutput, saveStatistics: true
+    ).withStatistics
+}
+
+/// The LayerNorm backward pass: with ŝ = (x − μ)·r and g = dy·w,
+/// dx = r · (g − mean(g) − ŝ · mean(g·ŝ)) (+ residualGradient), dweight = Σ_rows dy·ŝ, dbias = Σ_rows dy
+/// (fp32, deterministic).
+/// - Parameters:
+///   - outputGradient: dy, x's shape.
+///   - input: the tensor that was normalized (s when a residual was fused).
+///   - weight, bias: as in the forward pass (the bias only sets the shape and dtype of dbias; nil: no dbias).
+///   - mean, rstd: saved by the forward pass, both or neither; recomputed from x when nil.
+///   - residualGradient: the gradient reaching s from downstream; added to dx.
+///   - inputGradient: where to write dx; default a new tensor in x's dtype.
+public func layerNormBackward(
+    _ outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, mean: Tensor? = nil,
+    rstd: Tensor? = nil, residualGradient: Tensor? = nil, epsilon: Float = 1e-5, inputGradient: Tensor? = nil
+) throws -> NormGradients {
+    try normBackward(
+        kind: .layer, outputGradient: outputGradient, input: input, weight: weight, bias: bias, mean: mean, rstd: rstd,
+        residualGradient: residualGradient, epsilon: epsilon, weightOffset: 0, inputGradient: inputGradient)
+}

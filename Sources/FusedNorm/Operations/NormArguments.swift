@@ -1,0 +1,171 @@
+/// Checks a call's tensors and turns them into a backend problem. Shared by every operation, so the
+/// rules (shapes, dtypes, devices, epsilon) are written once.
+struct NormArguments {
+    let x: Tensor
+    let device: Device
+    let backend: any Backend
+    /// 1, or H for a per-head weight of shape (H, N).
+    private(set) var weightRows = 1
+
+    init(x: Tensor, argument: String = "x") throws {
+        self.x = x
+        device = x.device
+        backend = try device.backend()
+    }
+
+    static func check(epsilon: Float) throws {
+        guard epsilon.isFinite, epsilon > 0 else { throw FusedNormError.invalidEpsilon(epsilon) }
+    }
+
+    static func check(weightOffset: Float) throws {
+        guard weightOffset.isFinite else {
+            throw FusedNormError.invalidArgument(name: "weightOffset", reason: "must be finite, got \(weightOffset)")
+        }
+    }
+
+    func checkDevice(_ tensor: Tensor?, _ argument: String) throws {
+        guard let tensor else { return }
+        guard tensor.device == device else {
+            throw FusedNormError.deviceMismatch(argument: argument, expected: device, actual: tensor.device)
+        }
+    }
+
+    /// A tensor that must have x's shape (residual, dy, preallocated outputs).
+    func checkLikeX(_ tensor: Tensor?, _ argument: String, dtype: DType? = nil) throws {
+        guard let tensor else { return }
+        try checkDevice(tensor, argument)
+        guard tensor.shape == x.shape else {
+            throw FusedNormError.shapeMismatch(argument: argument, expected: "\(x.shape) (the shape of x)", actual: tensor.shape)
+        }
+        if let dtype, tensor.dtype != dtype {
+            throw FusedNormError.dtypeMismatch(argument: argument, expected: dtype, actual: tensor.dtype)
+        }
+    }
+
+    /// A weight or bias: shape (N), or (H, N) for a per-head weight when x is (..., H, N).
+    mutating func checkParameter(_ tensor: Tensor?, _ argument: String) throws {
+        guard let tensor else { return }
+        try checkDevice(tensor, argument)
+        let n = x.columns
+        let rows: Int
+        if tensor.shape == [n] {
+            rows = 1
+        } else if tensor.shape.count == 2, x.shape.count >= 2, tensor.shape == Array(x.shape.suffix(2)) {
+            rows = tensor.shape[0]
+        } else {
+            let perHead = x.shape.count >= 2 ? " or \(Array(x.shape.suffix(2))) (per head)" : ""
+            throw FusedNormError.shapeMismatch(argument: argument, expected: "[\(n)]\(perHead)", actual: tensor.shape)
+        }
+        if weightRows != 1, rows != weightRows {
+            throw FusedNormError.shapeMismatch(argument: argument, expected: "the weight's shape", actual: tensor.shape)
+        }
+        weightRows = max(weightRows, rows)
+    }
+
+    /// Per-row fp32 statistics: x's row shape (or its flattened row count), contiguous.
+    func checkStatistics(_ tensor: Tensor?, _ argument: String) throws {
+        guard let tensor else { return }
+        try checkDevice(tensor, argument)
+        guard tensor.dtype == .float32 else {
+            throw FusedNormError.dtypeMismatch(argument: argument, expected: .float32, actual: tensor.dtype)
+        }
+        guard tensor.shape == x.rowShape || tensor.shape == [x.rows], tensor.isContiguous else {
+            throw FusedNormError.shapeMismatch(argument: argument, expected: "\(x.rowShape), contiguous", actual: tensor.shape)
+        }
+    }
+
+    /// A new contiguous tensor on x's device.
+    func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor {
+        try Tensor(allocating: shape, dtype: dtype, on: device)
+    }
+
+    /// `given` after checking it against x, or a new tensor like x in `dtype`.
+    func output(_ given: Tensor?, _ argument: String, dtype: DType?, default defaultDType: DType) throws -> Tensor {
+        if let given {
+            try checkLikeX(given, argument, dtype: dtype)
+            return given
+        }
+        return try allocate(x.shape, dtype ?? defaultDType)
+    }
+}
+
+/// The forward pass both RMSNorm and LayerNorm share.
+func normForward(
+    kind: NormKind, x: Tensor, residual: Tensor?, weight: Tensor?, bias: Tensor?,
+    epsilon: Float, weightOffset: Float, casting: RMSNormCasting,
+    outputDType: DType?, residualDType: DType?, output: Tensor?, residualOutput: Tensor?,
+    saveStatistics: Bool
+) throws -> NormForwardTensors {
+    try NormArguments.check(epsilon: epsilon)
+    try NormArguments.check(weightOffset: weightOffset)
+    var arguments = try NormArguments(x: x)
+    try arguments.checkLikeX(residual, "residual")
+    try arguments.checkParameter(weight, "weight")
+    try arguments.checkParameter(bias, "bias")
+    if residualOutput != nil, residual == nil {
+        throw FusedNormError.invalidArgument(name: "residualOutput", reason: "given without a residual to add")
+    }
+    let y = try arguments.output(output, "output", dtype: outputDType, default: x.dtype)
+    let s = try residual.map {
+        try arguments.output(residualOutput, "residualOutput", dtype: residualDType, default: $0.dtype)
+    }
+    let statistics = saveStatistics ? try arguments.allocate(x.rowShape, .float32) : nil
+    let mean = saveStatistics && kind == .layer ? try arguments.allocate(x.rowShape, .float32) : nil
+
+    let problem = NormForwardProblem(
+        kind: kind, rows: x.rows, columns: x.columns, x: x.rowView, residual: residual?.rowView,
+        weightRows: arguments.weightRows, weight: weight?.rowView, bias: bias?.rowView,
+        output: y.rowView, residualOutput: s?.rowView, mean: mean?.rowView.address,
+        rstd: statistics?.rowView.address, epsilon: epsilon, weightOffset: weightOffset, casting: casting)
+    if x.rows > 0 { try arguments.backend.run(problem) }
+    return NormForwardTensors(output: y, residual: s, mean: mean, rstd: statistics)
+}
+
+/// The tensors a forward pass wrote; statistics only when asked for.
+struct NormForwardTensors {
+    var output: Tensor
+    var residual: Tensor?
+    var mean: Tensor?
+    var rstd: Tensor?
+
+    /// The training result; call only after a pass that saved statistics.
+    var withStatistics: NormForwardResult {
+        NormForwardResult(output: output, residual: residual, mean: mean, rstd: rstd!)
+    }
+}
+
+/// The backward pass both RMSNorm and LayerNorm share.
+func normBackward(
+    kind: NormKind, outputGradient dy: Tensor, input x: Tensor, weight: Tensor?, bias: Tensor?,
+    mean: Tensor?, rstd: Tensor?, residualGradient: Tensor?,
+    epsilon: Float, weightOffset: Float, inputGradient: Tensor?
+) throws -> NormGradients {
+    try NormArguments.check(epsilon: epsilon)
+    try NormArguments.check(weightOffset: weightOffset)
+    var arguments = try NormArguments(x: x)
+    try arguments.checkLikeX(dy, "outputGradient")
+    try arguments.checkLikeX(residualGradient, "residualGradient")
+    try arguments.checkParameter(weight, "weight")
+    try arguments.checkParameter(bias, "bias")
+    try arguments.checkStatistics(mean, "mean")
+    try arguments.checkStatistics(rstd, "rstd")
+    if kind == .layer, (mean == nil) != (rstd == nil) {
+        throw FusedNormError.invalidArgument(name: "mean", reason: "LayerNorm's saved mean and rstd go together: give both or neither")
+    }
+    let dx = try arguments.output(inputGradient, "inputGradient", dtype: nil, default: x.dtype)
+    let dweight = try weight.map { try arguments.allocate($0.shape, $0.dtype) }
+    let dbias = try bias.map { try arguments.allocate($0.shape, $0.dtype) }
+
+    let problem = NormBackwardProblem(
+        kind: kind, rows: x.rows, columns: x.columns, dy: dy.rowView, x: x.rowView,
+        weightRows: arguments.weightRows, weight: weight?.rowView, mean: mean?.rowView.address,
+        rstd: rstd?.rowView.address, residualGradient: residualGradient?.rowView, dx: dx.rowView,
+        dweight: dweight?.rowView, dbias: dbias?.rowView, epsilon: epsilon, weightOffset: weightOffset)
+    if x.rows > 0 {
+        try arguments.backend.run(problem)
+    } else {
+        try dweight?.fill(with: 0)
+        try dbias?.fill(with: 0)
+    }
+    return NormGradients(input: dx, weight: dweight, bias: dbias)
+}

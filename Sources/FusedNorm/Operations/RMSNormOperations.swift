@@ -1,0 +1,80 @@
+/// RMSNorm: y = x / sqrt(mean(x²) + ε) · (w + weightOffset), statistics in fp32.
+///
+/// - Parameters:
+///   - x: the input, shape (..., N), any dtype; rows may be strided.
+///   - weight: shape (N), or (H, N) for per-head (QK) norm of x shaped (..., H, N); nil for weightless RMSNorm.
+///   - epsilon: added to the mean square; finite and > 0; default 1e-6.
+///   - weightOffset: added to the weight; 0 (LLaMA, Mistral, Qwen; default) or 1 (Gemma, whose weights are stored as w − 1).
+///   - casting: where to round to the storage dtype; default `.gemma` (one rounding, the most accurate).
+///   - outputDType: the dtype of y; default x's.
+/// - Returns: y, contiguous, with x's shape.
+public func rmsNorm(
+    _ x: Tensor, weight: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0,
+    casting: RMSNormCasting = .gemma, outputDType: DType? = nil
+) throws -> Tensor {
+    try normForward(
+        kind: .rms, x: x, residual: nil, weight: weight, bias: nil, epsilon: epsilon, weightOffset: weightOffset,
+        casting: casting, outputDType: outputDType, residualDType: nil, output: nil, residualOutput: nil,
+        saveStatistics: false
+    ).output
+}
+
+/// RMSNorm with the residual add of a pre-norm block fused in one pass:
+/// s = x + residual; y = s / sqrt(mean(s²) + ε) · (w + weightOffset).
+///
+/// s is stored in `residualDType` and y is computed from the stored s, exactly as the unfused
+/// `residual = x + residual; y = rmsNorm(residual)` would.
+/// - Parameters:
+///   - x: the block's output, shape (..., N).
+///   - residual: the residual stream, x's shape; its dtype may differ from x's.
+///   - residualDType: the dtype of the returned s; default the residual's.
+///   - Other parameters as in ``rmsNorm(_:weight:epsilon:weightOffset:casting:outputDType:)``.
+/// - Returns: y and s (the new residual stream), both contiguous.
+public func rmsNorm(
+    _ x: Tensor, residual: Tensor, weight: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0,
+    casting: RMSNormCasting = .gemma, outputDType: DType? = nil, residualDType: DType? = nil
+) throws -> (output: Tensor, residual: Tensor) {
+    let result = try normForward(
+        kind: .rms, x: x, residual: residual, weight: weight, bias: nil, epsilon: epsilon, weightOffset: weightOffset,
+        casting: casting, outputDType: outputDType, residualDType: residualDType, output: nil, residualOutput: nil,
+        saveStatistics: false)
+    return (result.output, result.residual!)
+}
+
+/// RMSNorm for training: like ``rmsNorm(_:residual:weight:epsilon:weightOffset:casting:outputDType:residualDType:)``
+/// with the residual optional, returning the per-row rstd for ``rmsNormBackward(_:input:weight:rstd:residualGradient:epsilon:weightOffset:inputGradient:)``,
+/// and optionally writing into preallocated (possibly strided) tensors.
+/// - Parameters:
+///   - output: where to write y (x's shape; its dtype is the output dtype); default a new tensor.
+///   - residualOutput: where to write s (x's shape); default a new tensor.
+public func rmsNormForward(
+    _ x: Tensor, residual: Tensor? = nil, weight: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0,
+    casting: RMSNormCasting = .gemma, outputDType: DType? = nil, residualDType: DType? = nil,
+    output: Tensor? = nil, residualOutput: Tensor? = nil
+) throws -> NormForwardResult {
+    try normForward(
+        kind: .rms, x: x, residual: residual, weight: weight, bias: nil, epsilon: epsilon, weightOffset: weightOffset,
+        casting: casting, outputDType: outputDType, residualDType: residualDType, output: output,
+        residualOutput: residualOutput, saveStatistics: true
+    ).withStatistics
+}
+
+/// The RMSNorm backward pass: with ŝ = x·r and g = dy · (w + weightOffset),
+/// dx = r · (g − ŝ · mean(g·ŝ)) (+ residualGradient), dweight = Σ_rows dy·ŝ (fp32, deterministic).
+/// - Parameters:
+///   - outputGradient: dy, x's shape.
+///   - input: the tensor that was normalized (s when a residual was fused).
+///   - weight: as in the forward pass; nil for weightless RMSNorm.
+///   - rstd: saved by ``rmsNormForward(_:residual:weight:epsilon:weightOffset:casting:outputDType:residualDType:output:residualOutput:)``; recomputed from x when nil.
+///   - residualGradient: the gradient reaching s from downstream when a residual was fused and s was used; added to dx.
+///   - epsilon, weightOffset: as in the forward pass.
+///   - inputGradient: where to write dx (x's shape); default a new tensor in x's dtype.
+/// - Returns: dx (also the residual's gradient when one was fused) and dweight in the weight's dtype.
+public func rmsNormBackward(
+    _ outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, rstd: Tensor? = nil,
+    residualGradient: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0, inputGradient: Tensor? = nil
+) throws -> NormGradients {
+    try normBackward(
+        kind: .rms, outputGradient: outputGradient, input: input, weight: weight, bias: nil, mean: nil, rstd: rstd,
+        residualGradient: residualGradient, epsilon: epsilon, weightOffset: weightOffset, inputGradient: inputGradient)
+}

@@ -1,0 +1,3 @@
+import FusedNormCLI
+
+FusedNormCommand.main()
