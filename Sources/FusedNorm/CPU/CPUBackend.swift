@@ -19,6 +19,12 @@ final class CPUBackend: Backend {
         copyRows(rows, rowBytes, from: UnsafeRawPointer(bitPattern: address)!, pitch, to: destination, destinationPitch)
     }
 
+    func copy(rows: Int, rowBytes: Int, from source: UInt, sourcePitch: Int, to destination: UInt, pitch: Int) throws {
+        copyRows(rows, rowBytes, from: UnsafeRawPointer(bitPattern: source)!, sourcePitch, to: UnsafeMutableRawPointer(bitPattern: destination)!, pitch)
+    }
+
+    func synchronize() throws {}
+
     private func copyRows(_ rows: Int, _ rowBytes: Int, from source: UnsafeRawPointer, _ sourcePitch: Int, to destination: UnsafeMutableRawPointer, _ destinationPitch: Int) {
         if sourcePitch == rowBytes, destinationPitch == rowBytes {
             memcpy(destination, source, rows * rowBytes)

@@ -2,6 +2,6 @@
 enum CUDABackend {
     static var isUsable: Bool { false }
     static func backend(forDevice index: Int) throws -> any Backend {
-        throw FusedNormError.deviceUnavailable(.cuda(index), reason: "the CUDA backend is not built yet")
+        throw FusedNormError.deviceUnavailable(.cuda(index), reason: CUDA.status.problem ?? "unknown")
     }
 }

@@ -14,6 +14,12 @@ protocol Backend: Sendable {
     /// Copies `rows` rows of `rowBytes` bytes from device memory to host memory; returns when the data is there.
     func download(rows: Int, rowBytes: Int, from address: UInt, pitch: Int, to destination: UnsafeMutableRawPointer, destinationPitch: Int) throws
 
+    /// Copies `rows` rows of `rowBytes` bytes between two places in this device's memory.
+    func copy(rows: Int, rowBytes: Int, from source: UInt, sourcePitch: Int, to destination: UInt, pitch: Int) throws
+
+    /// Waits until all work queued on this device has finished.
+    func synchronize() throws
+
     /// Runs a forward pass (RMSNorm or LayerNorm, residual optional).
     func run(_ problem: NormForwardProblem) throws
 
@@ -22,6 +28,11 @@ protocol Backend: Sendable {
 }
 
 extension Device {
+    /// Waits until all work queued on this device has finished (a no-op on the CPU, whose calls return when done).
+    public func synchronize() throws {
+        try backend().synchronize()
+    }
+
     /// The backend that runs operations on this device.
     func backend() throws -> any Backend {
         switch self {

@@ -111,3 +111,30 @@ extension DType {
         }
     }
 }
+
+extension Tensor {
+    /// Copies this tensor's elements into `destination`, a tensor of the same shape, dtype and device
+    /// (either may be a strided view).
+    public func copy(into destination: Tensor) throws {
+        guard destination.device == device else {
+            throw FusedNormError.deviceMismatch(argument: "destination", expected: device, actual: destination.device)
+        }
+        guard destination.shape == shape else {
+            throw FusedNormError.shapeMismatch(argument: "destination", expected: "\(shape)", actual: destination.shape)
+        }
+        guard destination.dtype == dtype else {
+            throw FusedNormError.dtypeMismatch(argument: "destination", expected: dtype, actual: destination.dtype)
+        }
+        guard rows > 0 else { return }
+        let rowBytes = columns * dtype.byteCount
+        if isContiguous, destination.isContiguous {
+            try device.backend().copy(
+                rows: 1, rowBytes: rows * rowBytes, from: rowView.address, sourcePitch: rows * rowBytes,
+                to: destination.rowView.address, pitch: rows * rowBytes)
+        } else {
+            try device.backend().copy(
+                rows: rows, rowBytes: rowBytes, from: rowView.address, sourcePitch: rowStride * dtype.byteCount,
+                to: destination.rowView.address, pitch: destination.rowStride * dtype.byteCount)
+        }
+    }
+}
