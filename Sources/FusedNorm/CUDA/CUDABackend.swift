@@ -1,7 +1,90 @@
-// TEMPORARY: replaced by the CUDA backend.
-enum CUDABackend {
-    static var isUsable: Bool { false }
+import Synchronization
+
+/// The CUDA backend: device memory, copies, and the normalization kernels, on one GPU.
+///
+/// One instance per device, made on first use by ``backend(forDevice:)`` and kept for the process.
+/// Operations are queued on the device's current stream (``CUDADevice/currentStream``) and return
+/// without waiting; copies to the host wait.
+final class CUDABackend: Backend {
+    let gpu: CUDADevice
+    let nvrtc: NVRTC
+    var device: Device { .cuda(gpu.index) }
+
+    private init(gpu: CUDADevice, nvrtc: NVRTC) {
+        self.gpu = gpu
+        self.nvrtc = nvrtc
+    }
+
+    /// Whether GPUs can be used: ``CUDA/status`` found the driver, NVRTC and at least one device.
+    static var isUsable: Bool { CUDA.status.problem == nil }
+
+    private static let backends = Mutex<[Int: CUDABackend]>([:])
+
+    /// The backend of GPU `index`, made on first use (primary context, default stream).
+    /// - Throws: ``FusedNormError/deviceUnavailable(_:reason:)`` when CUDA is unusable here (the reason
+    ///   says why: no driver, no NVRTC, no device), the index is out of range, or the device fails to open.
     static func backend(forDevice index: Int) throws -> any Backend {
-        throw FusedNormError.deviceUnavailable(.cuda(index), reason: CUDA.status.problem ?? "unknown")
+        try cudaBackend(forDevice: index)
+    }
+
+    /// ``backend(forDevice:)`` with its concrete type.
+    static func cudaBackend(forDevice index: Int) throws -> CUDABackend {
+        let environment = CUDAEnvironment.shared
+        let (driver, nvrtc) = try environment.require(for: .cuda(index))
+        let count = environment.status.devices.count
+        guard index >= 0, index < count else {
+            throw FusedNormError.deviceUnavailable(
+                .cuda(index), reason: "there is no CUDA device \(index): this machine has \(count) (cuda:0 to cuda:\(count - 1))")
+        }
+        return try backends.withLock { backends in
+            if let backend = backends[index] { return backend }
+            do {
+                let backend = CUDABackend(gpu: try CUDADevice(index: index, driver: driver), nvrtc: nvrtc)
+                backends[index] = backend
+                return backend
+            } catch {
+                throw FusedNormError.deviceUnavailable(.cuda(index), reason: "opening the device failed: \(error)")
+            }
+        }
+    }
+
+    /// The device behind `.cuda(i)`, for streams and events.
+    static func gpu(for device: Device) throws -> CUDADevice {
+        guard case .cuda(let index) = device else {
+            throw FusedNormError.invalidArgument(name: "device", reason: "CUDA streams and events need a .cuda device, got \(device)")
+        }
+        return try cudaBackend(forDevice: index).gpu
+    }
+
+    func allocate(byteCount: Int) throws -> any Buffer {
+        try DeviceBuffer(gpu: gpu, byteCount: byteCount)
+    }
+
+    func upload(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourcePitch: Int, to address: UInt, pitch: Int) throws {
+        try gpu.copyRows(
+            rows, rowBytes: rowBytes, from: UInt(bitPattern: source), .host, sourcePitch: sourcePitch,
+            to: address, .device, destinationPitch: pitch)
+    }
+
+    func download(rows: Int, rowBytes: Int, from address: UInt, pitch: Int, to destination: UnsafeMutableRawPointer, destinationPitch: Int) throws {
+        try gpu.copyRows(
+            rows, rowBytes: rowBytes, from: address, .device, sourcePitch: pitch,
+            to: UInt(bitPattern: destination), .host, destinationPitch: destinationPitch)
+    }
+
+    func copy(rows: Int, rowBytes: Int, from source: UInt, sourcePitch: Int, to destination: UInt, pitch: Int) throws {
+        try gpu.copyRows(
+            rows, rowBytes: rowBytes, from: source, .device, sourcePitch: sourcePitch,
+            to: destination, .device, destinationPitch: pitch)
+    }
+
+    /// Waits for all work on this device, on every stream (`cuCtxSynchronize`).
+    func synchronize() throws {
+        try gpu.withContext { try gpu.driver.check("cuCtxSynchronize(device \(gpu.index))") { $0.cuCtxSynchronize() } }
+    }
+
+    /// The module for a kernel specialization, from ``KernelCache/current``.
+    func module(for request: KernelRequest) throws -> LoadedModule {
+        try KernelCache.current.module(for: request, on: gpu, nvrtc: nvrtc)
     }
 }

@@ -24,10 +24,18 @@ public struct CUDAStatus: Sendable {
 }
 
 /// The CUDA backend's entry points that do not concern a single tensor.
+///
+/// The driver (`libcuda.so.1`) and NVRTC are loaded at run time: NVRTC from `FUSEDNORM_NVRTC` (a path),
+/// else the loader's path, the CUDA toolkit folders and Python's `nvidia` wheels. Kernels are compiled
+/// for the GPU at hand on first use and cached in memory and on disk, in `FUSEDNORM_KERNEL_CACHE`, else
+/// `$XDG_CACHE_HOME/fusednorm/kernels`, else `~/.cache/fusednorm/kernels`.
+///
+/// Operations on a `.cuda(i)` tensor run on that device's default stream, or on a ``CUDAStream`` made
+/// current with ``CUDAStream/withCurrent(_:_:)``; they return once queued.
+/// `Tensor.toArray()` and `Device.synchronize()` wait for the results.
 public enum CUDA {
     /// Probes the driver and NVRTC once (later calls return the same answer).
     public static var status: CUDAStatus {
-        CUDAStatus(driverVersion: nil, nvrtcVersion: nil, nvrtcPath: nil, devices: [], kernelCacheDirectory: nil,
-                   problem: "the CUDA backend is not built yet")
+        CUDAEnvironment.shared.status
     }
 }

@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A shared library opened at run time with `dlopen`, closed with `dlclose` when the last reference goes.
+///
+/// The CUDA driver and NVRTC are loaded this way so that the package has no link-time CUDA dependency:
+/// it builds, and everything but the GPU works, on machines without CUDA.
+final class DynamicLibrary: @unchecked Sendable {
+    // @unchecked: `handle` is immutable after init and `dlsym` is thread-safe.
+
+    /// The path or name the library was opened with.
+    let path: String
+    private let handle: UnsafeMutableRawPointer
+
+    private init(path: String, handle: UnsafeMutableRawPointer) {
+        self.path = path
+        self.handle = handle
+    }
+
+    deinit { dlclose(handle) }
+
+    /// Opens a library by path, or by name through the loader's search path.
+    /// - Returns: the library, or the loader's reason (`dlerror`) when it cannot be opened.
+    static func open(_ path: String) -> Result<DynamicLibrary, LoadFailure> {
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
+            return .failure(LoadFailure(path: path, reason: reason))
+        }
+        return .success(DynamicLibrary(path: path, handle: handle))
+    }
+
+    /// The address of the first of `names` that the library exports, or nil.
+    func address(of names: [String]) -> UnsafeMutableRawPointer? {
+        for name in names {
+            if let address = dlsym(handle, name) { return address }
+        }
+        return nil
+    }
+
+    /// Why a library could not be opened.
+    struct LoadFailure: Error, Sendable, CustomStringConvertible {
+        var path: String
+        var reason: String
+        var description: String { "\(path): \(reason)" }
+    }
+}
+
+/// Resolves C function pointers from a ``DynamicLibrary`` into typed `@convention(c)` values,
+/// collecting the names that are missing so that one error can list them all.
+struct SymbolResolver {
+    let library: DynamicLibrary
+    private(set) var missing: [String] = []
+
+    init(_ library: DynamicLibrary) { self.library = library }
+
+    /// The function exported under the first of `names` (versioned names such as `cuMemcpy2D_v2` first).
+    /// A missing symbol is recorded and answered with a placeholder that must never be called;
+    /// callers check ``missing`` before using the table.
+    mutating func function<F>(_ names: String..., as type: F.Type = F.self) -> F {
+        if let address = library.address(of: names) {
+            return unsafeBitCast(address, to: F.self)
+        }
+        missing.append(names[0])
+        return unsafeBitCast(Self.placeholderAddress, to: F.self)
+    }
+
+    /// Like ``function(_:as:)``, but a missing symbol is no error: nil.
+    func optionalFunction<F>(_ names: String..., as type: F.Type = F.self) -> F? {
+        library.address(of: names).map { unsafeBitCast($0, to: F.self) }
+    }
+
+    /// Non-null bits for the placeholder of a missing symbol (never called: a table with missing
+    /// symbols is rejected as a whole).
+    private static var placeholderAddress: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 0x1)! }
+}

@@ -1,0 +1,58 @@
+@testable import FusedNorm
+import Testing
+
+/// Every kind of kernel plan compiles with NVRTC for several architectures. Needs NVRTC only, not a GPU
+/// or driver: set FUSEDNORM_NVRTC to run it on a machine without CUDA (e.g. NVRTC from a Python wheel).
+@Suite("CUDA kernels compile", .enabled(if: CUDAEnvironment.shared.nvrtc != nil, "needs NVRTC (FUSEDNORM_NVRTC or a CUDA toolkit)"))
+struct CUDAKernelCompileTests {
+    static func view(_ dtype: DType, columns: Int, aligned: Bool) -> RowView {
+        RowView(address: aligned ? 0x10_0000 : 0x10_0002, rowStride: aligned ? columns : columns + 1, dtype: dtype)
+    }
+
+    /// Forward and backward problems over sizes that reach each row storage, dtypes, variants and alignments.
+    static var plans: [(String, KernelPlan)] {
+        var plans: [(String, KernelPlan)] = []
+        let sizes = [(3, 100), (128, 4096), (4096, 64), (5120, 8), (16384, 4), (65537, 2), (1_048_576, 1)]
+        for (index, (n, rows)) in sizes.enumerated() {
+            for dtype in DType.allCases {
+                let aligned = index % 2 == 0
+                let other: DType = dtype == .float32 ? .bfloat16 : .float32
+                for kind in [NormKind.rms, .layer] {
+                    let forward = NormForwardProblem(
+                        kind: kind, rows: rows, columns: n, x: view(dtype, columns: n, aligned: aligned),
+                        residual: view(other, columns: n, aligned: true), weightRows: 1,
+                        weight: view(dtype, columns: n, aligned: true), bias: kind == .layer ? view(other, columns: n, aligned: true) : nil,
+                        output: view(dtype, columns: n, aligned: true), residualOutput: view(other, columns: n, aligned: true),
+                        mean: kind == .layer ? 0x2000 : nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 1, casting: .llama)
+                    plans.append(("forward \(kind) N=\(n) \(dtype)", CUDABackend.forwardPlan(for: forward, multiprocessors: 132, sharedMemoryPerBlock: 232_448)))
+                    let backward = NormBackwardProblem(
+                        kind: kind, rows: rows, columns: n, dy: view(other, columns: n, aligned: true),
+                        x: view(dtype, columns: n, aligned: aligned), weightRows: 1, weight: view(dtype, columns: n, aligned: true),
+                        mean: nil, rstd: nil, residualGradient: view(dtype, columns: n, aligned: true),
+                        dx: view(dtype, columns: n, aligned: true), dweight: view(dtype, columns: n, aligned: true),
+                        dbias: kind == .layer ? view(other, columns: n, aligned: true) : nil, epsilon: 1e-5, weightOffset: 0)
+                    plans.append(("backward \(kind) N=\(n) \(dtype)", CUDABackend.backwardPlan(for: backward, multiprocessors: 132, sharedMemoryPerBlock: 232_448)))
+                }
+            }
+        }
+        return plans
+    }
+
+    @Test("for sm_90 every plan; for sm_75 and sm_80 a sample", arguments: [90, 80, 75])
+    func compile(_ architecture: Int) throws {
+        let nvrtc = try #require(CUDAEnvironment.shared.nvrtc)
+        let plans = architecture == 90 ? Self.plans : Self.plans.enumerated().filter { $0.offset % 9 == 0 }.map(\.element)
+        if architecture == 90 {
+            #expect(Set(plans.map(\.1.configuration.rowStorage)) == [.registers, .sharedMemory, .global])
+        }
+        for (label, plan) in plans {
+            let options = ["--gpu-architecture=sm_\(architecture)", "--std=c++17"] + plan.request.definitions.map { "-D" + $0 }
+            do {
+                let image = try nvrtc.compile(source: plan.request.source.text, name: "\(plan.request.source.name).cu", options: options, cubin: true)
+                #expect(!image.isEmpty, "\(label)")
+            } catch {
+                Issue.record("\(label) (\(plan.configuration)): \(error)")
+            }
+        }
+    }
+}
