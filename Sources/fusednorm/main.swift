@@ -1,3 +1,3 @@
 import FusedNormCLI
 
-FusedNormCommand.main()
+FusedNormCommand.runAsTool()

@@ -1,0 +1,40 @@
+import Foundation
+
+/// One measurement of `fusednorm bench`, as a table row and as an object in the `--json` file.
+struct BenchRecord: Codable, Equatable {
+    var op: String
+    var dtype: String
+    var device: String
+    var rows: Int
+    var cols: Int
+    /// The median over the timed runs.
+    var medianSeconds: Double
+    /// ``medianSeconds`` in microseconds.
+    var microseconds: Double
+    /// Bytes the operation must move: each input read once, each output written once.
+    var bytes: Int
+    /// ``bytes`` / ``medianSeconds``, in 10⁹ bytes per second.
+    var gbps: Double
+    /// The copy bandwidth measured just before this operation and dtype (bytes read + written).
+    var copyGbps: Double
+    /// ``gbps`` / ``copyGbps``.
+    var fractionOfCopy: Double
+    /// How many timed runs the median is over.
+    var repeats: Int
+
+    enum CodingKeys: String, CodingKey {
+        case op, dtype, device, rows, cols
+        case medianSeconds = "median_seconds"
+        case microseconds, bytes, gbps
+        case copyGbps = "copy_gbps"
+        case fractionOfCopy = "fraction_of_copy"
+        case repeats
+    }
+
+    /// The records as a JSON array (keys sorted, one object per line group).
+    static func json(_ records: [BenchRecord]) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try encoder.encode(records)) + [UInt8(ascii: "\n")]
+    }
+}

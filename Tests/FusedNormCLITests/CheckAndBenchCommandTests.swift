@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+@testable import FusedNormCLI
+
+/// `check` and `bench` through the command layer, at tiny sizes.
+struct CheckAndBenchCommandTests {
+    @Test
+    func checkPassesOnASubsetOnTheCPU() {
+        let outcome = runFusedNorm(["check", "--device", "cpu", "--dtypes", "float32,bfloat16", "--cols", "3,127"])
+        let lines = outcome.output.split(separator: "\n")
+        #expect(outcome.status == 0, "\(outcome.output)")
+        #expect(lines.last?.wholeMatch(of: /\d+ passed, 0 failed/) != nil, "last line: \(lines.last ?? "")")
+        // Every operation family took part, with contiguous and strided rows.
+        for operation in CheckOperation.allCases {
+            #expect(outcome.output.contains(operation.rawValue + " "))
+        }
+        #expect(CheckCase.all(operations: nil, dtypes: nil, columns: [127]).contains { $0.shape.layout == .strided })
+    }
+
+    @Test
+    func checkReportsAWrongResultAsAFailure() {
+        // A tolerance of zero cannot be met by a float16 output; the case must fail, not crash.
+        var result = CheckResult(testCase: CheckCase(variant: CheckVariant.all[0], dtype: .float16, shape: CheckShape(columns: 3)))
+        result.comparisons = [CheckComparison(output: "y", error: 1e-3, tolerance: 1e-4)]
+        #expect(!result.passed)
+        #expect(result.failures == ["y error 1.0e-03 > tolerance 1.0e-04"])
+    }
+
+    @Test
+    func benchWritesJSONWithEveryKeyAndAnSVG() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let outcome = runFusedNorm([
+            "bench", "--device", "cpu", "--ops", "rmsnorm,rmsnorm_residual,rmsnorm_backward,layernorm,layernorm_backward",
+            "--dtypes", "float32,bf16", "--cols", "16,33", "--elements", "256", "--repeats", "2",
+            "--json", folder.file("bench.json"), "--svg", folder.file("bench.svg"),
+        ])
+        #expect(outcome.status == 0, "\(outcome.error)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: folder.file("bench.json")))
+        let records = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        #expect(records.count == 5 * 2 * 2)
+        let keys = ["op", "dtype", "device", "rows", "cols", "median_seconds", "microseconds", "bytes", "gbps", "copy_gbps", "fraction_of_copy"]
+        for record in records {
+            for key in keys { #expect(record[key] != nil, "missing \(key)") }
+            #expect((record["gbps"] as? Double ?? 0) > 0)
+        }
+        #expect(records.first?["rows"] as? Int == 16)  // 256 elements / 16 columns
+        let svg = try String(contentsOfFile: folder.file("bench.svg"), encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("copy ") && svg.contains("layernorm_backward bfloat16"))
+        #expect(try folder.contents() == ["bench.json", "bench.svg"])
+    }
+
+    @Test
+    func benchRejectsUnknownOperations() {
+        let outcome = runFusedNorm(["bench", "--ops", "rmsnorm,softmax"])
+        #expect(outcome.status != 0)
+        #expect(outcome.error.hasPrefix("error: ") && outcome.error.contains("softmax"))
+    }
+
+    @Test
+    func infoDescribesTheCPUAndTheGPUs() {
+        let outcome = runFusedNorm(["info"])
+        #expect(outcome.status == 0)
+        #expect(outcome.output.contains("threads:"))
+        #expect(outcome.output.contains("GPU (CUDA)"))
+    }
+
+    @Test
+    func helpGoesToStandardOutput() {
+        let outcome = runFusedNorm(["run", "rmsnorm", "--help"])
+        #expect(outcome.status == 0)
+        #expect(outcome.output.contains("--residual-out"))
+        #expect(outcome.error.isEmpty)
+    }
+}

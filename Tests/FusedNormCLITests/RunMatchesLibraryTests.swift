@@ -1,0 +1,122 @@
+import FusedNorm
+import Foundation
+import Testing
+@testable import FusedNormCLI
+
+/// `fusednorm run` writes exactly what the library computes in the chosen dtype, in the input's shape.
+struct RunMatchesLibraryTests {
+    /// Reads a .npy output, which must be float32.
+    func readOutput(_ path: String) throws -> NPYArray {
+        let array = try NPYFile.read(path: path)
+        #expect(array.elementType == .float32)
+        return array
+    }
+
+    /// A tensor of `values` rounded once to `dtype`, as `run` loads it.
+    func tensor(_ values: [Double], _ shape: [Int], _ dtype: DType) throws -> Tensor {
+        try Tensor(values.map(dtype.roundedOnce), shape: shape, dtype: dtype)
+    }
+
+    @Test(arguments: DType.allCases, RMSNormCasting.allCases)
+    func rmsnormWithResidualMatchesTheLibrary(dtype: DType, casting: RMSNormCasting) throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let shape = [2, 3, 5]
+        let xValues = testValues(30), residualValues = testValues(30, seed: 2), weightValues = testValues(5, seed: 3)
+        try folder.write("x.npy", NPYArray(shape: shape, values: xValues))  // float64
+        try folder.write("r.npy", NPYArray(shape: shape, values: residualValues.map { Double(Float($0)) }, elementType: .float32))
+        try folder.write("w.npy", NPYArray(shape: [5], values: weightValues.map { Double(Float16($0)) }, elementType: .float16), version: 2)
+
+        let outcome = runFusedNorm([
+            "run", "rmsnorm", "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"), "--residual", folder.file("r.npy"),
+            "--epsilon", "1e-5", "--weight-offset", "1", "--casting", casting.rawValue, "--dtype", dtype.rawValue, "--device", "cpu",
+            "--out", folder.file("y.npy"), "--residual-out", folder.file("s.npy"), "--rstd", folder.file("rstd.npy"),
+        ])
+        #expect(outcome.status == 0, "\(outcome.error)")
+
+        let expected = try rmsNormForward(
+            try tensor(xValues, shape, dtype), residual: try tensor(residualValues, shape, dtype),
+            weight: try tensor(weightValues.map { Double(Float16($0)) }, [5], dtype), epsilon: 1e-5, weightOffset: 1, casting: casting)
+        let y = try readOutput(folder.file("y.npy")), s = try readOutput(folder.file("s.npy")), rstd = try readOutput(folder.file("rstd.npy"))
+        #expect(y.shape == shape && s.shape == shape && rstd.shape == [2, 3])
+        #expect(y.values == (try expected.output.toArray()).map(Double.init))
+        #expect(s.values == (try expected.residual!.toArray()).map(Double.init))
+        #expect(rstd.values == (try expected.rstd.toArray()).map(Double.init))
+    }
+
+    @Test
+    func rankOneInputGivesScalarStatistics() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        try folder.write("x.npy", NPYArray(shape: [6], values: testValues(6)))
+        let outcome = runFusedNorm([
+            "run", "layernorm", "--x", folder.file("x.npy"), "--out", folder.file("y.npy"),
+            "--mean", folder.file("mean.npy"), "--rstd", folder.file("rstd.npy"),
+        ])
+        #expect(outcome.status == 0, "\(outcome.error)")
+        let expected = try layerNormForward(try tensor(testValues(6), [6], .float32))
+        #expect(try readOutput(folder.file("y.npy")).values == (try expected.output.toArray()).map(Double.init))
+        let mean = try readOutput(folder.file("mean.npy")), rstd = try readOutput(folder.file("rstd.npy"))
+        #expect(mean.shape == [] && rstd.shape == [])
+        #expect(mean.values == (try expected.mean!.toArray()).map(Double.init))
+        #expect(try folder.contents() == ["mean.npy", "rstd.npy", "x.npy", "y.npy"])
+    }
+
+    @Test(arguments: DType.allCases)
+    func layernormBackwardMatchesTheLibrary(dtype: DType) throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let shape = [4, 7]
+        try folder.write("x.npy", NPYArray(shape: shape, values: testValues(28)))
+        try folder.write("dy.npy", NPYArray(shape: shape, values: testValues(28, seed: 5)))
+        try folder.write("w.npy", NPYArray(shape: [7], values: testValues(7, seed: 6)))
+        try folder.write("b.npy", NPYArray(shape: [7], values: testValues(7, seed: 7)))
+        let outcome = runFusedNorm([
+            "run", "layernorm-backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"),
+            "--bias", folder.file("b.npy"), "--dtype", dtype.rawValue, "--dx", folder.file("dx.npy"),
+            "--dweight", folder.file("dw.npy"), "--dbias", folder.file("db.npy"),
+        ])
+        #expect(outcome.status == 0, "\(outcome.error)")
+        let expected = try layerNormBackward(
+            try tensor(testValues(28, seed: 5), shape, dtype), input: try tensor(testValues(28), shape, dtype),
+            weight: try tensor(testValues(7, seed: 6), [7], dtype), bias: try tensor(testValues(7, seed: 7), [7], dtype))
+        #expect(try readOutput(folder.file("dx.npy")).values == (try expected.input.toArray()).map(Double.init))
+        #expect(try readOutput(folder.file("dw.npy")).values == (try expected.weight!.toArray()).map(Double.init))
+        #expect(try readOutput(folder.file("db.npy")).values == (try expected.bias!.toArray()).map(Double.init))
+    }
+
+    @Test
+    func rmsnormBackwardMatchesTheLibrary() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let shape = [3, 2, 8]
+        try folder.write("x.npy", NPYArray(shape: shape, values: testValues(48)))
+        try folder.write("dy.npy", NPYArray(shape: shape, values: testValues(48, seed: 1)))
+        try folder.write("w.npy", NPYArray(shape: [2, 8], values: testValues(16, seed: 2)))  // per head
+        let outcome = runFusedNorm([
+            "run", "rmsnorm-backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"),
+            "--weight-offset", "1", "--dtype", "bf16", "--dx", folder.file("dx.npy"), "--dweight", folder.file("dw.npy"),
+        ])
+        #expect(outcome.status == 0, "\(outcome.error)")
+        let expected = try rmsNormBackward(
+            try tensor(testValues(48, seed: 1), shape, .bfloat16), input: try tensor(testValues(48), shape, .bfloat16),
+            weight: try tensor(testValues(16, seed: 2), [2, 8], .bfloat16), weightOffset: 1)
+        let dweight = try readOutput(folder.file("dw.npy"))
+        #expect(dweight.shape == [2, 8])
+        #expect(try readOutput(folder.file("dx.npy")).values == (try expected.input.toArray()).map(Double.init))
+        #expect(dweight.values == (try expected.weight!.toArray()).map(Double.init))
+    }
+
+    @Test
+    func float64InputsAreRoundedOnce() {
+        // Just above the midpoint between two bfloat16 neighbours, but only by less than float32 can hold:
+        // rounding through float32 lands on the midpoint and then on the even neighbour, 1.
+        let justAboveMidpoint = 1 + 0x1p-8 + 0x1p-30
+        #expect(DType.bfloat16.roundedOnce(justAboveMidpoint) == 1 + 0x1p-7)
+        #expect(DType.bfloat16.roundedOnce(-justAboveMidpoint) == -(1 + 0x1p-7))
+        #expect(DType.bfloat16.roundedOnce(1 + 0x1p-8) == 1)  // an exact tie goes to even
+        #expect(DType.float16.roundedOnce(1 + 0x1p-11 + 0x1p-40) == 1 + 0x1p-10)
+        #expect(DType.bfloat16.roundedOnce(.nan).isNaN)
+        #expect(DType.bfloat16.roundedOnce(1e300) == .infinity)
+    }
+}
