@@ -1,0 +1,102 @@
+import FusedNorm
+import FusedNormReference
+import Testing
+
+enum LayerNormForwardCases {
+    static let dtypes = DType.allCases
+    static let parameters: [DType?] = [.float32, .bfloat16, .float16, nil]
+
+    /// Every N in every layout of x and of the output, cycling dtypes and weight/bias presence.
+    static let shapes: [ForwardCase] = sweptColumns.enumerated().flatMap { i, n in
+        Layout.allCases.enumerated().map { j, layout in
+            let k = 4 * i + j
+            return ForwardCase(
+                norm: .layer, shape: sweptShape(columns: n, variant: j), x: dtypes[k % 3], weight: parameters[(i + j) % 4],
+                bias: parameters[(i + 2 * j + 1) % 4], output: dtypes[(k / 3 + j) % 3], xLayout: layout,
+                outputLayout: Layout.allCases[(i + j + 1) % 4], epsilon: [1e-5, 1e-6, 0.1][k % 3])
+        }
+    }
+
+    /// Every combination of x, weight, bias and output dtypes on a small shape.
+    static let dtypeCombinations: [ForwardCase] = dtypes.flatMap { x in
+        parameters.flatMap { weight in
+            parameters.flatMap { bias in
+                dtypes.map { output in
+                    ForwardCase(norm: .layer, shape: [3, 33], x: x, weight: weight, bias: bias, output: output)
+                }
+            }
+        }
+    }
+
+    static let others: [ForwardCase] = [
+        ForwardCase(norm: .layer, shape: [2, 4096], x: .bfloat16, weight: .bfloat16, bias: .bfloat16, api: .plain),
+        ForwardCase(norm: .layer, shape: [3, 33], x: .float16, weight: nil, bias: nil, output: .float32, xLayout: .shiftedColumns, api: .plain),
+        ForwardCase(norm: .layer, shape: [3, 127], x: .float32, weight: .float32, bias: .float32, scale: 1000),
+        ForwardCase(norm: .layer, shape: [3, 127], x: .float32, weight: .float32, bias: .float32, epsilon: 1e-6, scale: 1e-3),
+        ForwardCase(norm: .layer, shape: [3, 127], x: .float16, weight: .float32, bias: .bfloat16, weightLayout: .shiftedColumns),
+        ForwardCase(norm: .layer, shape: [300, 8], x: .bfloat16, weight: .float32, bias: .float32, xLayout: .everyThirdRow, outputLayout: .shiftedColumns),
+    ]
+}
+
+@Suite("LayerNorm against the float64 reference")
+struct LayerNormTests {
+    @Test("forward: every N and layout (CPU)", arguments: LayerNormForwardCases.shapes)
+    func forwardShapesCPU(_ c: ForwardCase) throws { try checkForward(c, on: .cpu) }
+
+    @Test("forward: every N and layout (CUDA)", .requiresCUDA, arguments: LayerNormForwardCases.shapes)
+    func forwardShapesCUDA(_ c: ForwardCase) throws { try checkForward(c, on: .cuda(0)) }
+
+    @Test("forward: every dtype of x, weight, bias, output (CPU)", arguments: LayerNormForwardCases.dtypeCombinations)
+    func forwardDTypesCPU(_ c: ForwardCase) throws { try checkForward(c, on: .cpu) }
+
+    @Test("forward: every dtype of x, weight, bias, output (CUDA)", .requiresCUDA, arguments: LayerNormForwardCases.dtypeCombinations)
+    func forwardDTypesCUDA(_ c: ForwardCase) throws { try checkForward(c, on: .cuda(0)) }
+
+    @Test("forward: strided weights, magnitudes, plain API (CPU)", arguments: LayerNormForwardCases.others)
+    func forwardOthersCPU(_ c: ForwardCase) throws { try checkForward(c, on: .cpu) }
+
+    @Test("forward: strided weights, magnitudes, plain API (CUDA)", .requiresCUDA, arguments: LayerNormForwardCases.others)
+    func forwardOthersCUDA(_ c: ForwardCase) throws { try checkForward(c, on: .cuda(0)) }
+
+    @Test("backward: every N and layout (CPU)", arguments: BackwardCases.layerSweep)
+    func backwardSweepCPU(_ c: BackwardCase) throws { try checkBackward(c, on: .cpu) }
+
+    @Test("backward: every N and layout (CUDA)", .requiresCUDA, arguments: BackwardCases.layerSweep)
+    func backwardSweepCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
+
+    @Test("backward: every dtype (CPU)", arguments: BackwardCases.layerDTypes)
+    func backwardDTypesCPU(_ c: BackwardCase) throws { try checkBackward(c, on: .cpu) }
+
+    @Test("backward: every dtype (CUDA)", .requiresCUDA, arguments: BackwardCases.layerDTypes)
+    func backwardDTypesCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
+
+    @Test("The output has zero mean and unit variance per row without weight and bias", arguments: TestDevices.all)
+    func normalizes(device: Device) throws {
+        var rng = SplitMix64(label: "layernorm moments")
+        let x = try Tensor(rng.values(4 * 512, 5, 9), shape: [4, 512], device: device)
+        let y = try layerNorm(x, epsilon: 1e-12).toArray()
+        for r in 0..<4 {
+            let values = row(y, r, columns: 512).map(Double.init)
+            let mean = values.reduce(0, +) / 512
+            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 512
+            #expect(abs(mean) < 1e-5, "row \(r) on \(device): mean \(mean)")
+            #expect(abs(variance - 1) < 1e-4, "row \(r) on \(device): variance \(variance)")
+        }
+    }
+
+    @Test("LayerNorm's saved mean and rstd give the same gradients as recomputing them", arguments: TestDevices.all)
+    func savedStatisticsAgree(device: Device) throws {
+        var rng = SplitMix64(label: "layernorm saved")
+        let x = try Tensor(rng.values(4 * 96, -1, 3), shape: [4, 96], device: device)
+        let dy = try Tensor(rng.values(4 * 96, -1, 1), shape: [4, 96], device: device)
+        let weight = try Tensor(rng.values(96, 0.5, 1.5), device: device)
+        let bias = try Tensor(rng.values(96, -0.5, 0.5), device: device)
+        let forward = try layerNormForward(x, weight: weight, bias: bias)
+        let saved = try layerNormBackward(dy, input: x, weight: weight, bias: bias, mean: forward.mean, rstd: forward.rstd)
+        let recomputed = try layerNormBackward(dy, input: x, weight: weight, bias: bias)
+        for (name, a, b) in [("dx", saved.input, recomputed.input), ("dweight", saved.weight!, recomputed.weight!), ("dbias", saved.bias!, recomputed.bias!)] {
+            let error = Reference.relativeError(try a.toArray(), doubles(try b.toArray()))
+            #expect(error <= 1e-5, "\(name) with saved vs recomputed statistics on \(device): \(error)")
+        }
+    }
+}

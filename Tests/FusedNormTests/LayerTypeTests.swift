@@ -1,0 +1,149 @@
+import FusedNorm
+import FusedNormReference
+import Testing
+
+@Suite("RMSNorm and LayerNorm layers")
+struct LayerTypeTests {
+    static let styles: [(String, RMSNorm.Style)] = [("llama", .llama), ("gemma", .gemma), ("standard", .standard)]
+
+    @Test("Styles: llama is offset 0 with llama casting, gemma offset 1 with one rounding")
+    func styles() {
+        #expect(RMSNorm.Style.llama == RMSNorm.Style(weightOffset: 0, casting: .llama))
+        #expect(RMSNorm.Style.gemma == RMSNorm.Style(weightOffset: 1, casting: .gemma))
+        #expect(RMSNorm.Style.standard == RMSNorm.Style(weightOffset: 0, casting: .gemma))
+        #expect(RMSNorm.Style.llama.initialWeight == 1 && RMSNorm.Style.gemma.initialWeight == 0)
+    }
+
+    @Test("A new RMSNorm scales by 1: weight ones (llama, standard) or zeros plus offset 1 (gemma)",
+          arguments: TestDevices.all, DType.allCases)
+    func newRMSNormIsIdentityScale(device: Device, dtype: DType) throws {
+        for (name, style) in Self.styles {
+            let norm = try RMSNorm(dimensions: 48, style: style, dtype: dtype, device: device)
+            let label = "\(name) \(dtype) on \(device)"
+            let weight = try #require(norm.weight, "\(label): no weight")
+            #expect(weight.shape == [48] && weight.dtype == dtype && weight.device == device, "\(label): weight \(weight)")
+            #expect(try weight.toArray() == [Float](repeating: style.initialWeight, count: 48), "\(label): initial weight")
+            #expect(norm.dimensions == 48 && norm.style == style && norm.epsilon == 1e-6, "\(label): properties")
+            var rng = SplitMix64(label: label)
+            let x = try Input(rng.values(3 * 48), shape: [3, 48], dtype: dtype, device: device)
+            let y = try norm(x.tensor)
+            #expect(y.dtype == dtype && y.shape == [3, 48], "\(label): y is \(y)")
+            // Scale 1: the weightless reference.
+            let reference = Reference.rmsNorm(x: x.values, weight: nil, rows: 3, columns: 48, epsilon: 1e-6,
+                                              casting: style.casting, roundingDType: dtype)
+            let error = Reference.relativeError(try y.toArray(), reference.output)
+            #expect(error <= Reference.tolerance(dtype, casting: style.casting), "\(label): relative error \(error)")
+        }
+    }
+
+    @Test("Per-head and weightless RMSNorm layers", arguments: TestDevices.all)
+    func perHeadAndWeightless(device: Device) throws {
+        let perHead = try RMSNorm(dimensions: 16, style: .gemma, heads: 4, device: device)
+        #expect(perHead.weight?.shape == [4, 16] && perHead.dimensions == 16, "per-head weight \(String(describing: perHead.weight))")
+        #expect(try perHead.weight!.toArray().allSatisfy { $0 == 0 }, "gemma per-head weight starts at zeros")
+        let weightless = try RMSNorm(dimensions: 16, affine: false, device: device)
+        #expect(weightless.weight == nil)
+        var rng = SplitMix64(label: "per-head layer")
+        let x = try Tensor(rng.values(2 * 4 * 16), shape: [2, 4, 16], device: device)
+        let a = try perHead(x).toArray(), b = try weightless(x).toArray()
+        let error = Reference.relativeError(a, doubles(b))
+        #expect(error <= 1e-6, "a new per-head gemma layer and a weightless one differ on \(device): \(error)")
+        let backward = try perHead.backward(Tensor(rng.values(128), shape: [2, 4, 16], device: device), input: x)
+        #expect(backward.weight?.shape == [4, 16], "per-head dweight shape \(String(describing: backward.weight))")
+    }
+
+    @Test("RMSNorm's entry points equal the functional API bit for bit", arguments: TestDevices.all)
+    func rmsNormMatchesFunctions(device: Device) throws {
+        var rng = SplitMix64(label: "rms layer")
+        let stored = try Tensor(rng.values(64, -0.5, 0.5), dtype: .bfloat16, device: device)
+        for (name, style) in Self.styles {
+            let norm = try RMSNorm(weight: stored, epsilon: 1e-5, style: style)
+            #expect(norm.dimensions == 64)
+            let label = "\(name) on \(device)"
+            let x = try Tensor(rng.values(3 * 64), shape: [3, 64], dtype: .bfloat16, device: device)
+            let residual = try Tensor(rng.values(3 * 64), shape: [3, 64], dtype: .float32, device: device)
+            let dy = try Tensor(rng.values(3 * 64, -1, 1), shape: [3, 64], dtype: .bfloat16, device: device)
+            let functional = try rmsNorm(x, weight: stored, epsilon: 1e-5, weightOffset: style.weightOffset, casting: style.casting)
+            #expect(bits(try norm(x).toArray()) == bits(try functional.toArray()), "\(label): callAsFunction")
+
+            let layerResidual = try norm(x, residual: residual)
+            let functionalResidual = try rmsNorm(x, residual: residual, weight: stored, epsilon: 1e-5, weightOffset: style.weightOffset, casting: style.casting)
+            #expect(bits(try layerResidual.output.toArray()) == bits(try functionalResidual.output.toArray()), "\(label): residual call, y")
+            #expect(bits(try layerResidual.residual.toArray()) == bits(try functionalResidual.residual.toArray()), "\(label): residual call, s")
+
+            let forward = try norm.forward(x, residual: residual)
+            let functionalForward = try rmsNormForward(x, residual: residual, weight: stored, epsilon: 1e-5, weightOffset: style.weightOffset, casting: style.casting)
+            #expect(bits(try forward.output.toArray()) == bits(try functionalForward.output.toArray()), "\(label): forward y")
+            #expect(bits(try forward.rstd.toArray()) == bits(try functionalForward.rstd.toArray()), "\(label): forward rstd")
+            #expect(bits(try forward.output.toArray()) == bits(try layerResidual.output.toArray()), "\(label): forward and call agree")
+
+            let s = try #require(forward.residual)
+            let backward = try norm.backward(dy, input: s, rstd: forward.rstd, residualGradient: residual)
+            let functionalBackward = try rmsNormBackward(dy, input: s, weight: stored, rstd: forward.rstd, residualGradient: residual,
+                                                         epsilon: 1e-5, weightOffset: style.weightOffset)
+            #expect(bits(try backward.input.toArray()) == bits(try functionalBackward.input.toArray()), "\(label): backward dx")
+            #expect(bits(try backward.weight!.toArray()) == bits(try functionalBackward.weight!.toArray()), "\(label): backward dweight")
+            // And the layer's backward is right, not merely consistent.
+            let reference = Reference.rmsNormBackward(outputGradient: try dy.toArray(), x: try s.toArray(), weight: try stored.toArray(),
+                                                      rows: 3, columns: 64, epsilon: 1e-5, weightOffset: style.weightOffset,
+                                                      residualGradient: try residual.toArray())
+            let error = Reference.relativeError(try backward.input.toArray(), reference.input)
+            #expect(error <= Reference.tolerance(.bfloat16), "\(label): backward dx relative error \(error)")
+        }
+    }
+
+    @Test("A new LayerNorm has weight ones and bias zeros, or neither", arguments: TestDevices.all, DType.allCases)
+    func newLayerNorm(device: Device, dtype: DType) throws {
+        let norm = try LayerNorm(dimensions: 40, dtype: dtype, device: device)
+        let label = "\(dtype) on \(device)"
+        #expect(norm.dimensions == 40 && norm.epsilon == 1e-5)
+        #expect(try norm.weight?.toArray() == [Float](repeating: 1, count: 40), "\(label): weight")
+        #expect(try norm.bias?.toArray() == [Float](repeating: 0, count: 40), "\(label): bias")
+        #expect(norm.weight?.dtype == dtype && norm.bias?.dtype == dtype && norm.weight?.device == device, "\(label): parameter dtype/device")
+        let noBias = try LayerNorm(dimensions: 40, bias: false, device: device)
+        #expect(noBias.weight != nil && noBias.bias == nil, "\(label): bias: false")
+        let plain = try LayerNorm(dimensions: 40, affine: false, device: device)
+        #expect(plain.weight == nil && plain.bias == nil, "\(label): affine: false")
+
+        var rng = SplitMix64(label: "new layernorm \(dtype)")
+        let x = try Input(rng.values(2 * 40, -1, 3), shape: [2, 40], dtype: dtype, device: device)
+        let reference = Reference.layerNorm(x: x.values, weight: nil, bias: nil, rows: 2, columns: 40, epsilon: 1e-5)
+        for (name, layer) in [("affine", norm), ("no bias", noBias), ("no affine", plain)] {
+            let y = try layer(x.tensor)
+            #expect(y.dtype == dtype, "\(label) \(name): y dtype \(y.dtype)")
+            let error = Reference.relativeError(try y.toArray(), reference.output)
+            #expect(error <= Reference.tolerance(dtype), "\(label) \(name): a new layer is not the plain normalization: \(error)")
+        }
+    }
+
+    @Test("LayerNorm's entry points equal the functional API bit for bit", arguments: TestDevices.all)
+    func layerNormMatchesFunctions(device: Device) throws {
+        var rng = SplitMix64(label: "layer layer")
+        let weight = try Tensor(rng.values(72, 0.5, 1.5), device: device)
+        let bias = try Tensor(rng.values(72, -0.5, 0.5), dtype: .bfloat16, device: device)
+        let norm = try LayerNorm(weight: weight, bias: bias, dimensions: 72, epsilon: 1e-4)
+        let x = try Tensor(rng.values(4 * 72), shape: [4, 72], dtype: .float16, device: device)
+        let residual = try Tensor(rng.values(4 * 72), shape: [4, 72], device: device)
+        let dy = try Tensor(rng.values(4 * 72, -1, 1), shape: [4, 72], device: device)
+        let label = "on \(device)"
+        #expect(bits(try norm(x).toArray()) == bits(try layerNorm(x, weight: weight, bias: bias, epsilon: 1e-4).toArray()), "\(label): call")
+        let call = try norm(x, residual: residual)
+        let functional = try layerNorm(x, residual: residual, weight: weight, bias: bias, epsilon: 1e-4)
+        #expect(bits(try call.output.toArray()) == bits(try functional.output.toArray()), "\(label): residual call y")
+        #expect(bits(try call.residual.toArray()) == bits(try functional.residual.toArray()), "\(label): residual call s")
+        let forward = try norm.forward(x)
+        let functionalForward = try layerNormForward(x, weight: weight, bias: bias, epsilon: 1e-4)
+        #expect(bits(try forward.output.toArray()) == bits(try functionalForward.output.toArray()), "\(label): forward y")
+        #expect(bits(try forward.mean!.toArray()) == bits(try functionalForward.mean!.toArray()), "\(label): forward mean")
+        let backward = try norm.backward(dy, input: x, mean: forward.mean, rstd: forward.rstd)
+        let functionalBackward = try layerNormBackward(dy, input: x, weight: weight, bias: bias, mean: forward.mean, rstd: forward.rstd, epsilon: 1e-4)
+        #expect(bits(try backward.input.toArray()) == bits(try functionalBackward.input.toArray()), "\(label): backward dx")
+        #expect(bits(try backward.weight!.toArray()) == bits(try functionalBackward.weight!.toArray()), "\(label): backward dweight")
+        #expect(bits(try backward.bias!.toArray()) == bits(try functionalBackward.bias!.toArray()), "\(label): backward dbias")
+        #expect(backward.bias?.dtype == .bfloat16, "\(label): dbias takes the bias's dtype")
+        let reference = Reference.layerNormBackward(outputGradient: try dy.toArray(), x: try x.toArray(), weight: try weight.toArray(),
+                                                    hasBias: true, rows: 4, columns: 72, epsilon: 1e-4)
+        let error = Reference.relativeError(try backward.bias!.toArray(), reference.bias!)
+        #expect(error <= Reference.tolerance(.bfloat16), "\(label): dbias relative error \(error)")
+    }
+}
