@@ -6,9 +6,10 @@ import Foundation
 ///
 /// Every operation, dtype and row length N runs over a fixed number of elements per tensor (rows =
 /// elements / N), large enough to leave the caches behind, into preallocated outputs. A row reports the
-/// median time after a warm-up, the bytes the operation must move (each input read once, each output
+/// median time after warm-up runs, the bytes the operation must move (each input read once, each output
 /// written once), GB/s, and that as a fraction of the bandwidth of a large `Tensor.copy(into:)` measured
-/// just before the same operation and dtype.
+/// just before the same operation and dtype. Consecutive runs of a small shape use different buffers, so
+/// that no run finds its inputs in a cache.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -33,10 +34,19 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Elements per tensor; rows = elements / N (default 2^26: 256 MB per float32 tensor).", transform: ListArgument.positiveInteger)
     var elements: Int = 1 << 26
 
-    @Option(help: "The most timed runs per measurement, after one warm-up run.")
-    var repeats = 5
+    @Option(help: "Row counts to run every N with, comma-separated, instead of elements / N (e.g. decode shapes 1,8,32).", transform: ListArgument.columns)
+    var rows: [Int]?
 
-    @Option(help: "Stop repeating a measurement once its timed runs took this many seconds (after at least one).")
+    @Option(help: "Per-head norm: x is (rows / heads, heads, N) with a (heads, N) weight.")
+    var heads = 1
+
+    @Option(help: "x, the residual and dy are every k-th row of a larger tensor.")
+    var rowStep = 1
+
+    @Option(help: "The most timed runs per measurement (default: 5 on the CPU, 50 on a GPU).")
+    var repeats: Int?
+
+    @Option(help: "Stop adding timed runs to a measurement once they took this many seconds (after at least one).")
     var timeLimit = 2.0
 
     @Option(help: "Write the results to this file as a JSON array.")
@@ -49,7 +59,12 @@ struct BenchCommand: ParsableCommand {
     var seed: UInt64 = 1
 
     func validate() throws {
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+        if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
+        guard heads >= 1 else { throw ValidationError("--heads must be at least 1, got \(heads)") }
+        guard rowStep >= 1 else { throw ValidationError("--row-step must be at least 1, got \(rowStep)") }
+        if let rows, let bad = rows.first(where: { $0 % heads != 0 }) {
+            throw ValidationError("--rows \(bad) is not a multiple of --heads \(heads)")
+        }
         guard timeLimit > 0, timeLimit.isFinite else { throw ValidationError("--time-limit must be a positive number of seconds") }
         for path in [json, svg].compactMap({ $0 }) {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -62,14 +77,17 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         let console = Console.current
         let device = try self.device.resolve()
-        let operations = ops ?? BenchOperation.allCases
-        let dtypes = self.dtypes ?? DType.allCases
-        let columns = cols ?? BenchCommand.defaultColumns
+        let operations = ops ?? BenchOperation.allCases, dtypes = self.dtypes ?? DType.allCases
+        let shapes = self.shapes()
+        let sampler = BenchSampler(
+            timer: HostClockTimer(device: device), warmups: device == .cpu ? 1 : 5,
+            repeats: repeats ?? (device == .cpu ? 5 : 50), timeLimit: timeLimit)
         console.print(
-            "fusednorm bench on \(device): \(operations.count) operations x \(dtypes.count) dtypes x \(columns.count) row lengths, "
-                + "\(elements) elements per tensor, median of up to \(repeats) runs after a warm-up")
+            "fusednorm bench on \(device): \(operations.count) operations x \(dtypes.count) dtypes x \(shapes.count) shapes, "
+                + (rows == nil ? "\(elements) elements per tensor, " : "")
+                + "median of up to \(sampler.repeats) runs after \(sampler.warmups) warm-up run\(sampler.warmups == 1 ? "" : "s")")
 
-        let records = try measure(device: device, operations: operations, dtypes: dtypes, columns: columns, console: console)
+        let records = try measure(device: device, operations: operations, dtypes: dtypes, shapes: shapes, sampler: sampler, console: console)
         console.print()
         for line in table(records).lines { console.print(line) }
 
@@ -79,81 +97,104 @@ struct BenchCommand: ParsableCommand {
         try AtomicFiles.writeAll(files)
     }
 
-    /// The timer for `device`: the host clock for now; a CUDA-event timer can be returned for GPUs.
-    func timer(for device: Device) -> any BenchTimer {
-        HostClockTimer(device: device)
+    /// Every shape to measure: each N with elements / N rows (a multiple of the heads), or with each of `--rows`.
+    func shapes() -> [BenchShape] {
+        (cols ?? BenchCommand.defaultColumns).flatMap { n in
+            (rows ?? [max(1, elements / (n * heads)) * heads]).map { BenchShape(rows: $0, columns: n, heads: heads, rowStep: rowStep) }
+        }
+    }
+
+    /// The timer for `device`: CUDA events on a GPU (with large copies queued first to keep it busy while
+    /// the timed runs are queued), the host clock on the CPU.
+    func timer(for device: Device, arena: BenchArena) throws -> any BenchTimer {
+        guard case .cuda = device else { return HostClockTimer(device: device) }
+        let copy = try arena.copyCall()
+        return CUDAEventTimer(device: device) { for run in 0..<8 { try copy.run(run) } }
     }
 
     /// Runs every measurement, the copy bandwidth again before each operation and dtype. Sorted by
-    /// operation, dtype and N.
+    /// operation, dtype, N and rows.
     func measure(
-        device: Device, operations: [BenchOperation], dtypes: [DType], columns: [Int], console: Console
+        device: Device, operations: [BenchOperation], dtypes: [DType], shapes: [BenchShape], sampler: BenchSampler,
+        console: Console
     ) throws -> [BenchRecord] {
-        let sampler = BenchSampler(timer: timer(for: device), repeats: repeats, timeLimit: timeLimit)
         var generator = SeededGenerator(seed: seed)
-        let progress = Progress("bench", total: dtypes.count * operations.count * columns.count, console: console)
+        let progress = Progress("bench", total: dtypes.count * operations.count * shapes.count, console: console)
+        let capacity = max(elements, shapes.map(\.outputSpan).max() ?? 1)
         var records: [BenchRecord] = []
         for dtype in dtypes {
             progress.update(completed: records.count, detail: "filling \(dtype) inputs")
-            let arena = try BenchArena(dtype: dtype, device: device, capacity: max(elements, columns.max() ?? 1), generator: &generator)
+            let arena = try BenchArena(dtype: dtype, device: device, capacity: capacity, rowStep: rowStep, generator: &generator)
+            var sampler = sampler
+            sampler.timer = try timer(for: device, arena: arena)
             for operation in operations {
                 progress.update(completed: records.count, detail: "copy \(dtype)")
                 let copy = try arena.copyCall()
-                let copyGbps = Double(copy.bytes) / (try sampler.measure(copy.run).medianSeconds) / 1e9
-                for n in columns {
-                    progress.update(completed: records.count, detail: "\(operation.rawValue) \(dtype) N=\(n)")
-                    let rows = max(1, elements / n)
-                    let call = try arena.call(operation, rows: rows, columns: n, generator: &generator)
-                    let sample = try sampler.measure(call.run)
+                let copyGbps = Double(copy.bytes) / (try sampler.measure(copy).medianSeconds) / 1e9
+                for shape in shapes {
+                    progress.update(completed: records.count, detail: "\(operation.rawValue) \(dtype) \(shape.rows)x\(shape.columns)")
+                    let sets = min(arena.availableSets(shape), sampler.warmups + sampler.repeats)
+                    let call = try arena.call(operation, shape: shape, sets: sets, generator: &generator)
+                    let sample = try sampler.measure(call)
                     let gbps = Double(call.bytes) / sample.medianSeconds / 1e9
                     records.append(BenchRecord(
-                        op: operation.rawValue, dtype: dtype.rawValue, device: device.description, rows: rows, cols: n,
-                        medianSeconds: sample.medianSeconds, microseconds: sample.medianSeconds * 1e6, bytes: call.bytes,
-                        gbps: gbps, copyGbps: copyGbps, fractionOfCopy: gbps / copyGbps, repeats: sample.repeats))
+                        op: operation.rawValue, dtype: dtype.rawValue, device: device.description, rows: shape.rows,
+                        cols: shape.columns, heads: shape.heads, rowStep: shape.rowStep, medianSeconds: sample.medianSeconds,
+                        microseconds: sample.medianSeconds * 1e6, bytes: call.bytes, gbps: gbps, copyGbps: copyGbps,
+                        fractionOfCopy: gbps / copyGbps, repeats: sample.repeats,
+                        hostMicroseconds: sample.hostSecondsPerRun.map { $0 * 1e6 }))
                 }
             }
         }
         progress.finish()
         let operationOrder = operations.map(\.rawValue), dtypeOrder = dtypes.map(\.rawValue)
-        return records.sorted {
-            ($0.op == $1.op ? ($0.dtype == $1.dtype ? 0 : 1) : 2) == 2
-                ? operationOrder.firstIndex(of: $0.op)! < operationOrder.firstIndex(of: $1.op)!
-                : $0.dtype != $1.dtype ? dtypeOrder.firstIndex(of: $0.dtype)! < dtypeOrder.firstIndex(of: $1.dtype)! : $0.cols < $1.cols
+        func key(_ record: BenchRecord) -> [Int] {
+            [operationOrder.firstIndex(of: record.op) ?? 0, dtypeOrder.firstIndex(of: record.dtype) ?? 0, record.cols, record.rows]
         }
+        return records.sorted { key($0).lexicographicallyPrecedes(key($1)) }
     }
 
-    /// The results, one row per measurement.
+    /// The results, one row per measurement; host time, heads and row step only when they say something.
     func table(_ records: [BenchRecord]) -> TextTable {
-        var table = TextTable(
-            headers: ["op", "dtype", "rows", "N", "us", "GB/s", "copy GB/s", "of copy", "runs"],
-            alignments: [.left, .left, .right, .right, .right, .right, .right, .right, .right])
-        for record in records {
-            table.append([
-                record.op, record.dtype, "\(record.rows)", "\(record.cols)", String(format: "%.1f", record.microseconds),
-                String(format: "%.2f", record.gbps), String(format: "%.2f", record.copyGbps),
-                String(format: "%.0f%%", record.fractionOfCopy * 100), "\(record.repeats)",
-            ])
+        var columns: [(header: String, alignment: TextTable.Alignment, cell: (BenchRecord) -> String)] = [
+            ("op", .left, { $0.op }), ("dtype", .left, { $0.dtype }), ("rows", .right, { "\($0.rows)" }), ("N", .right, { "\($0.cols)" }),
+        ]
+        if records.contains(where: { $0.heads != 1 }) { columns.append(("heads", .right, { "\($0.heads)" })) }
+        if records.contains(where: { $0.rowStep != 1 }) { columns.append(("row step", .right, { "\($0.rowStep)" })) }
+        columns.append(("us", .right, { String(format: "%.1f", $0.microseconds) }))
+        if records.contains(where: { $0.hostMicroseconds != nil }) {
+            columns.append(("host us", .right, { $0.hostMicroseconds.map { String(format: "%.1f", $0) } ?? "-" }))
         }
+        columns += [
+            ("GB/s", .right, { String(format: "%.2f", $0.gbps) }), ("copy GB/s", .right, { String(format: "%.2f", $0.copyGbps) }),
+            ("of copy", .right, { String(format: "%.0f%%", $0.fractionOfCopy * 100) }), ("runs", .right, { "\($0.repeats)" }),
+        ]
+        var table = TextTable(headers: columns.map(\.header), alignments: columns.map(\.alignment))
+        for record in records { table.append(columns.map { $0.cell(record) }) }
         return table
     }
 
-    /// GB/s against N, one series per operation and dtype, with the median copy bandwidth as a line.
+    /// GB/s against N, one series per operation and dtype (and row count, with `--rows`), with the median
+    /// copy bandwidth as a line.
     func plot(_ records: [BenchRecord], device: Device) -> SVGPlot {
-        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
         let dashes: [String: String] = ["float16": "6 3", "bfloat16": "2 3"]
         var series: [SVGPlot.Series] = []
-        for record in records {
-            let name = "\(record.op) \(record.dtype)"
-            if series.last?.name != name {
-                let operationIndex = BenchOperation.allCases.firstIndex { $0.rawValue == record.op } ?? 0
-                series.append(SVGPlot.Series(name: name, points: [], color: colors[operationIndex % colors.count], dash: dashes[record.dtype]))
+        for record in records.sorted(by: { ($0.op, $0.dtype, $0.rows, $0.cols) < ($1.op, $1.dtype, $1.rows, $1.cols) }) {
+            let name = "\(record.op) \(record.dtype)" + (rows == nil ? "" : " rows=\(record.rows)")
+            if !series.contains(where: { $0.name == name }) {
+                let colorIndex = (BenchOperation.allCases.firstIndex { $0.rawValue == record.op } ?? 0) + (rows?.firstIndex(of: record.rows) ?? 0) * 5
+                series.append(SVGPlot.Series(name: name, points: [], color: colors[colorIndex % colors.count], dash: dashes[record.dtype]))
             }
-            series[series.count - 1].points.append((Double(record.cols), record.gbps))
+            series[series.firstIndex { $0.name == name }!].points.append((Double(record.cols), record.gbps))
         }
         let copies = Set(records.map(\.copyGbps)).sorted()
         let copyMedian = copies.isEmpty ? 0 : copies[copies.count / 2]
+        var subtitle = rows == nil ? "\(elements) elements per tensor" : "rows \(rows!.map(String.init).joined(separator: ", "))"
+        if heads > 1 { subtitle += ", \(heads) heads" }
+        if rowStep > 1 { subtitle += ", every \(rowStep) rows" }
         return SVGPlot(
-            title: "fusednorm bench on \(device): \(elements) elements per tensor",
+            title: "fusednorm bench on \(device): \(subtitle)",
             xLabel: "row length N (log2 scale)", yLabel: "GB/s (bytes read + written / median time)", series: series,
             referenceLines: [SVGPlot.ReferenceLine(
                 label: String(format: "copy %.1f GB/s (median of %d)", copyMedian, copies.count), y: copyMedian, color: "#000000")])

@@ -51,6 +51,30 @@ struct CheckAndBenchCommandTests {
     }
 
     @Test
+    func benchRunsPerHeadStridedShapesWithGivenRowCounts() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let outcome = runFusedNorm([
+            "bench", "--device", "cpu", "--ops", "rmsnorm_backward,layernorm", "--dtypes", "float16", "--cols", "8",
+            "--rows", "3,6", "--heads", "3", "--row-step", "2", "--elements", "512", "--repeats", "3", "--json", folder.file("bench.json"),
+        ])
+        #expect(outcome.status == 0, "\(outcome.error)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: folder.file("bench.json")))
+        let records = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        #expect(records.map { $0["rows"] as? Int } == [3, 6, 3, 6])
+        #expect(records.allSatisfy { $0["heads"] as? Int == 3 && $0["row_step"] as? Int == 2 })
+        // rmsnorm_backward, 3 rows of 8 float16: x, dy, dx (48 bytes each), weight and dweight (3 x 8 each), rstd.
+        #expect(records.first?["bytes"] as? Int == 3 * 48 + 2 * 48 + 12)
+    }
+
+    @Test
+    func benchRejectsRowCountsThatAreNotWholeHeads() {
+        let outcome = runFusedNorm(["bench", "--device", "cpu", "--cols", "8", "--rows", "4", "--heads", "3"])
+        #expect(outcome.status != 0)
+        #expect(outcome.error.hasPrefix("error: --rows 4 is not a multiple of --heads 3"))
+    }
+
+    @Test
     func benchRejectsUnknownOperations() {
         let outcome = runFusedNorm(["bench", "--ops", "rmsnorm,softmax"])
         #expect(outcome.status != 0)

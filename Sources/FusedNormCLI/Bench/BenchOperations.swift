@@ -16,34 +16,52 @@ enum BenchOperation: String, CaseIterable, Sendable {
     }
 }
 
-/// One operation call ready to be timed, and the bytes it must move.
+/// What one measurement runs over: `rows` rows of N elements, as x (rows / heads, heads, N) with a
+/// per-head (heads, N) weight when `heads` > 1, and inputs that are every `rowStep`-th row of a larger tensor.
+struct BenchShape: Sendable, Equatable {
+    var rows: Int
+    var columns: Int
+    var heads = 1
+    var rowStep = 1
+
+    var xShape: [Int] { heads > 1 ? [rows / heads, heads, columns] : [rows, columns] }
+    var parameterShape: [Int] { heads > 1 ? [heads, columns] : [columns] }
+    /// Elements of the input region one run reads x from (gaps between strided rows included).
+    var inputSpan: Int { rows * columns * rowStep }
+    var outputSpan: Int { rows * columns }
+}
+
+/// One operation ready to be timed, and the bytes each run must move.
 struct BenchCall {
     /// Each input read once and each output written once.
     var bytes: Int
-    var run: () throws -> Void
+    /// Run `i` uses buffer set `i % sets`, so that consecutive runs read memory no recent run touched.
+    var run: (Int) throws -> Void
 }
 
-/// Large tensors of one dtype on one device, allocated once, that every row length views as (rows, N):
-/// two inputs holding random values (never zeros) and two outputs.
+/// Large tensors of one dtype on one device, allocated once, that every shape views: two inputs holding
+/// random values (never zeros) and two outputs, each viewed as consecutive buffer sets of one shape.
 struct BenchArena {
     let dtype: DType
     let device: Device
-    /// Elements of each tensor.
+    /// Elements of each output; each input holds `rowStep` times as many.
     let capacity: Int
-    /// x and the second input (the residual or dy); shape [1, capacity].
+    let rowStep: Int
+    /// x and the second input (the residual or dy); shape [1, capacity * rowStep].
     let inputs: [Tensor]
     /// y or dx, and s or the forward output of a backward benchmark; shape [1, capacity].
     let outputs: [Tensor]
 
-    init(dtype: DType, device: Device, capacity: Int, generator: inout SeededGenerator) throws {
+    init(dtype: DType, device: Device, capacity: Int, rowStep: Int, generator: inout SeededGenerator) throws {
         self.dtype = dtype
         self.device = device
         self.capacity = capacity
+        self.rowStep = rowStep
         inputs = try (0..<2).map { _ in
-            let tensor = try Tensor.zeros([1, capacity], dtype: dtype, device: device)
+            let tensor = try Tensor.zeros([1, capacity * rowStep], dtype: dtype, device: device)
             let chunk = 1 << 20
-            for start in stride(from: 0, to: capacity, by: chunk) {
-                let end = min(capacity, start + chunk)
+            for start in stride(from: 0, to: tensor.columns, by: chunk) {
+                let end = min(tensor.columns, start + chunk)
                 try tensor.columns(start..<end).write(generator.uniform(end - start, in: -2...2))
             }
             return tensor
@@ -51,26 +69,26 @@ struct BenchArena {
         outputs = try (0..<2).map { _ in try Tensor.zeros([1, capacity], dtype: dtype, device: device) }
     }
 
-    /// The first `rows * columns` elements of `tensor` as a (rows, columns) tensor.
-    func view(_ tensor: Tensor, rows: Int, columns: Int) throws -> Tensor {
-        try tensor.columns(0..<rows * columns).reshaped([rows, columns])
+    /// How many disjoint buffer sets of `shape` the arena holds.
+    func availableSets(_ shape: BenchShape) -> Int {
+        max(1, min(inputs[0].columns / shape.inputSpan, capacity / shape.outputSpan))
     }
 
-    /// A copy of the whole first input into the first output with `Tensor.copy(into:)`: the bandwidth
-    /// yardstick. On the CPU the copy is split into one contiguous part per thread of
-    /// ``FusedNorm/CPUSettings/threadCount``, copied at once, so that it uses the cores the kernels use
-    /// (one `copy(into:)` is a single-threaded `memcpy`, which few machines saturate memory with).
+    /// A copy of the first output's worth of the first input into the first output with
+    /// `Tensor.copy(into:)`: the bandwidth yardstick. On the CPU the copy is split into one contiguous part
+    /// per thread of ``FusedNorm/CPUSettings/threadCount``, copied at once, so that it uses the cores the
+    /// kernels use (one `copy(into:)` is a single-threaded `memcpy`, which few machines saturate memory with).
     func copyCall() throws -> BenchCall {
-        let source = inputs[0], destination = outputs[0], capacity = capacity
+        let source = try inputs[0].columns(0..<capacity), destination = outputs[0], capacity = capacity
         let parts = device == .cpu ? max(1, min(CPUSettings.threadCount, capacity / 4096)) : 1
         let bounds = (0...parts).map { part in
-            // Part boundaries on 64-byte multiples, so that no two threads write one cache line.
+            // Part boundaries on multiples of 32 elements, so that no two threads write one cache line.
             part == parts ? capacity : (capacity / parts * part) / 32 * 32
         }
         let pieces = try (0..<parts).map { part in
             (try source.columns(bounds[part]..<bounds[part + 1]), try destination.columns(bounds[part]..<bounds[part + 1]))
         }
-        return BenchCall(bytes: 2 * capacity * dtype.byteCount) {
+        return BenchCall(bytes: 2 * capacity * dtype.byteCount) { _ in
             if pieces.count == 1 { return try source.copy(into: destination) }
             let failures = Mutex<[any Error]>([])
             DispatchQueue.concurrentPerform(iterations: pieces.count) { part in
@@ -80,42 +98,60 @@ struct BenchArena {
         }
     }
 
-    /// `operation` over `rows` rows of `columns` elements, with preallocated outputs. Statistics a
-    /// backward pass reads are computed here, untimed.
-    func call(_ operation: BenchOperation, rows: Int, columns: Int, generator: inout SeededGenerator) throws -> BenchCall {
-        let x = try view(inputs[0], rows: rows, columns: columns)
-        let second = try view(inputs[1], rows: rows, columns: columns)
-        let output = try view(outputs[0], rows: rows, columns: columns)
-        let secondOutput = try view(outputs[1], rows: rows, columns: columns)
-        let weight = try Tensor(generator.uniform(columns, in: 0.5...1.5), shape: [columns], dtype: dtype, device: device)
-        let bias = try Tensor(generator.uniform(columns, in: -0.5...0.5), shape: [columns], dtype: dtype, device: device)
-        let tensorBytes = rows * columns * dtype.byteCount, parameterBytes = columns * dtype.byteCount
-        let statisticBytes = rows * 4
+    /// `operation` over `shape` with preallocated outputs, rotating over `sets` buffer sets. Statistics a
+    /// backward pass reads are computed here for every set, untimed.
+    func call(_ operation: BenchOperation, shape: BenchShape, sets: Int, generator: inout SeededGenerator) throws -> BenchCall {
+        let weight = try Tensor(generator.uniform(shape.heads * shape.columns, in: 0.5...1.5), shape: shape.parameterShape, dtype: dtype, device: device)
+        let bias = try Tensor(generator.uniform(shape.heads * shape.columns, in: -0.5...0.5), shape: shape.parameterShape, dtype: dtype, device: device)
+        let tensorBytes = shape.rows * shape.columns * dtype.byteCount
+        let parameterBytes = shape.heads * shape.columns * dtype.byteCount, statisticBytes = shape.rows * 4
+        let views = try (0..<sets).map { set in
+            (x: try inputView(inputs[0], set: set, shape: shape), second: try inputView(inputs[1], set: set, shape: shape),
+             output: try outputView(outputs[0], set: set, shape: shape), secondOutput: try outputView(outputs[1], set: set, shape: shape))
+        }
 
         switch operation {
         case .rmsnorm:
-            return BenchCall(bytes: 2 * tensorBytes + parameterBytes + statisticBytes) {
-                _ = try rmsNormForward(x, weight: weight, output: output)
+            return BenchCall(bytes: 2 * tensorBytes + parameterBytes + statisticBytes) { run in
+                let set = views[run % sets]
+                _ = try rmsNormForward(set.x, weight: weight, output: set.output)
             }
         case .rmsnormResidual:
-            return BenchCall(bytes: 4 * tensorBytes + parameterBytes + statisticBytes) {
-                _ = try rmsNormForward(x, residual: second, weight: weight, output: output, residualOutput: secondOutput)
+            return BenchCall(bytes: 4 * tensorBytes + parameterBytes + statisticBytes) { run in
+                let set = views[run % sets]
+                _ = try rmsNormForward(set.x, residual: set.second, weight: weight, output: set.output, residualOutput: set.secondOutput)
             }
         case .rmsnormBackward:
-            let rstd = try rmsNormForward(x, weight: weight, output: secondOutput).rstd
-            return BenchCall(bytes: 3 * tensorBytes + 2 * parameterBytes + statisticBytes) {
-                _ = try rmsNormBackward(second, input: x, weight: weight, rstd: rstd, inputGradient: output)
+            let rstds = try views.map { try rmsNormForward($0.x, weight: weight, output: $0.secondOutput).rstd }
+            return BenchCall(bytes: 3 * tensorBytes + 2 * parameterBytes + statisticBytes) { run in
+                let set = views[run % sets]
+                _ = try rmsNormBackward(set.second, input: set.x, weight: weight, rstd: rstds[run % sets], inputGradient: set.output)
             }
         case .layernorm:
-            return BenchCall(bytes: 2 * tensorBytes + 2 * parameterBytes + 2 * statisticBytes) {
-                _ = try layerNormForward(x, weight: weight, bias: bias, output: output)
+            return BenchCall(bytes: 2 * tensorBytes + 2 * parameterBytes + 2 * statisticBytes) { run in
+                let set = views[run % sets]
+                _ = try layerNormForward(set.x, weight: weight, bias: bias, output: set.output)
             }
         case .layernormBackward:
-            let saved = try layerNormForward(x, weight: weight, bias: bias, output: secondOutput)
-            return BenchCall(bytes: 3 * tensorBytes + 3 * parameterBytes + 2 * statisticBytes) {
+            let saved = try views.map { try layerNormForward($0.x, weight: weight, bias: bias, output: $0.secondOutput) }
+            return BenchCall(bytes: 3 * tensorBytes + 3 * parameterBytes + 2 * statisticBytes) { run in
+                let set = views[run % sets], statistics = saved[run % sets]
                 _ = try layerNormBackward(
-                    second, input: x, weight: weight, bias: bias, mean: saved.mean, rstd: saved.rstd, inputGradient: output)
+                    set.second, input: set.x, weight: weight, bias: bias, mean: statistics.mean, rstd: statistics.rstd,
+                    inputGradient: set.output)
             }
         }
+    }
+
+    /// Buffer set `set` of an input: every `rowStep`-th row of its region, shaped like x.
+    private func inputView(_ tensor: Tensor, set: Int, shape: BenchShape) throws -> Tensor {
+        let region = try tensor.columns(set * shape.inputSpan..<(set + 1) * shape.inputSpan)
+            .reshaped([shape.rows * shape.rowStep, shape.columns])
+        return try region.rows(0..<shape.rows * shape.rowStep, step: shape.rowStep).reshaped(shape.xShape)
+    }
+
+    /// Buffer set `set` of an output, contiguous, shaped like x.
+    private func outputView(_ tensor: Tensor, set: Int, shape: BenchShape) throws -> Tensor {
+        try tensor.columns(set * shape.outputSpan..<(set + 1) * shape.outputSpan).reshaped(shape.xShape)
     }
 }

@@ -5,8 +5,13 @@ struct BenchRecord: Codable, Equatable {
     var op: String
     var dtype: String
     var device: String
+    /// Rows of N normalized (all heads together).
     var rows: Int
     var cols: Int
+    /// x is (rows / heads, heads, N) with a (heads, N) weight when above 1.
+    var heads: Int
+    /// x, the residual and dy are every `rowStep`-th row of a larger tensor when above 1.
+    var rowStep: Int
     /// The median over the timed runs.
     var medianSeconds: Double
     /// ``medianSeconds`` in microseconds.
@@ -21,14 +26,18 @@ struct BenchRecord: Codable, Equatable {
     var fractionOfCopy: Double
     /// How many timed runs the median is over.
     var repeats: Int
+    /// Host time to queue one run, when the timer measures it apart from device time (CUDA events).
+    var hostMicroseconds: Double?
 
     enum CodingKeys: String, CodingKey {
-        case op, dtype, device, rows, cols
+        case op, dtype, device, rows, cols, heads
+        case rowStep = "row_step"
         case medianSeconds = "median_seconds"
         case microseconds, bytes, gbps
         case copyGbps = "copy_gbps"
         case fractionOfCopy = "fraction_of_copy"
         case repeats
+        case hostMicroseconds = "host_microseconds"
     }
 
     /// The records as a JSON array (keys sorted, one object per line group).

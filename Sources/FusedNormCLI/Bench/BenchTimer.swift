@@ -1,49 +1,101 @@
 import FusedNorm
 
-/// Measures how long work submitted to a device takes.
-///
-/// ``HostClockTimer`` serves every device; a GPU timer based on CUDA events (recorded on the stream
-/// around the work, then synchronized and read with `cuEventElapsedTime`) can implement the same protocol.
-protocol BenchTimer {
-    /// Seconds from submitting `work` to the device until it has finished there.
-    func time(_ work: () throws -> Void) throws -> Double
+/// The times of consecutive runs of one call, as a ``BenchTimer`` measured them.
+struct BenchTiming {
+    /// Seconds each run took on the device.
+    var seconds: [Double]
+    /// Host seconds spent queuing one run, when the timer can tell them apart from device time.
+    var hostSecondsPerRun: Double?
 }
 
-/// Times with the host's monotonic clock around the call followed by `device.synchronize()`.
+/// Measures how long work submitted to a device takes.
+protocol BenchTimer {
+    /// Times `count` runs of `work`, called with `0..<count` in order.
+    func time(runs count: Int, _ work: (Int) throws -> Void) throws -> BenchTiming
+}
+
+/// Times each run with the host's monotonic clock around the call followed by `device.synchronize()`.
+/// Serves every device; on a GPU it includes launch overhead.
 struct HostClockTimer: BenchTimer {
     var device: Device
 
-    func time(_ work: () throws -> Void) throws -> Double {
-        try device.synchronize()  // earlier work must not be counted
-        let start = ContinuousClock.now
-        try work()
-        try device.synchronize()
-        return (ContinuousClock.now - start).seconds
+    func time(runs count: Int, _ work: (Int) throws -> Void) throws -> BenchTiming {
+        var seconds: [Double] = []
+        for run in 0..<count {
+            try device.synchronize()  // earlier work must not be counted
+            let start = ContinuousClock.now
+            try work(run)
+            try device.synchronize()
+            seconds.append((ContinuousClock.now - start).seconds)
+        }
+        return BenchTiming(seconds: seconds)
     }
 }
 
-/// The median of repeated timings after a warm-up run.
+/// Times GPU runs with CUDA events recorded between them on the stream.
+///
+/// `busyWork` (large copies) is queued first, so that the GPU is busy while the host queues the timed
+/// runs and no launch gap is timed; then an event before the first run and after every run; the time of
+/// run i is the time between events i and i + 1.
+struct CUDAEventTimer: BenchTimer {
+    var device: Device
+    var busyWork: () throws -> Void
+
+    func time(runs count: Int, _ work: (Int) throws -> Void) throws -> BenchTiming {
+        let events = try (0...count).map { _ in try CUDAEvent(device: device) }
+        try device.synchronize()
+        try busyWork()
+        let hostStart = ContinuousClock.now
+        try events[0].record()
+        for run in 0..<count {
+            try work(run)
+            try events[run + 1].record()
+        }
+        let hostSeconds = (ContinuousClock.now - hostStart).seconds
+        try events[count].synchronize()
+        let seconds = try (0..<count).map { Double(try events[$0 + 1].elapsedMilliseconds(since: events[$0])) / 1000 }
+        return BenchTiming(seconds: seconds, hostSecondsPerRun: hostSeconds / Double(count))
+    }
+}
+
+/// The median of repeated timings after warm-up runs.
 struct BenchSampler {
     var timer: any BenchTimer
+    /// Untimed runs first (caches, page faults, kernel compilation).
+    var warmups: Int
     /// The most timed runs of one measurement.
     var repeats: Int
-    /// Stop repeating once the timed runs took this long together (after at least one).
+    /// Stop adding timed runs once they took this many seconds together (after at least one).
     var timeLimit: Double
 
-    /// A measurement: the median and how many timed runs it is the median of.
+    /// A measurement: the median over the timed runs, how many there were, and host time per run when known.
     struct Sample {
         var medianSeconds: Double
         var repeats: Int
+        var hostSecondsPerRun: Double?
     }
 
-    /// Runs `work` once untimed (caches, page faults, kernel compilation), then times it up to ``repeats`` times.
-    func measure(_ work: () throws -> Void) throws -> Sample {
-        try work()
-        var times: [Double] = []
-        while times.count < repeats, times.reduce(0, +) < timeLimit || times.isEmpty {
-            times.append(try timer.time(work))
+    /// Runs `call` ``warmups`` times, then times it: one run, then as many more as fit in the time limit
+    /// (up to ``repeats``) in one batch. Run `i` overall is `call.run(i)`.
+    func measure(_ call: BenchCall) throws -> Sample {
+        for run in 0..<warmups { try call.run(run) }
+        var seconds: [Double] = [], hostSeconds = 0.0, hostRuns = 0
+        while seconds.count < repeats {
+            let spent = seconds.reduce(0, +)
+            if !seconds.isEmpty, spent >= timeLimit { break }
+            let count = seconds.isEmpty
+                ? 1 : min(repeats - seconds.count, max(1, Int((timeLimit - spent) / max(seconds.max()!, 1e-9))))
+            let first = warmups + seconds.count
+            let timing = try timer.time(runs: count) { try call.run(first + $0) }
+            seconds += timing.seconds
+            if let host = timing.hostSecondsPerRun {
+                hostSeconds += host * Double(count)
+                hostRuns += count
+            }
         }
-        return Sample(medianSeconds: median(times), repeats: times.count)
+        return Sample(
+            medianSeconds: median(seconds), repeats: seconds.count,
+            hostSecondsPerRun: hostRuns > 0 ? hostSeconds / Double(hostRuns) : nil)
     }
 
     /// The middle value (the mean of the two middle values for an even count).
