@@ -45,6 +45,11 @@ struct CUDAKernelCompileTests {
         if architecture == 90 {
             #expect(Set(plans.map(\.1.configuration.rowStorage)) == [.registers, .sharedMemory, .global])
         }
+        let start = ContinuousClock.now
+        defer {
+            let seconds = (ContinuousClock.now - start) / .seconds(1)
+            print("NVRTC \(nvrtc.versionString): \(plans.count) kernels for sm_\(architecture) in \(seconds) s (\(Int(1000 * seconds / Double(plans.count))) ms each)")
+        }
         for (label, plan) in plans {
             let options = ["--gpu-architecture=sm_\(architecture)", "--std=c++17"] + plan.request.definitions.map { "-D" + $0 }
             do {

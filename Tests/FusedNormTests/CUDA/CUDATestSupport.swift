@@ -118,7 +118,8 @@ func cudaTestCoarser(_ a: DType, _ b: DType) -> DType {
     return order.firstIndex(of: a)! >= order.firstIndex(of: b)! ? a : b
 }
 
-/// Checks `values` against the float64 reference and against the CPU backend's result.
+/// Checks `values` against the float64 reference (within `tolerance`) and against the CPU backend's
+/// result (within twice that: each may be off the reference by `tolerance`, in opposite directions).
 func expectClose(
     _ values: [Float], reference: [Double], cpu: [Float]?, tolerance: Double, _ label: String,
     sourceLocation: SourceLocation = #_sourceLocation
@@ -127,6 +128,6 @@ func expectClose(
     #expect(error <= tolerance, "\(label): relative error \(error) vs the float64 reference (tolerance \(tolerance))", sourceLocation: sourceLocation)
     if let cpu {
         let cpuError = Reference.relativeError(values, cpu.map(Double.init))
-        #expect(cpuError <= tolerance, "\(label): relative error \(cpuError) vs the CPU backend (tolerance \(tolerance))", sourceLocation: sourceLocation)
+        #expect(cpuError <= 2 * tolerance, "\(label): relative error \(cpuError) vs the CPU backend (tolerance \(2 * tolerance))", sourceLocation: sourceLocation)
     }
 }
