@@ -61,6 +61,14 @@ struct NPYRoundTripTests {
     }
 
     @Test
+    func deeplyNestedHeadersAreRejectedNotOverflowed() {
+        let header = "{'descr': " + String(repeating: "[", count: 100_000) + "}"
+        #expect(throws: NPYError.malformedHeader("nested too deeply")) {
+            try NPYFile.decode(handmadeNPY(header: header, data: [], major: 2))
+        }
+    }
+
+    @Test
     func trailingBytesAfterTheDataAreIgnored() throws {
         let bytes = try NPYFile.encode(NPYArray(shape: [2], floats: [5, 6])) + [0, 0, 0]
         #expect(try NPYFile.decode(bytes).values == [5, 6])

@@ -80,12 +80,20 @@ enum PythonLiteral: Equatable {
 struct PythonLiteralParser {
     private let characters: [Character]
     private var position = 0
+    /// Containers open around the current position; bounded so that a hostile header cannot exhaust the stack.
+    private var depth = 0
+    private static let maximumDepth = 32
 
     init(_ text: String) { characters = Array(text) }
 
     mutating func parseValue() throws -> PythonLiteral {
         skipWhitespace()
         guard let character = peek() else { throw NPYError.malformedHeader("unexpected end of header") }
+        if "{([".contains(character) {
+            guard depth < Self.maximumDepth else { throw NPYError.malformedHeader("nested too deeply") }
+            depth += 1
+        }
+        defer { if "{([".contains(character) { depth -= 1 } }
         switch character {
         case "{":
             position += 1
