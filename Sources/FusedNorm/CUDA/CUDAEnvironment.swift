@@ -48,7 +48,7 @@ final class CUDAEnvironment: Sendable {
             nvrtc = nil
         case .success(let compiler):
             status.nvrtcVersion = compiler.versionString
-            status.nvrtcPath = compiler.library.path
+            status.nvrtcPath = compiler.library.resolvedPath(symbol: "nvrtcVersion") ?? compiler.library.path
             nvrtc = compiler
         }
 

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -36,6 +37,25 @@ final class DynamicLibrary: @unchecked Sendable {
     func address(of names: [String]) -> UnsafeMutableRawPointer? {
         for name in names {
             if let address = dlsym(handle, name) { return address }
+        }
+        return nil
+    }
+
+    /// The file the loader resolved the library to: the mapping of `/proc/self/maps` that holds
+    /// `symbol`'s address (Linux), or nil.
+    func resolvedPath(symbol: String) -> String? {
+        guard let address = dlsym(handle, symbol).map({ UInt(bitPattern: $0) }),
+              let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        else { return nil }
+        for line in maps.split(separator: "\n") {
+            // start-end perms offset device inode path
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6, let dash = fields[0].firstIndex(of: "-"),
+                  let start = UInt(fields[0][..<dash], radix: 16),
+                  let end = UInt(fields[0][fields[0].index(after: dash)...], radix: 16),
+                  start <= address, address < end
+            else { continue }
+            return fields[5...].joined(separator: " ")
         }
         return nil
     }
