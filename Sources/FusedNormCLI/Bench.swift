@@ -183,7 +183,9 @@ struct BenchCommand: ParsableCommand {
         for record in records.sorted(by: { ($0.op, $0.dtype, $0.rows, $0.cols) < ($1.op, $1.dtype, $1.rows, $1.cols) }) {
             let name = "\(record.op) \(record.dtype)" + (rows == nil ? "" : " rows=\(record.rows)")
             if !series.contains(where: { $0.name == name }) {
-                let colorIndex = (BenchOperation.allCases.firstIndex { $0.rawValue == record.op } ?? 0) + (rows?.firstIndex(of: record.rows) ?? 0) * 5
+                // Color by operation, and by row count within an operation with --rows; dashes by dtype.
+                let operationIndex = BenchOperation.allCases.firstIndex { $0.rawValue == record.op } ?? 0
+                let colorIndex = operationIndex * (rows?.count ?? 1) + (rows?.firstIndex(of: record.rows) ?? 0)
                 series.append(SVGPlot.Series(name: name, points: [], color: colors[colorIndex % colors.count], dash: dashes[record.dtype]))
             }
             series[series.firstIndex { $0.name == name }!].points.append((Double(record.cols), record.gbps))

@@ -75,7 +75,7 @@ struct CheckCommand: ParsableCommand {
         for group in groups {
             let first = group.results[0].testCase
             let worst = group.results.compactMap { result in result.worst.map { (result, $0) } }
-                .max { !($0.1.ratio >= $1.1.ratio) }
+                .max { $0.1.ratio < $1.1.ratio }
             let failures = group.results.filter { !$0.passed }.count
             table.append([
                 first.variant.operation.rawValue, first.variant.name, first.dtype.rawValue, "\(group.results.count)",

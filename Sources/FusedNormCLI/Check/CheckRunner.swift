@@ -25,7 +25,7 @@ struct CheckResult: Sendable {
 
     var passed: Bool { problems.isEmpty && comparisons.allSatisfy(\.passed) }
     /// The comparison closest to (or furthest over) its tolerance.
-    var worst: CheckComparison? { comparisons.max { !($0.ratio >= $1.ratio) } }
+    var worst: CheckComparison? { comparisons.max { $0.ratio < $1.ratio } }
 
     /// What failed, one phrase per failure.
     var failures: [String] {
