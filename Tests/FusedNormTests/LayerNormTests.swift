@@ -34,6 +34,8 @@ enum LayerNormForwardCases {
         ForwardCase(norm: .layer, shape: [3, 127], x: .float32, weight: .float32, bias: .float32, scale: 1000),
         ForwardCase(norm: .layer, shape: [3, 127], x: .float32, weight: .float32, bias: .float32, epsilon: 1e-6, scale: 1e-3),
         ForwardCase(norm: .layer, shape: [3, 127], x: .float16, weight: .float32, bias: .bfloat16, weightLayout: .shiftedColumns),
+        ForwardCase(norm: .layer, shape: [2, 1025], x: .bfloat16, weight: .bfloat16, bias: .float32, xLayout: .everyThirdRow),
+        ForwardCase(norm: .layer, shape: [2, 2047], x: .float32, weight: .float32, bias: .float32, residual: .bfloat16, outputLayout: .shiftedColumns),
         ForwardCase(norm: .layer, shape: [300, 8], x: .bfloat16, weight: .float32, bias: .float32, xLayout: .everyThirdRow, outputLayout: .shiftedColumns),
     ]
 }
@@ -69,6 +71,12 @@ struct LayerNormTests {
 
     @Test("backward: every dtype (CUDA)", .requiresCUDA, arguments: BackwardCases.layerDTypes)
     func backwardDTypesCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
+
+    @Test("backward: block edges and many rows (CPU)", arguments: BackwardCases.layerOthers)
+    func backwardOthersCPU(_ c: BackwardCase) throws { try checkBackward(c, on: .cpu) }
+
+    @Test("backward: block edges and many rows (CUDA)", .requiresCUDA, arguments: BackwardCases.layerOthers)
+    func backwardOthersCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
 
     @Test("The output has zero mean and unit variance per row without weight and bias", arguments: TestDevices.all)
     func normalizes(device: Device) throws {

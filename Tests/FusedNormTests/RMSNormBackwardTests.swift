@@ -51,7 +51,22 @@ enum BackwardCases {
         }
     }
 
+    /// Either side of a 1024-element block, and many rows (work split over threads, several gradient groups).
+    static func others(_ norm: Norm) -> [BackwardCase] {
+        [
+            BackwardCase(norm: norm, shape: [2, 1023], x: .bfloat16, weight: .float32, bias: norm == .layer ? .float32 : nil, savedStatistics: true),
+            BackwardCase(norm: norm, shape: [2, 1025], x: .float32, dy: .bfloat16, weight: .bfloat16, weightOffset: norm == .rms ? 1 : 0,
+                         residualGradient: .float32, inputGradient: .float32, inputGradientLayout: .shiftedColumns),
+            BackwardCase(norm: norm, shape: [300, 24], x: .float16, weight: .float32, bias: norm == .layer ? .bfloat16 : nil,
+                         savedStatistics: true, xLayout: .everyThirdRow),
+            BackwardCase(norm: norm, shape: [100, 4, 16], x: .bfloat16, weight: .float32, bias: norm == .layer ? .float32 : nil, perHead: true,
+                         inputGradient: .bfloat16, inputGradientLayout: .everyThirdRow),
+        ]
+    }
+
     static let rmsSweep = sweep(.rms)
+    static let rmsOthers = others(.rms)
+    static let layerOthers = others(.layer)
     static let rmsDTypes = dtypeCombinations(.rms)
     static let layerSweep = sweep(.layer)
     static let layerDTypes = dtypeCombinations(.layer)
@@ -70,6 +85,12 @@ struct RMSNormBackwardTests {
 
     @Test("every dtype (CUDA)", .requiresCUDA, arguments: BackwardCases.rmsDTypes)
     func dtypesCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
+
+    @Test("block edges and many rows (CPU)", arguments: BackwardCases.rmsOthers)
+    func othersCPU(_ c: BackwardCase) throws { try checkBackward(c, on: .cpu) }
+
+    @Test("block edges and many rows (CUDA)", .requiresCUDA, arguments: BackwardCases.rmsOthers)
+    func othersCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
 
     @Test("Saved rstd and recomputed rstd give the same gradients", arguments: TestDevices.all)
     func savedStatisticsAgree(device: Device) throws {

@@ -55,6 +55,9 @@ enum RMSNormForwardCases {
         ForwardCase(norm: .rms, shape: [2, 4096], x: .bfloat16, weight: .bfloat16, casting: .llama, api: .plain),
         ForwardCase(norm: .rms, shape: [3, 33], x: .float16, weight: nil, output: .float32, xLayout: .everyThirdRow, api: .plain),
         ForwardCase(norm: .rms, shape: [65537], x: .float32, weight: .bfloat16, weightOffset: 1, api: .plain),
+        // Either side of a 1024-element block.
+        ForwardCase(norm: .rms, shape: [2, 1023], x: .float16, weight: .bfloat16, casting: .llama, xLayout: .shiftedColumns),
+        ForwardCase(norm: .rms, shape: [2, 1025], x: .bfloat16, weight: .float32, residual: .float32, output: .float32, outputLayout: .everyThirdRow),
         // Many short rows (work split over threads).
         ForwardCase(norm: .rms, shape: [300, 8], x: .bfloat16, weight: .float32, casting: .llama, xLayout: .shiftedColumns, outputLayout: .everyThirdRow),
     ]

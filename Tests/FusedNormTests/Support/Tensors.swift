@@ -120,3 +120,10 @@ func doubles(_ values: [Float]) -> [Double] { values.map(Double.init) }
 
 /// `values[row * columns ..< (row + 1) * columns]` as an array.
 func row<T>(_ values: [T], _ row: Int, columns: Int) -> [T] { Array(values[row * columns..<(row + 1) * columns]) }
+
+/// How many elements of two equally long arrays differ in their bit patterns (a count, so that a failure
+/// does not print whole tensors); a length mismatch counts every element.
+func differingBits(_ a: [Float], _ b: [Float]) -> Int {
+    guard a.count == b.count else { return max(a.count, b.count) }
+    return zip(a, b).reduce(0) { $0 + ($1.0.bitPattern == $1.1.bitPattern ? 0 : 1) }
+}
