@@ -277,13 +277,17 @@ struct BadInputTests {
         expectError(.invalidArgument, argument: "residualOutput", "LayerNorm residualOutput without a residual on \(device)") {
             try layerNormForward(x, residualOutput: fp16)
         }
+        expectError(.invalidArgument, argument: "residualDType", "residualDType without a residual on \(device)") {
+            try rmsNormForward(x, residualDType: .float32)
+        }
     }
 
     @Test("Layers reject bad dimensions")
     func badLayers() {
         expectError(.emptyRows, "RMSNorm(dimensions: 0)") { try RMSNorm(dimensions: 0) }
         expectError(.invalidShape, "RMSNorm(dimensions: -4)") { try RMSNorm(dimensions: -4) }
-        expectError(.invalidShape, "RMSNorm(dimensions: 8, heads: -2)") { try RMSNorm(dimensions: 8, heads: -2) }
+        expectError(.invalidArgument, argument: "heads", "RMSNorm(dimensions: 8, heads: -2)") { try RMSNorm(dimensions: 8, heads: -2) }
+        expectError(.invalidArgument, argument: "heads", "RMSNorm(dimensions: 8, heads: 0)") { try RMSNorm(dimensions: 8, heads: 0) }
         expectError(.emptyRows, "LayerNorm(dimensions: 0)") { try LayerNorm(dimensions: 0) }
         expectError(.invalidShape, "LayerNorm(dimensions: -1)") { try LayerNorm(dimensions: -1) }
     }

@@ -39,7 +39,7 @@ extension Tensor {
         let rows = self.rows, columns = self.columns
         let rowBytes = columns * dtype.byteCount
         var encoded = [UInt8](repeating: 0, count: rows * rowBytes)
-        if rows > 0 {
+        if rows > 0, columns > 0 {
             try encoded.withUnsafeMutableBytes { host in
                 try device.backend().download(
                     rows: rows, rowBytes: rowBytes, from: rowView.address, pitch: rowStride * dtype.byteCount,
@@ -53,7 +53,7 @@ extension Tensor {
     /// memory between strided rows is left alone.
     public func write(_ values: [Float]) throws {
         guard values.count == count else { throw FusedNormError.countMismatch(expected: count, actual: values.count) }
-        guard rows > 0 else { return }
+        guard count > 0 else { return }
         let rowBytes = columns * dtype.byteCount
         let encoded = dtype.encode(values)
         try encoded.withUnsafeBytes { host in
@@ -125,7 +125,7 @@ extension Tensor {
         guard destination.dtype == dtype else {
             throw FusedNormError.dtypeMismatch(argument: "destination", expected: dtype, actual: destination.dtype)
         }
-        guard rows > 0 else { return }
+        guard count > 0 else { return }
         let rowBytes = columns * dtype.byteCount
         if isContiguous, destination.isContiguous {
             try device.backend().copy(

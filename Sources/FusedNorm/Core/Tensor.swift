@@ -50,6 +50,13 @@ public struct Tensor: Sendable {
         self.init(shape: shape, dtype: dtype, rowStride: shape[shape.count - 1], buffer: buffer, byteOffset: 0)
     }
 
+    /// Allocates per-row statistics: `rowShape` may hold zeros (an input with no rows).
+    init(allocatingStatisticsFor rowShape: [Int], on device: Device) throws {
+        let count = rowShape.reduce(1, *)
+        let buffer = try device.backend().allocate(byteCount: count * DType.float32.byteCount)
+        self.init(shape: rowShape, dtype: .float32, rowStride: rowShape[rowShape.count - 1], buffer: buffer, byteOffset: 0)
+    }
+
     static func validate(shape: [Int], argument: String) throws {
         guard !shape.isEmpty else { throw FusedNormError.rankZero(argument: argument) }
         guard shape.allSatisfy({ $0 >= 0 }) else {

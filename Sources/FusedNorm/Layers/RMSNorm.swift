@@ -50,6 +50,9 @@ public struct RMSNorm: Sendable {
         dtype: DType = .float32, device: Device = .cpu
     ) throws {
         try NormArguments.check(epsilon: epsilon)
+        if let heads, heads < 1 {
+            throw FusedNormError.invalidArgument(name: "heads", reason: "must be at least 1, got \(heads)")
+        }
         let shape = heads.map { [$0, dimensions] } ?? [dimensions]
         try Tensor.validate(shape: shape, argument: "dimensions")
         self.dimensions = dimensions

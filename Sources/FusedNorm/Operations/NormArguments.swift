@@ -6,6 +6,8 @@ struct NormArguments {
     let backend: any Backend
     /// 1, or H for a per-head weight of shape (H, N).
     private(set) var weightRows = 1
+    /// The shape of the first weight or bias checked; the others must match it.
+    private var parameterShape: [Int]?
 
     init(x: Tensor, argument: String = "x") throws {
         self.x = x
@@ -42,24 +44,22 @@ struct NormArguments {
         }
     }
 
-    /// A weight or bias: shape (N), or (H, N) for a per-head weight when x is (..., H, N).
+    /// A weight or bias: shape (N), or (H, N) for a per-head weight when x is (..., H, N); a weight and a
+    /// bias must have the same shape.
     mutating func checkParameter(_ tensor: Tensor?, _ argument: String) throws {
         guard let tensor else { return }
         try checkDevice(tensor, argument)
         let n = x.columns
-        let rows: Int
-        if tensor.shape == [n] {
-            rows = 1
-        } else if tensor.shape.count == 2, x.shape.count >= 2, tensor.shape == Array(x.shape.suffix(2)) {
-            rows = tensor.shape[0]
-        } else {
-            let perHead = x.shape.count >= 2 ? " or \(Array(x.shape.suffix(2))) (per head)" : ""
-            throw FusedNormError.shapeMismatch(argument: argument, expected: "[\(n)]\(perHead)", actual: tensor.shape)
+        let perHead = x.shape.count >= 2 ? Array(x.shape.suffix(2)) : nil
+        guard tensor.shape == [n] || tensor.shape == perHead else {
+            let alternative = perHead.map { " or \($0) (per head)" } ?? ""
+            throw FusedNormError.shapeMismatch(argument: argument, expected: "[\(n)]\(alternative)", actual: tensor.shape)
         }
-        if weightRows != 1, rows != weightRows {
-            throw FusedNormError.shapeMismatch(argument: argument, expected: "the weight's shape", actual: tensor.shape)
+        if let parameterShape, parameterShape != tensor.shape {
+            throw FusedNormError.shapeMismatch(argument: argument, expected: "\(parameterShape) (the weight's shape)", actual: tensor.shape)
         }
-        weightRows = max(weightRows, rows)
+        parameterShape = tensor.shape
+        weightRows = tensor.shape.count == 2 ? tensor.shape[0] : 1
     }
 
     /// Per-row fp32 statistics: x's row shape (or its flattened row count), contiguous.
@@ -77,6 +77,11 @@ struct NormArguments {
     /// A new contiguous tensor on x's device.
     func allocate(_ shape: [Int], _ dtype: DType) throws -> Tensor {
         try Tensor(allocating: shape, dtype: dtype, on: device)
+    }
+
+    /// A new fp32 tensor with one value per row of x (which may have zero rows).
+    func allocateStatistics() throws -> Tensor {
+        try Tensor(allocatingStatisticsFor: x.rowShape, on: device)
     }
 
     /// `given` after checking it against x, or a new tensor like x in `dtype`.
@@ -102,15 +107,16 @@ func normForward(
     try arguments.checkLikeX(residual, "residual")
     try arguments.checkParameter(weight, "weight")
     try arguments.checkParameter(bias, "bias")
-    if residualOutput != nil, residual == nil {
-        throw FusedNormError.invalidArgument(name: "residualOutput", reason: "given without a residual to add")
+    if residual == nil, residualOutput != nil || residualDType != nil {
+        let name = residualOutput != nil ? "residualOutput" : "residualDType"
+        throw FusedNormError.invalidArgument(name: name, reason: "given without a residual to add")
     }
     let y = try arguments.output(output, "output", dtype: outputDType, default: x.dtype)
     let s = try residual.map {
         try arguments.output(residualOutput, "residualOutput", dtype: residualDType, default: $0.dtype)
     }
-    let statistics = saveStatistics ? try arguments.allocate(x.rowShape, .float32) : nil
-    let mean = saveStatistics && kind == .layer ? try arguments.allocate(x.rowShape, .float32) : nil
+    let statistics = saveStatistics ? try arguments.allocateStatistics() : nil
+    let mean = saveStatistics && kind == .layer ? try arguments.allocateStatistics() : nil
 
     let problem = NormForwardProblem(
         kind: kind, rows: x.rows, columns: x.columns, x: x.rowView, residual: residual?.rowView,
