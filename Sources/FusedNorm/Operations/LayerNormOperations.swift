@@ -6,41 +6,47 @@
 ///   - bias: weight's shapes; nil for none (b = 0).
 ///   - epsilon: added to the variance; finite and > 0; default 1e-5.
 ///   - outputDType: the dtype of y; default x's.
-/// - Returns: y, contiguous, with x's shape.
+///   - output: where to write y (x's shape, any row stride); default a new contiguous tensor.
+/// - Returns: y, with x's shape.
 public func layerNorm(
-    _ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, epsilon: Float = 1e-5, outputDType: DType? = nil
+    _ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, epsilon: Float = 1e-5, outputDType: DType? = nil,
+    output: Tensor? = nil
 ) throws -> Tensor {
     try normForward(
         kind: .layer, x: x, residual: nil, weight: weight, bias: bias, epsilon: epsilon, weightOffset: 0,
-        casting: .gemma, outputDType: outputDType, residualDType: nil, output: nil, residualOutput: nil,
+        casting: .gemma, outputDType: outputDType, residualDType: nil, output: output, residualOutput: nil,
         saveStatistics: false
     ).output
 }
 
 /// LayerNorm with a fused residual add: s = x + residual (stored in `residualDType`); y = LayerNorm(s).
-/// - Returns: y and s (the new residual stream), both contiguous.
+/// `output` and `residualOutput` are optional destinations, as for RMSNorm.
+/// - Returns: y and s (the new residual stream).
 public func layerNorm(
     _ x: Tensor, residual: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, epsilon: Float = 1e-5,
-    outputDType: DType? = nil, residualDType: DType? = nil
+    outputDType: DType? = nil, residualDType: DType? = nil, output: Tensor? = nil, residualOutput: Tensor? = nil
 ) throws -> (output: Tensor, residual: Tensor) {
     let result = try normForward(
         kind: .layer, x: x, residual: residual, weight: weight, bias: bias, epsilon: epsilon, weightOffset: 0,
-        casting: .gemma, outputDType: outputDType, residualDType: residualDType, output: nil, residualOutput: nil,
+        casting: .gemma, outputDType: outputDType, residualDType: residualDType, output: output,
+        residualOutput: residualOutput,
         saveStatistics: false)
     return (result.output, result.residual!)
 }
 
 /// LayerNorm for training: returns the per-row mean and rstd for
-/// ``layerNormBackward(_:input:weight:bias:mean:rstd:residualGradient:epsilon:inputGradient:)``;
-/// optionally writes into preallocated (possibly strided) `output` and `residualOutput`.
+/// ``layerNormBackward(_:input:weight:bias:mean:rstd:residualGradient:epsilon:inputGradient:weightGradient:biasGradient:)``;
+/// optionally writes into preallocated (possibly strided) `output` and `residualOutput`, and preallocated
+/// fp32 `meanOutput` and `rstdOutput` (x's ``Tensor/rowShape``, contiguous).
 public func layerNormForward(
     _ x: Tensor, residual: Tensor? = nil, weight: Tensor? = nil, bias: Tensor? = nil, epsilon: Float = 1e-5,
-    outputDType: DType? = nil, residualDType: DType? = nil, output: Tensor? = nil, residualOutput: Tensor? = nil
+    outputDType: DType? = nil, residualDType: DType? = nil, output: Tensor? = nil, residualOutput: Tensor? = nil,
+    meanOutput: Tensor? = nil, rstdOutput: Tensor? = nil
 ) throws -> NormForwardResult {
     try normForward(
         kind: .layer, x: x, residual: residual, weight: weight, bias: bias, epsilon: epsilon, weightOffset: 0,
         casting: .gemma, outputDType: outputDType, residualDType: residualDType, output: output,
-        residualOutput: residualOutput, saveStatistics: true
+        residualOutput: residualOutput, meanOutput: meanOutput, rstdOutput: rstdOutput, saveStatistics: true
     ).withStatistics
 }
 
@@ -54,11 +60,15 @@ public func layerNormForward(
 ///   - mean, rstd: saved by the forward pass, both or neither; recomputed from x when nil.
 ///   - residualGradient: the gradient reaching s from downstream; added to dx.
 ///   - inputGradient: where to write dx; default a new tensor in x's dtype.
+///   - weightGradient, biasGradient: where to write dweight and dbias (the parameters' shape, any dtype);
+///     default new tensors in the parameters' dtype.
 public func layerNormBackward(
     _ outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, mean: Tensor? = nil,
-    rstd: Tensor? = nil, residualGradient: Tensor? = nil, epsilon: Float = 1e-5, inputGradient: Tensor? = nil
+    rstd: Tensor? = nil, residualGradient: Tensor? = nil, epsilon: Float = 1e-5, inputGradient: Tensor? = nil,
+    weightGradient: Tensor? = nil, biasGradient: Tensor? = nil
 ) throws -> NormGradients {
     try normBackward(
         kind: .layer, outputGradient: outputGradient, input: input, weight: weight, bias: bias, mean: mean, rstd: rstd,
-        residualGradient: residualGradient, epsilon: epsilon, weightOffset: 0, inputGradient: inputGradient)
+        residualGradient: residualGradient, epsilon: epsilon, weightOffset: 0, inputGradient: inputGradient,
+        weightGradient: weightGradient, biasGradient: biasGradient)
 }

@@ -84,6 +84,32 @@ struct NormArguments {
         try Tensor(allocatingStatisticsFor: x.rowShape, on: device)
     }
 
+    /// Statistics: `given` after checking it, or a new tensor when `wanted`, else nil.
+    func statistics(_ given: Tensor?, _ argument: String, wanted: Bool) throws -> Tensor? {
+        if let given {
+            try checkStatistics(given, argument)
+            return given
+        }
+        return wanted ? try allocateStatistics() : nil
+    }
+
+    /// A gradient of `parameter` (dweight, dbias): `given` after checking it has the parameter's shape
+    /// (any dtype: an fp32 gradient of a bf16 weight is fine), or a new tensor like the parameter.
+    func parameterGradient(_ given: Tensor?, _ argument: String, of parameter: Tensor?, _ parameterName: String) throws -> Tensor? {
+        guard let parameter else {
+            if given != nil {
+                throw FusedNormError.invalidArgument(name: argument, reason: "given without a \(parameterName)")
+            }
+            return nil
+        }
+        guard let given else { return try allocate(parameter.shape, parameter.dtype) }
+        try checkDevice(given, argument)
+        guard given.shape == parameter.shape else {
+            throw FusedNormError.shapeMismatch(argument: argument, expected: "\(parameter.shape) (the \(parameterName)'s shape)", actual: given.shape)
+        }
+        return given
+    }
+
     /// `given` after checking it against x, or a new tensor like x in `dtype`.
     func output(_ given: Tensor?, _ argument: String, dtype: DType?, default defaultDType: DType) throws -> Tensor {
         if let given {
@@ -99,7 +125,7 @@ func normForward(
     kind: NormKind, x: Tensor, residual: Tensor?, weight: Tensor?, bias: Tensor?,
     epsilon: Float, weightOffset: Float, casting: RMSNormCasting,
     outputDType: DType?, residualDType: DType?, output: Tensor?, residualOutput: Tensor?,
-    saveStatistics: Bool
+    meanOutput: Tensor? = nil, rstdOutput: Tensor? = nil, saveStatistics: Bool
 ) throws -> NormForwardTensors {
     try NormArguments.check(epsilon: epsilon)
     try NormArguments.check(weightOffset: weightOffset)
@@ -115,8 +141,8 @@ func normForward(
     let s = try residual.map {
         try arguments.output(residualOutput, "residualOutput", dtype: residualDType, default: $0.dtype)
     }
-    let statistics = saveStatistics ? try arguments.allocateStatistics() : nil
-    let mean = saveStatistics && kind == .layer ? try arguments.allocateStatistics() : nil
+    let statistics = try arguments.statistics(rstdOutput, "rstdOutput", wanted: saveStatistics)
+    let mean = try arguments.statistics(meanOutput, "meanOutput", wanted: saveStatistics && kind == .layer)
 
     let problem = NormForwardProblem(
         kind: kind, rows: x.rows, columns: x.columns, x: x.rowView, residual: residual?.rowView,
@@ -144,7 +170,7 @@ struct NormForwardTensors {
 func normBackward(
     kind: NormKind, outputGradient dy: Tensor, input x: Tensor, weight: Tensor?, bias: Tensor?,
     mean: Tensor?, rstd: Tensor?, residualGradient: Tensor?,
-    epsilon: Float, weightOffset: Float, inputGradient: Tensor?
+    epsilon: Float, weightOffset: Float, inputGradient: Tensor?, weightGradient: Tensor?, biasGradient: Tensor?
 ) throws -> NormGradients {
     try NormArguments.check(epsilon: epsilon)
     try NormArguments.check(weightOffset: weightOffset)
@@ -159,8 +185,8 @@ func normBackward(
         throw FusedNormError.invalidArgument(name: "mean", reason: "LayerNorm's saved mean and rstd go together: give both or neither")
     }
     let dx = try arguments.output(inputGradient, "inputGradient", dtype: nil, default: x.dtype)
-    let dweight = try weight.map { try arguments.allocate($0.shape, $0.dtype) }
-    let dbias = try bias.map { try arguments.allocate($0.shape, $0.dtype) }
+    let dweight = try arguments.parameterGradient(weightGradient, "weightGradient", of: weight, "weight")
+    let dbias = try arguments.parameterGradient(biasGradient, "biasGradient", of: bias, "bias")
 
     let problem = NormBackwardProblem(
         kind: kind, rows: x.rows, columns: x.columns, dy: dy.rowView, x: x.rowView,

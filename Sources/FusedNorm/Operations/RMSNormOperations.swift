@@ -7,14 +7,16 @@
 ///   - weightOffset: added to the weight; 0 (LLaMA, Mistral, Qwen; default) or 1 (Gemma, whose weights are stored as w − 1).
 ///   - casting: where to round to the storage dtype; default `.gemma` (one rounding, the most accurate).
 ///   - outputDType: the dtype of y; default x's.
-/// - Returns: y, contiguous, with x's shape.
+///   - output: where to write y (x's shape, any row stride; its dtype is the output dtype), so that the call
+///     allocates nothing; default a new contiguous tensor.
+/// - Returns: y, with x's shape.
 public func rmsNorm(
     _ x: Tensor, weight: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0,
-    casting: RMSNormCasting = .gemma, outputDType: DType? = nil
+    casting: RMSNormCasting = .gemma, outputDType: DType? = nil, output: Tensor? = nil
 ) throws -> Tensor {
     try normForward(
         kind: .rms, x: x, residual: nil, weight: weight, bias: nil, epsilon: epsilon, weightOffset: weightOffset,
-        casting: casting, outputDType: outputDType, residualDType: nil, output: nil, residualOutput: nil,
+        casting: casting, outputDType: outputDType, residualDType: nil, output: output, residualOutput: nil,
         saveStatistics: false
     ).output
 }
@@ -28,34 +30,39 @@ public func rmsNorm(
 ///   - x: the block's output, shape (..., N).
 ///   - residual: the residual stream, x's shape; its dtype may differ from x's.
 ///   - residualDType: the dtype of the returned s; default the residual's.
-///   - Other parameters as in ``rmsNorm(_:weight:epsilon:weightOffset:casting:outputDType:)``.
-/// - Returns: y and s (the new residual stream), both contiguous.
+///   - residualOutput: where to write s (x's shape; may be `residual` itself, updating the stream in place);
+///     default a new tensor.
+///   - Other parameters as in ``rmsNorm(_:weight:epsilon:weightOffset:casting:outputDType:output:)``.
+/// - Returns: y and s (the new residual stream).
 public func rmsNorm(
     _ x: Tensor, residual: Tensor, weight: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0,
-    casting: RMSNormCasting = .gemma, outputDType: DType? = nil, residualDType: DType? = nil
+    casting: RMSNormCasting = .gemma, outputDType: DType? = nil, residualDType: DType? = nil,
+    output: Tensor? = nil, residualOutput: Tensor? = nil
 ) throws -> (output: Tensor, residual: Tensor) {
     let result = try normForward(
         kind: .rms, x: x, residual: residual, weight: weight, bias: nil, epsilon: epsilon, weightOffset: weightOffset,
-        casting: casting, outputDType: outputDType, residualDType: residualDType, output: nil, residualOutput: nil,
+        casting: casting, outputDType: outputDType, residualDType: residualDType, output: output,
+        residualOutput: residualOutput,
         saveStatistics: false)
     return (result.output, result.residual!)
 }
 
-/// RMSNorm for training: like ``rmsNorm(_:residual:weight:epsilon:weightOffset:casting:outputDType:residualDType:)``
-/// with the residual optional, returning the per-row rstd for ``rmsNormBackward(_:input:weight:rstd:residualGradient:epsilon:weightOffset:inputGradient:)``,
-/// and optionally writing into preallocated (possibly strided) tensors.
+/// RMSNorm for training: like ``rmsNorm(_:residual:weight:epsilon:weightOffset:casting:outputDType:residualDType:output:residualOutput:)``
+/// with the residual optional, returning the per-row rstd for ``rmsNormBackward(_:input:weight:rstd:residualGradient:epsilon:weightOffset:inputGradient:weightGradient:)``,
+/// and optionally writing into preallocated (possibly strided) tensors, so that a call allocates nothing.
 /// - Parameters:
 ///   - output: where to write y (x's shape; its dtype is the output dtype); default a new tensor.
 ///   - residualOutput: where to write s (x's shape); default a new tensor.
+///   - rstdOutput: where to write rstd (fp32, x's ``Tensor/rowShape``, contiguous); default a new tensor.
 public func rmsNormForward(
     _ x: Tensor, residual: Tensor? = nil, weight: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0,
     casting: RMSNormCasting = .gemma, outputDType: DType? = nil, residualDType: DType? = nil,
-    output: Tensor? = nil, residualOutput: Tensor? = nil
+    output: Tensor? = nil, residualOutput: Tensor? = nil, rstdOutput: Tensor? = nil
 ) throws -> NormForwardResult {
     try normForward(
         kind: .rms, x: x, residual: residual, weight: weight, bias: nil, epsilon: epsilon, weightOffset: weightOffset,
         casting: casting, outputDType: outputDType, residualDType: residualDType, output: output,
-        residualOutput: residualOutput, saveStatistics: true
+        residualOutput: residualOutput, rstdOutput: rstdOutput, saveStatistics: true
     ).withStatistics
 }
 
@@ -65,16 +72,20 @@ public func rmsNormForward(
 ///   - outputGradient: dy, x's shape.
 ///   - input: the tensor that was normalized (s when a residual was fused).
 ///   - weight: as in the forward pass; nil for weightless RMSNorm.
-///   - rstd: saved by ``rmsNormForward(_:residual:weight:epsilon:weightOffset:casting:outputDType:residualDType:output:residualOutput:)``; recomputed from x when nil.
+///   - rstd: saved by ``rmsNormForward(_:residual:weight:epsilon:weightOffset:casting:outputDType:residualDType:output:residualOutput:rstdOutput:)``; recomputed from x when nil.
 ///   - residualGradient: the gradient reaching s from downstream when a residual was fused and s was used; added to dx.
 ///   - epsilon, weightOffset: as in the forward pass.
 ///   - inputGradient: where to write dx (x's shape); default a new tensor in x's dtype.
-/// - Returns: dx (also the residual's gradient when one was fused) and dweight in the weight's dtype.
+///   - weightGradient: where to write dweight (the weight's shape, any dtype, e.g. fp32 for a bf16 weight);
+///     default a new tensor in the weight's dtype.
+/// - Returns: dx (also the residual's gradient when one was fused) and dweight.
 public func rmsNormBackward(
     _ outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, rstd: Tensor? = nil,
-    residualGradient: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0, inputGradient: Tensor? = nil
+    residualGradient: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0, inputGradient: Tensor? = nil,
+    weightGradient: Tensor? = nil
 ) throws -> NormGradients {
     try normBackward(
         kind: .rms, outputGradient: outputGradient, input: input, weight: weight, bias: nil, mean: nil, rstd: rstd,
-        residualGradient: residualGradient, epsilon: epsilon, weightOffset: weightOffset, inputGradient: inputGradient)
+        residualGradient: residualGradient, epsilon: epsilon, weightOffset: weightOffset, inputGradient: inputGradient,
+        weightGradient: weightGradient, biasGradient: nil)
 }
