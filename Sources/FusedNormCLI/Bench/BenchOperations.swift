@@ -110,35 +110,41 @@ struct BenchArena {
              output: try outputView(outputs[0], set: set, shape: shape), secondOutput: try outputView(outputs[1], set: set, shape: shape))
         }
 
+        // Every destination is preallocated, so that nothing is allocated while a run is timed.
+        let weightGradient = try Tensor.zeros(shape.parameterShape, dtype: dtype, device: device)
+        let biasGradient = try Tensor.zeros(shape.parameterShape, dtype: dtype, device: device)
+
         switch operation {
         case .rmsnorm:
-            return BenchCall(bytes: 2 * tensorBytes + parameterBytes + statisticBytes) { run in
+            return BenchCall(bytes: 2 * tensorBytes + parameterBytes) { run in
                 let set = views[run % sets]
-                _ = try rmsNormForward(set.x, weight: weight, output: set.output)
+                _ = try rmsNorm(set.x, weight: weight, output: set.output)
             }
         case .rmsnormResidual:
-            return BenchCall(bytes: 4 * tensorBytes + parameterBytes + statisticBytes) { run in
+            return BenchCall(bytes: 4 * tensorBytes + parameterBytes) { run in
                 let set = views[run % sets]
-                _ = try rmsNormForward(set.x, residual: set.second, weight: weight, output: set.output, residualOutput: set.secondOutput)
+                _ = try rmsNorm(set.x, residual: set.second, weight: weight, output: set.output, residualOutput: set.secondOutput)
             }
         case .rmsnormBackward:
             let rstds = try views.map { try rmsNormForward($0.x, weight: weight, output: $0.secondOutput).rstd }
             return BenchCall(bytes: 3 * tensorBytes + 2 * parameterBytes + statisticBytes) { run in
                 let set = views[run % sets]
-                _ = try rmsNormBackward(set.second, input: set.x, weight: weight, rstd: rstds[run % sets], inputGradient: set.output)
+                _ = try rmsNormBackward(
+                    set.second, input: set.x, weight: weight, rstd: rstds[run % sets], inputGradient: set.output,
+                    weightGradient: weightGradient)
             }
         case .layernorm:
-            return BenchCall(bytes: 2 * tensorBytes + 2 * parameterBytes + 2 * statisticBytes) { run in
+            return BenchCall(bytes: 2 * tensorBytes + 2 * parameterBytes) { run in
                 let set = views[run % sets]
-                _ = try layerNormForward(set.x, weight: weight, bias: bias, output: set.output)
+                _ = try layerNorm(set.x, weight: weight, bias: bias, output: set.output)
             }
         case .layernormBackward:
             let saved = try views.map { try layerNormForward($0.x, weight: weight, bias: bias, output: $0.secondOutput) }
-            return BenchCall(bytes: 3 * tensorBytes + 3 * parameterBytes + 2 * statisticBytes) { run in
+            return BenchCall(bytes: 3 * tensorBytes + 4 * parameterBytes + 2 * statisticBytes) { run in
                 let set = views[run % sets], statistics = saved[run % sets]
                 _ = try layerNormBackward(
                     set.second, input: set.x, weight: weight, bias: bias, mean: statistics.mean, rstd: statistics.rstd,
-                    inputGradient: set.output)
+                    inputGradient: set.output, weightGradient: weightGradient, biasGradient: biasGradient)
             }
         }
     }
