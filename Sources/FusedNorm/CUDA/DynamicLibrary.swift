@@ -44,9 +44,7 @@ final class DynamicLibrary: @unchecked Sendable {
     /// The file the loader resolved the library to: the mapping of `/proc/self/maps` that holds
     /// `symbol`'s address (Linux), or nil.
     func resolvedPath(symbol: String) -> String? {
-        guard let address = dlsym(handle, symbol).map({ UInt(bitPattern: $0) }),
-              let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
-        else { return nil }
+        guard let address = dlsym(handle, symbol).map({ UInt(bitPattern: $0) }), let maps = Self.readMaps() else { return nil }
         for line in maps.split(separator: "\n") {
             // start-end perms offset device inode path
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -58,6 +56,22 @@ final class DynamicLibrary: @unchecked Sendable {
             return fields[5...].joined(separator: " ")
         }
         return nil
+    }
+
+    /// The whole of `/proc/self/maps`, read to its end (the file reports size 0, so whole-file readers
+    /// that trust the size may stop early in a large process).
+    private static func readMaps() -> String? {
+        let descriptor = openForReading("/proc/self/maps")
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            bytes += chunk[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Why a library could not be opened.
@@ -95,4 +109,9 @@ struct SymbolResolver {
     /// Non-null bits for the placeholder of a missing symbol (never called: a table with missing
     /// symbols is rejected as a whole).
     private static var placeholderAddress: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 0x1)! }
+}
+
+/// `open(path, O_RDONLY)` (outside ``DynamicLibrary``, whose own `open` would shadow the C function).
+private func openForReading(_ path: String) -> Int32 {
+    open(path, O_RDONLY)
 }
