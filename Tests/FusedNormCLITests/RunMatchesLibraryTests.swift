@@ -50,7 +50,7 @@ struct RunMatchesLibraryTests {
         defer { folder.remove() }
         try folder.write("x.npy", NPYArray(shape: [6], values: testValues(6)))
         let outcome = runFusedNorm([
-            "run", "layernorm", "--x", folder.file("x.npy"), "--out", folder.file("y.npy"),
+            "run", "layernorm", "--x", folder.file("x.npy"), "--out", folder.file("y.npy"), "--device", "cpu",
             "--mean", folder.file("mean.npy"), "--rstd", folder.file("rstd.npy"),
         ])
         #expect(outcome.status == 0, "\(outcome.error)")
@@ -73,7 +73,7 @@ struct RunMatchesLibraryTests {
         try folder.write("b.npy", NPYArray(shape: [7], values: testValues(7, seed: 7)))
         let outcome = runFusedNorm([
             "run", "layernorm-backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"),
-            "--bias", folder.file("b.npy"), "--dtype", dtype.rawValue, "--dx", folder.file("dx.npy"),
+            "--bias", folder.file("b.npy"), "--dtype", dtype.rawValue, "--device", "cpu", "--dx", folder.file("dx.npy"),
             "--dweight", folder.file("dw.npy"), "--dbias", folder.file("db.npy"),
         ])
         #expect(outcome.status == 0, "\(outcome.error)")
@@ -95,7 +95,7 @@ struct RunMatchesLibraryTests {
         try folder.write("w.npy", NPYArray(shape: [2, 8], values: testValues(16, seed: 2)))  // per head
         let outcome = runFusedNorm([
             "run", "rmsnorm-backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"),
-            "--weight-offset", "1", "--dtype", "bf16", "--dx", folder.file("dx.npy"), "--dweight", folder.file("dw.npy"),
+            "--weight-offset", "1", "--dtype", "bf16", "--device", "cpu", "--dx", folder.file("dx.npy"), "--dweight", folder.file("dw.npy"),
         ])
         #expect(outcome.status == 0, "\(outcome.error)")
         let expected = try rmsNormBackward(
