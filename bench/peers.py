@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+SIZES = {"bfloat16": 2, "float16": 2, "float32": 4}
 MAIN_COLS = [1 << k for k in range(8, 19)] + [4095, 5120, 1 << 20]
 ELEMENTS = 1 << 27
 EPS = 1e-6
@@ -117,7 +118,7 @@ def rms_bytes(rows, cols, size, backward):
 
 
 def time_peer(timer, fn, rows, cols, dtype, backward):
-    size = torch.tensor([], dtype=dtype).element_size()
+    size = dtype.itemsize
     sets = buffer_sets(rms_bytes(rows, cols, size, backward), cap=64 if backward else 4096)
     x = random_tensor((sets, rows, cols), dtype)
     w = random_tensor((cols,), dtype)
@@ -179,7 +180,7 @@ def write_report(out_dir, device_name, copy, peer_rows, fused, command):
             for c in cols:
                 peers = peer_rows[(op, dtype, c)]
                 mine = fused_main.get((op, dtype, c))
-                my_bytes = rms_bytes(ELEMENTS // c, c, torch.tensor([], dtype=DTYPES[dtype]).element_size(), backward)
+                my_bytes = rms_bytes(ELEMENTS // c, c, SIZES[dtype], backward)
                 my_gbps = my_bytes / mine["median_seconds"] / 1e9 if mine else None
                 best = max(peers.values()) if peers else None
                 ratio = f"{my_gbps / best:.2f}x" if my_gbps and best else "–"
@@ -222,7 +223,7 @@ def plot(out_dir, copy, peer_rows, fused):
                     series.setdefault(name, []).append((c, gbps))
         for r in fused["main"]:
             if r["op"] == op and r["dtype"] == dtype:
-                size = torch.tensor([], dtype=DTYPES[dtype]).element_size()
+                size = SIZES[dtype]
                 series.setdefault("FusedNorm", []).append(
                     (r["cols"], rms_bytes(r["rows"], r["cols"], size, backward) / r["median_seconds"] / 1e9))
         for name, points in sorted(series.items()):
@@ -260,7 +261,7 @@ def main():
         for dtype in dtypes:
             for cols in cols_list:
                 rows = ELEMENTS // cols
-                size = torch.tensor([], dtype=DTYPES[dtype]).element_size()
+                size = SIZES[dtype]
                 cell = {}
                 for name, fn in peers.items():
                     try:
