@@ -12,26 +12,46 @@ final class CPUBackend: Backend {
     func allocate(byteCount: Int) throws -> any Buffer { HostBuffer(byteCount: byteCount) }
 
     func upload(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourcePitch: Int, to address: UInt, pitch: Int) throws {
-        copyRows(rows, rowBytes, from: source, sourcePitch, to: UnsafeMutableRawPointer(bitPattern: address)!, pitch)
+        Self.copyRows(rows, rowBytes, from: UInt(bitPattern: source), sourcePitch, to: address, pitch)
     }
 
     func download(rows: Int, rowBytes: Int, from address: UInt, pitch: Int, to destination: UnsafeMutableRawPointer, destinationPitch: Int) throws {
-        copyRows(rows, rowBytes, from: UnsafeRawPointer(bitPattern: address)!, pitch, to: destination, destinationPitch)
+        Self.copyRows(rows, rowBytes, from: address, pitch, to: UInt(bitPattern: destination), destinationPitch)
     }
 
     func copy(rows: Int, rowBytes: Int, from source: UInt, sourcePitch: Int, to destination: UInt, pitch: Int) throws {
-        copyRows(rows, rowBytes, from: UnsafeRawPointer(bitPattern: source)!, sourcePitch, to: UnsafeMutableRawPointer(bitPattern: destination)!, pitch)
+        Self.copyRows(rows, rowBytes, from: source, sourcePitch, to: destination, pitch)
     }
 
     func synchronize() throws {}
 
-    private func copyRows(_ rows: Int, _ rowBytes: Int, from source: UnsafeRawPointer, _ sourcePitch: Int, to destination: UnsafeMutableRawPointer, _ destinationPitch: Int) {
-        if sourcePitch == rowBytes, destinationPitch == rowBytes {
-            memcpy(destination, source, rows * rowBytes)
+    /// Bytes per piece of a contiguous copy: it is split into pieces of this size, spread over the threads.
+    private static let copyPieceBytes = 1 << 20
+
+    /// Copies `rows` rows of `rowBytes` bytes between host addresses with `memcpy`, split over
+    /// ``CPUSettings/threadCount`` threads: a contiguous copy in chunks of pieces of ``copyPieceBytes``,
+    /// a pitched copy in chunks of rows.
+    private static func copyRows(_ rows: Int, _ rowBytes: Int, from source: UInt, _ sourcePitch: Int, to destination: UInt, _ destinationPitch: Int) {
+        guard rows > 0, rowBytes > 0 else { return }
+        if rows == 1 || (sourcePitch == rowBytes && destinationPitch == rowBytes) {
+            let total = rows * rowBytes
+            let pieces = (total + copyPieceBytes - 1) / copyPieceBytes
+            ParallelRows.run(count: pieces, workPerItem: copyPieceBytes / 4) { chunks in
+                for range in chunks {
+                    let start = range.lowerBound * copyPieceBytes, end = min(range.upperBound * copyPieceBytes, total)
+                    memcpy(
+                        UnsafeMutableRawPointer(bitPattern: destination + UInt(start))!,
+                        UnsafeRawPointer(bitPattern: source + UInt(start))!, end - start)
+                }
+            }
             return
         }
-        for row in 0..<rows {
-            memcpy(destination + row * destinationPitch, source + row * sourcePitch, rowBytes)
+        ParallelRows.run(count: rows, workPerItem: rowBytes / 4) { chunks in
+            for row in chunks.joined() {
+                memcpy(
+                    UnsafeMutableRawPointer(bitPattern: destination + UInt(row * destinationPitch))!,
+                    UnsafeRawPointer(bitPattern: source + UInt(row * sourcePitch))!, rowBytes)
+            }
         }
     }
 }

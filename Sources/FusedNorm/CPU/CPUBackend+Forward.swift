@@ -1,0 +1,134 @@
+extension CPUBackend {
+    /// The forward pass: rows split over the threads in contiguous ranges; each row is read from memory
+    /// once into cache (converted to Floats in per-task scratch unless it is float32), reduced to its
+    /// statistics, then normalized from cache and written once.
+    func run(_ problem: NormForwardProblem) throws {
+        let offset = problem.kind == .rms ? problem.weightOffset : 0
+        // Knowing the parameters finite lets 16-bit outputs skip their NaN handling; the scan pays off
+        // once several rows use each parameter row.
+        let scan = problem.rows >= 4 * problem.weightRows
+        let weights = ParameterRows(problem.weight, rows: problem.weightRows, columns: problem.columns, offset: offset, checkFinite: scan)
+        let biases = ParameterRows(problem.bias, rows: problem.weightRows, columns: problem.columns, offset: 0, checkFinite: scan)
+        defer {
+            weights?.deallocate()
+            biases?.deallocate()
+        }
+        let pass = ForwardPass(problem: problem, weights: weights, biases: biases)
+        ParallelRows.run(count: problem.rows, workPerItem: problem.columns) { chunks in
+            pass.run(chunks)
+        }
+    }
+}
+
+/// The constant state of one forward pass, shared read-only by its tasks.
+private struct ForwardPass: Sendable {
+    let problem: NormForwardProblem
+    let weights: ParameterRows?
+    let biases: ParameterRows?
+
+    /// Whether the weight and bias hold only finite values.
+    var parametersFinite: Bool { (weights?.isFinite ?? true) && (biases?.isFinite ?? true) }
+
+    /// The dtype ŝ is rounded to before the weight multiplies it: under `.llama` casting, the dtype of s
+    /// (the residual output's, else x's); nil when there is no rounding to do.
+    var hatRounding: DType? {
+        guard problem.kind == .rms, problem.casting == .llama else { return nil }
+        let dtype = problem.residualOutput?.dtype ?? problem.x.dtype
+        return dtype == .float32 ? nil : dtype
+    }
+
+    /// Rows whose second pass runs together, column block by column block, so that each block of the
+    /// parameters is read from L1 once per group instead of from L2 once per row. It pays off only with
+    /// two parameter streams (weight and bias): with one, re-reading s from L2 costs as much as it saves.
+    /// The group's rows of s must fit in a quarter of a 1 MiB L2.
+    var rowsPerGroup: Int {
+        weights != nil && biases != nil && problem.columns <= 8192 ? 8 : 1
+    }
+
+    /// Normalizes the rows of the chunks it takes, with scratch for a group's rows of s and two staging blocks.
+    func run(_ chunks: Chunks) {
+        let groupRows = rowsPerGroup
+        Scratch.with(rows: groupRows, columns: problem.columns, blocks: 2) { scratch in
+            withUnsafeTemporaryAllocation(of: PreparedRow.self, capacity: groupRows) { prepared in
+                for rows in chunks {
+                    var start = rows.lowerBound
+                    while start < rows.upperBound {
+                        let group = start..<min(start + groupRows, rows.upperBound)
+                        for (index, row) in group.enumerated() {
+                            prepared.initializeElement(at: index, to: prepare(row: row, stash: scratch.row(index), scratch: scratch))
+                        }
+                        forEachBlock(problem.columns, length: groupRows > 1 ? blockLength / 4 : blockLength) { start, count in
+                            for index in 0..<group.count { write(prepared[index], column: start, count: count, scratch: scratch) }
+                        }
+                        start = group.upperBound
+                    }
+                }
+            }
+        }
+    }
+
+    /// A row after pass 1: s as Floats, in cache, and its statistics.
+    private struct PreparedRow {
+        var row: Int
+        var s: UnsafePointer<Float>
+        var statistics: NormStatistics
+        /// Whether y is known to hold no NaN: with finite s and parameters, |ŝ| <= sqrt(N) and
+        /// y = ŝ·w + b cannot be NaN.
+        var nanFree: Bool
+    }
+
+    /// Pass 1 of row `row`: s as Floats (x's memory itself when it is float32 and there is no residual,
+    /// else `stash`), the residual output, and the statistics (also stored when asked for).
+    private func prepare(row: Int, stash: UnsafeMutablePointer<Float>, scratch: Scratch) -> PreparedRow {
+        let p = problem, n = p.columns
+        var statistics = RowStatistics(centered: p.kind == .layer, shiftFrom: p.x, row: row, columns: n)
+        let s: UnsafePointer<Float>
+        if let residual = p.residual, let residualOutput = p.residualOutput {
+            forEachBlock(n) { start, count in
+                let block = stash + start
+                let x = p.x.floats(row: row, column: start, count: count, staging: block)
+                let r = residual.floats(row: row, column: start, count: count, staging: scratch.block(0))
+                let sums = ResidualAddKernel(
+                    x: x, residual: r, count: count, output: residualOutput.pointer(row: row, column: start), rounded: block,
+                    centered: statistics.centered, shift: statistics.shift
+                ).run(as: residualOutput.dtype)
+                statistics.add(block, count: count, sums: sums)
+            }
+            s = UnsafePointer(stash)
+        } else {
+            forEachBlock(n) { start, count in
+                _ = statistics.load(p.x, row: row, column: start, count: count, staging: stash + start)
+            }
+            s = p.x.dtype == .float32 ? UnsafePointer(p.x.pointer(row: row).assumingMemoryBound(to: Float.self)) : UnsafePointer(stash)
+        }
+        let stats = statistics.finish(epsilon: p.epsilon)
+        if let address = p.mean { UnsafeMutablePointer<Float>(bitPattern: address)![row] = stats.mean }
+        if let address = p.rstd { UnsafeMutablePointer<Float>(bitPattern: address)![row] = stats.rstd }
+        return PreparedRow(row: row, s: s, statistics: stats, nanFree: statistics.isFinite && parametersFinite && n < 1 << 30)
+    }
+
+    /// Pass 2 of a prepared row over `count` columns from `column`: y from s in cache.
+    private func write(_ prepared: PreparedRow, column start: Int, count: Int, scratch: Scratch) {
+        let p = problem, row = prepared.row
+        let weight = weights.map { $0.row(row % p.weightRows) + start }, bias = biases.map { $0.row(row % p.weightRows) + start }
+        let output = p.output.pointer(row: row, column: start)
+        if let rounding = hatRounding {
+            // .llama: ŝ = s·r rounded to s's dtype, then y = ŝ·(w + offset).
+            let hat = scratch.block(1)
+            NormalizeKernel(
+                values: prepared.s + start, count: count, centered: false, statistics: prepared.statistics, weight: nil,
+                bias: nil, nanFree: prepared.nanFree, output: UnsafeMutableRawPointer(hat)
+            ).run(as: .float32)
+            rounding.round(hat, count: count)
+            NormalizeKernel(
+                values: hat, count: count, centered: false, statistics: NormStatistics(mean: 0, meanError: 0, rstd: 1),
+                weight: weight, bias: nil, nanFree: prepared.nanFree, output: output
+            ).run(as: p.output.dtype)
+        } else {
+            NormalizeKernel(
+                values: prepared.s + start, count: count, centered: p.kind == .layer, statistics: prepared.statistics,
+                weight: weight, bias: bias, nanFree: prepared.nanFree, output: output
+            ).run(as: p.output.dtype)
+        }
+    }
+}
