@@ -1,8 +1,9 @@
 extension CPUBackend {
     /// The backward pass: tasks are the fixed ``GradientGroups`` (or slices of a group's parameter rows),
-    /// split over the threads; each row is read from memory once into cache (converted to Floats in
-    /// per-task scratch unless it is float32), reduced, then differentiated from cache. dweight and dbias
-    /// are summed per group into fp32 partials, then over the groups in a fixed order.
+    /// which the threads take in contiguous chunks; each row's x and dy are read from memory once
+    /// (converted to Floats in per-thread scratch unless they are float32), reduced (pass A), then
+    /// differentiated from cache (pass B). dweight and dbias are summed per group into fp32 partials,
+    /// then over the groups in a fixed order, so they are bit-identical whatever the thread count.
     func run(_ problem: NormBackwardProblem) throws {
         precondition((problem.weight == nil) == (problem.dweight == nil), "dweight comes with a weight")
         let weights = ParameterRows(problem.weight, rows: problem.weightRows, columns: problem.columns, offset: problem.weightOffset)
@@ -28,8 +29,8 @@ extension CPUBackend {
     }
 }
 
-/// The constant state of one backward pass, shared read-only by its tasks (which write disjoint rows of
-/// dx and disjoint partial rows).
+/// The constant state of one backward pass, shared read-only by its threads (which write disjoint rows
+/// of dx and disjoint partial rows).
 private struct BackwardPass: Sendable {
     let problem: NormBackwardProblem
     let weights: ParameterRows?
@@ -40,41 +41,24 @@ private struct BackwardPass: Sendable {
     let weightPartials: UInt?
     let biasPartials: UInt?
 
-    /// Rows whose pass B runs together, column block by column block, so that each block of the weight
-    /// and of the partial gradients is read from L1 once per group instead of from L2 once per row. The
-    /// group's rows of x and dy must fit in half of a 1 MiB L2.
-    var rowsPerGroup: Int { problem.columns <= 8192 ? 8 : 1 }
-
-    /// Runs the tasks of the chunks it takes (group = task / headSplits), with scratch for a group's
-    /// rows of x and dy as Floats and one staging block.
+    /// Runs the tasks of the chunks it takes (group = task / headSplits), with scratch for x and dy as
+    /// Floats and one staging block.
     func run(_ chunks: Chunks) {
-        let groupRows = rowsPerGroup
-        Scratch.with(rows: 2 * groupRows, columns: problem.columns, blocks: 1) { scratch in
-            withUnsafeTemporaryAllocation(of: PreparedRow.self, capacity: groupRows) { prepared in
-                for task in chunks.joined() {
-                    let (group, split) = task.quotientAndRemainder(dividingBy: headSplits)
-                    let heads = ParallelRows.range(split, of: headSplits, splitting: problem.weightRows)
+        Scratch.with(rows: 2, columns: problem.columns, blocks: 1) { scratch in
+            for task in chunks.joined() {
+                let (group, split) = task.quotientAndRemainder(dividingBy: headSplits)
+                let heads = ParallelRows.range(split, of: headSplits, splitting: problem.weightRows)
+                for head in heads {
+                    let offset = groups.partialOffset(group: group, head: head)
+                    partial(weightPartials, offset)?.initialize(repeating: 0, count: problem.columns)
+                    partial(biasPartials, offset)?.initialize(repeating: 0, count: problem.columns)
+                }
+                for batch in groups.batches(inGroup: group) {
                     for head in heads {
-                        let offset = groups.partialOffset(group: group, head: head)
-                        partial(weightPartials, offset)?.initialize(repeating: 0, count: problem.columns)
-                        partial(biasPartials, offset)?.initialize(repeating: 0, count: problem.columns)
+                        differentiate(
+                            row: batch * problem.weightRows + head, partialOffset: groups.partialOffset(group: group, head: head),
+                            scratch: scratch)
                     }
-                    var count = 0
-                    for batch in groups.batches(inGroup: group) {
-                        for head in heads {
-                            prepared.initializeElement(
-                                at: count,
-                                to: prepare(
-                                    row: batch * problem.weightRows + head, partialOffset: groups.partialOffset(group: group, head: head),
-                                    x: scratch.row(2 * count), dy: scratch.row(2 * count + 1)))
-                            count += 1
-                            if count == groupRows {
-                                differentiate(UnsafeMutableBufferPointer(rebasing: prepared[0..<count]), scratch: scratch)
-                                count = 0
-                            }
-                        }
-                    }
-                    if count > 0 { differentiate(UnsafeMutableBufferPointer(rebasing: prepared[0..<count]), scratch: scratch) }
                 }
             }
         }
@@ -85,26 +69,13 @@ private struct BackwardPass: Sendable {
         address.map { UnsafeMutablePointer<Float>(bitPattern: $0)! + offset }
     }
 
-    /// A row after pass A: x and dy as Floats in cache, its statistics, and Σ g and Σ g·ŝ.
-    private struct PreparedRow {
-        var row: Int
-        var x: UnsafePointer<Float>
-        var dy: UnsafePointer<Float>
-        var statistics: NormStatistics
-        var weight: UnsafePointer<Float>?
-        var weightGradient: UnsafeMutablePointer<Float>?
-        var biasGradient: UnsafeMutablePointer<Float>?
-        var meanG: Float
-        var meanGHat: Float
-    }
-
-    /// Reads row `row`'s x and dy as Floats (their own memory when float32, else `x` and `dy`), takes x's
-    /// statistics (saved, or computed from x), then pass A: mean(g) and mean(g·ŝ).
-    private func prepare(
-        row: Int, partialOffset: Int, x xStash: UnsafeMutablePointer<Float>, dy dyStash: UnsafeMutablePointer<Float>
-    ) -> PreparedRow {
+    /// Differentiates row `row`: reads x and dy as Floats (their own memory when float32, else scratch),
+    /// takes x's statistics (saved, or computed from x), then pass A (mean(g), mean(g·ŝ)) and pass B (dx,
+    /// and dy·ŝ and dy into the group's partials) from cache.
+    private func differentiate(row: Int, partialOffset: Int, scratch: Scratch) {
         let p = problem, n = p.columns
         let centered = p.kind == .layer
+        let xStash = scratch.row(0)
         var statistics = RowStatistics(centered: centered && p.rstd == nil, shiftFrom: p.x, row: row, columns: n)
         forEachBlock(n) { start, count in
             if p.rstd == nil {
@@ -122,38 +93,52 @@ private struct BackwardPass: Sendable {
             stats = statistics.finish(epsilon: p.epsilon)
         }
         let x = p.x.dtype == .float32 ? UnsafePointer(p.x.pointer(row: row).assumingMemoryBound(to: Float.self)) : UnsafePointer(xStash)
-        let dy = p.dy.floats(row: row, column: 0, count: n, staging: dyStash)
+        let dy = p.dy.floats(row: row, column: 0, count: n, staging: scratch.row(1))
         let weight = weights?.row(row % p.weightRows)
-        var sumG = 0.0, sumGHat = 0.0
+
+        // Pass A. For a 16-bit dx, Σ g² bounds every g, which lets its stores skip the NaN handling below.
+        let boundG = p.dx.dtype != .float32 && p.residualGradient == nil
+        var sums = GradientSums()
         forEachBlock(n) { start, count in
-            let sums = GradientSumsKernel(
-                x: x + start, dy: dy + start, count: count, centered: centered, statistics: stats,
-                weight: weight.map { $0 + start }
-            ).run()
-            sumG += Double(sums.sumG)
-            sumGHat += Double(sums.sumGHat)
+            sums.add(
+                GradientSumsKernel(
+                    x: x + start, dy: dy + start, count: count, centered: centered, bounded: boundG, statistics: stats,
+                    weight: weight.map { $0 + start }
+                ).run())
         }
-        return PreparedRow(
-            row: row, x: x, dy: dy, statistics: stats, weight: weight, weightGradient: partial(weightPartials, partialOffset),
-            biasGradient: partial(biasPartials, partialOffset), meanG: Float(sumG / Double(n)), meanGHat: Float(sumGHat / Double(n)))
+        // dx = ((g − mean(g)) − ŝ·mean(g·ŝ))·r holds no NaN when these sums are finite (so |g| < 2^64 and
+        // ŝ·g is finite for every element) and 0 < r < ∞: a product that overflows gives ±Inf, never Inf − Inf.
+        let nanFree = boundG && sums.isFinite && stats.rstd > 0 && stats.rstd.isFinite
+
+        // Pass B.
+        let meanG = Float(sums.sumG / Double(n)), meanGHat = Float(sums.sumGHat / Double(n))
+        let weightGradient = partial(weightPartials, partialOffset), biasGradient = partial(biasPartials, partialOffset)
+        forEachBlock(n) { start, count in
+            let residualGradient = p.residualGradient.map {
+                $0.floats(row: row, column: start, count: count, staging: scratch.block(0))
+            }
+            InputGradientKernel(
+                x: x + start, dy: dy + start, count: count, centered: centered, statistics: stats, meanG: meanG,
+                meanGHat: meanGHat, weight: weight.map { $0 + start }, residualGradient: residualGradient,
+                weightGradient: weightGradient.map { $0 + start }, biasGradient: biasGradient.map { $0 + start },
+                nanFree: nanFree, output: p.dx.pointer(row: row, column: start)
+            ).run(as: p.dx.dtype)
+        }
+    }
+}
+
+/// A row's pass-A sums across blocks, in Double.
+private struct GradientSums {
+    var sumG = 0.0
+    var sumGHat = 0.0
+    var sumGSquared = 0.0
+
+    mutating func add(_ block: GradientBlockSums) {
+        sumG += Double(block.sumG)
+        sumGHat += Double(block.sumGHat)
+        sumGSquared += Double(block.sumGSquared)
     }
 
-    /// Pass B over a group of rows, column block by column block: dx, and dy·ŝ and dy into the partials
-    /// (each partial element gets its rows in row order, whatever the grouping).
-    private func differentiate(_ rows: UnsafeMutableBufferPointer<PreparedRow>, scratch: Scratch) {
-        let p = problem
-        forEachBlock(p.columns, length: rows.count > 1 ? blockLength / 4 : blockLength) { start, count in
-            for r in rows {
-                let residualGradient = p.residualGradient.map {
-                    $0.floats(row: r.row, column: start, count: count, staging: scratch.block(0))
-                }
-                InputGradientKernel(
-                    x: r.x + start, dy: r.dy + start, count: count, centered: p.kind == .layer, statistics: r.statistics,
-                    meanG: r.meanG, meanGHat: r.meanGHat, weight: r.weight.map { $0 + start }, residualGradient: residualGradient,
-                    weightGradient: r.weightGradient.map { $0 + start }, biasGradient: r.biasGradient.map { $0 + start },
-                    output: p.dx.pointer(row: r.row, column: start)
-                ).run(as: p.dx.dtype)
-            }
-        }
-    }
+    /// Whether all three sums are finite (those not computed are 0).
+    var isFinite: Bool { sumG.isFinite && sumGHat.isFinite && sumGSquared.isFinite }
 }

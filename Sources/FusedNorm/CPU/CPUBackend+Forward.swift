@@ -1,7 +1,8 @@
 extension CPUBackend {
-    /// The forward pass: rows split over the threads in contiguous ranges; each row is read from memory
-    /// once into cache (converted to Floats in per-task scratch unless it is float32), reduced to its
-    /// statistics, then normalized from cache and written once.
+    /// The forward pass: rows go to the threads in contiguous chunks (``ParallelRows``); pass 1 reads a
+    /// row from memory once (converting it to Floats in per-thread scratch unless it is float32, adding
+    /// the residual and storing s) and reduces it to its statistics; pass 2 normalizes it from cache and
+    /// writes y once. Per-row results never depend on the thread count.
     func run(_ problem: NormForwardProblem) throws {
         let offset = problem.kind == .rms ? problem.weightOffset : 0
         // Knowing the parameters finite lets 16-bit outputs skip their NaN handling; the scan pays off
@@ -20,7 +21,7 @@ extension CPUBackend {
     }
 }
 
-/// The constant state of one forward pass, shared read-only by its tasks.
+/// The constant state of one forward pass, shared read-only by its threads (which write disjoint rows).
 private struct ForwardPass: Sendable {
     let problem: NormForwardProblem
     let weights: ParameterRows?

@@ -4,7 +4,8 @@ import Glibc
 import Darwin
 #endif
 
-/// The CPU backend: host memory, and the normalization passes on every core.
+/// The CPU backend: host memory, and the normalization passes on ``CPUSettings/threadCount`` threads,
+/// SIMD across each row (see ``CPUSettings/simdDescription``).
 final class CPUBackend: Backend {
     static let shared = CPUBackend()
     var device: Device { .cpu }

@@ -13,15 +13,18 @@ struct GradientGroups: Sendable {
     /// Batches (B = rows / H).
     let batches: Int
     /// Groups (G): B up to 16, then B/16 up to 256, so the partials (G·H·N Floats) stay a small
-    /// fraction of the data once there are many rows; fewer when one partial buffer would pass 64 MiB.
+    /// fraction of the data once there are many rows; fewer when a group would get less than a task's
+    /// worth of work (``ParallelRows/minimumWorkPerTask``) or one partial buffer would pass 64 MiB.
     let count: Int
 
     init(rows: Int, columns: Int, weightRows: Int) {
         self.weightRows = weightRows
         self.columns = columns
         batches = rows / weightRows
+        let (work, overflow) = rows.multipliedReportingOverflow(by: columns)
+        let worthwhile = overflow ? Int.max : work / ParallelRows.minimumWorkPerTask
         let bytesPerGroup = weightRows * columns * MemoryLayout<Float>.stride
-        count = max(1, min(batches, 256, max(16, batches / 16), (64 << 20) / bytesPerGroup))
+        count = max(1, min(batches, 256, max(16, batches / 16), worthwhile, (64 << 20) / bytesPerGroup))
     }
 
     /// Floats of one partial buffer: a (G, H, N) array.
