@@ -5,27 +5,34 @@ extension KernelSource {
 }
 
 extension CUDABackend {
-    /// The kernel specialization and layout for a backward problem (see ``forwardPlan(for:multiprocessors:sharedMemoryPerBlock:)``).
-    /// `configuration.blocks` is the number of partial sums per dweight element (blocks per weight row).
-    static func backwardPlan(for problem: NormBackwardProblem, multiprocessors: Int, sharedMemoryPerBlock: Int) -> KernelPlan {
-        let rows = problem.rows, columns = problem.columns
-        var accesses = [
-            LaunchConfiguration.Access(problem.dy, rows: rows), LaunchConfiguration.Access(problem.x, rows: rows),
-            LaunchConfiguration.Access(problem.dx, rows: rows),
-        ]
-        if let residualGradient = problem.residualGradient {
-            accesses.append(LaunchConfiguration.Access(residualGradient, rows: rows))
-        }
-        if let weight = problem.weight {
-            accesses.append(LaunchConfiguration.Access(weight, rows: problem.weightRows))
-        }
+    /// The widest vector every tensor of a backward problem allows (no allocation: the hot path).
+    static func backwardVectorWidth(_ problem: NormBackwardProblem) -> Int {
+        let narrowest = min(
+            problem.dy.dtype.byteCount, problem.x.dtype.byteCount, problem.dx.dtype.byteCount,
+            problem.residualGradient?.dtype.byteCount ?? 4, problem.weight?.dtype.byteCount ?? 4)
+        var finder = VectorWidthFinder(columns: problem.columns, narrowestBytes: narrowest)
+        finder.include(problem.dy, rows: problem.rows)
+        finder.include(problem.x, rows: problem.rows)
+        finder.include(problem.dx, rows: problem.rows)
+        finder.include(problem.residualGradient, rows: problem.rows)
+        finder.include(problem.weight, rows: problem.weightRows)
+        return finder.width
+    }
+
+    /// The kernel specialization and layout for a backward problem (see ``forwardPlan(for:gpu:)``).
+    /// `configuration.teams` is parts × weight rows: each team writes one partial sum per dweight element.
+    static func backwardPlan(for problem: NormBackwardProblem, gpu: LaunchConfiguration.GPU) -> KernelPlan {
         let accumulators = (problem.dweight != nil ? 1 : 0) + (problem.dbias != nil ? 1 : 0)
         let configuration = LaunchConfiguration.choose(
-            for: .backward, columns: columns, rows: rows, weightRows: problem.weightRows,
-            vectorWidth: LaunchConfiguration.vectorWidth(columns: columns, accesses: accesses),
-            rowElementBytes: problem.x.dtype.byteCount, accumulators: accumulators,
-            multiprocessors: multiprocessors, sharedMemoryPerBlock: sharedMemoryPerBlock)
+            for: .backward, columns: problem.columns, rows: problem.rows, weightRows: problem.weightRows,
+            vectorWidth: backwardVectorWidth(problem), rowElementBytes: problem.x.dtype.byteCount + problem.dy.dtype.byteCount,
+            accumulators: accumulators, gpu: gpu)
+        return backwardPlan(for: problem, configuration: configuration)
+    }
 
+    /// The kernel specialization of a backward problem with a given layout.
+    static func backwardPlan(for problem: NormBackwardProblem, configuration: LaunchConfiguration) -> KernelPlan {
+        let accumulators = (problem.dweight != nil ? 1 : 0) + (problem.dbias != nil ? 1 : 0)
         let absent = "float"
         let definitions = [
             "DY_T=\(problem.dy.dtype.kernelTypeName)",
@@ -40,76 +47,138 @@ extension CUDABackend {
             "HAS_RG=\(problem.residualGradient != nil ? 1 : 0)",
             "HAS_DW=\(problem.dweight != nil ? 1 : 0)",
             "HAS_DB=\(problem.dbias != nil ? 1 : 0)",
+            "OFFSET=\(problem.weight != nil && problem.weightOffset != 0 ? 1 : 0)",
         ] + configuration.definitions
-        let sharedBytes: Int
-        switch configuration.rowStorage {
-        case .registers:
-            // Combining the row groups of a block: [rowsPerBlock][columns] fp32.
-            sharedBytes = configuration.rowsPerBlock > 1 && accumulators > 0 ? configuration.rowsPerBlock * columns * 4 : 0
-        case .sharedMemory, .global:
-            sharedBytes = configuration.sharedAccumulators ? accumulators * columns * 4 : 0
-        }
         return KernelPlan(
             request: KernelRequest(source: .normBackward, definitions: definitions), configuration: configuration,
-            sharedBytes: sharedBytes, accumulators: accumulators)
+            sharedBytes: LaunchConfiguration.backwardSharedBytes(configuration, columns: problem.columns, accumulators: accumulators),
+            accumulators: accumulators)
     }
 
-    /// Runs a backward pass: `norm_backward` writes dx and, per block, fp32 partial sums of dweight and
-    /// dbias for a fixed set of rows into a scratch buffer; `reduce_partials` adds the partials in a fixed
-    /// order and stores dweight/dbias, so they are bit-identical from run to run.
+    /// The signature a backward plan depends on.
+    static func backwardKey(_ problem: NormBackwardProblem, device: Int, vectorWidth: Int) -> PlanKey {
+        let dtypes = PlanKey.code(problem.dy.dtype) | PlanKey.code(problem.x.dtype) << 4
+            | PlanKey.code(problem.weight?.dtype) << 8 | PlanKey.code(problem.residualGradient?.dtype) << 12
+            | PlanKey.code(problem.dx.dtype) << 16 | PlanKey.code(problem.dweight?.dtype) << 20
+            | PlanKey.code(problem.dbias?.dtype) << 24
+        let flags: UInt32 = (problem.kind == .layer ? 1 : 0) | (problem.weight != nil && problem.weightOffset != 0 ? 2 : 0)
+        return PlanKey(
+            device: device, backward: true, dtypes: dtypes, flags: flags, columns: problem.columns, rows: problem.rows,
+            weightRows: problem.weightRows, vectorWidth: vectorWidth)
+    }
+
+    /// Makes a backward plan ready on this GPU (see `prepareForward`): the teams are fixed here, since
+    /// they fix the partial sums and so the order dweight is added in.
+    private func prepareBackward(_ problem: NormBackwardProblem) throws -> PreparedLaunch {
+        var shape = gpu.launchShape
+        let heads = problem.weightRows
+        while true {
+            let plan = Self.backwardPlan(for: problem, gpu: shape)
+            var c = plan.configuration
+            let module = try module(for: plan.request)
+            let function = module.function("norm_backward")
+            var active: Int?
+            if c.clusterSize > 1 {
+                active = try gpu.withContext {
+                    gpu.activeClusters(function, clusterSize: c.clusterSize, threads: c.blockSize, sharedBytes: plan.sharedBytes)
+                }
+                if active == 0 {
+                    shape.maxClusterSize = c.clusterSize / 2
+                    continue
+                }
+                if let active, active < c.teams {
+                    // Fewer parts per weight row, as many as the resident clusters allow (at least one).
+                    c.teams = max(1, active / heads) * heads
+                }
+            }
+            let (blocks, overflow) = c.teams.multipliedReportingOverflow(by: c.clusterSize)
+            guard !overflow, blocks <= Int(Int32.max) else {
+                throw FusedNormError.invalidArgument(name: "weight", reason: "\(heads) weight rows need more blocks than a CUDA grid holds")
+            }
+            let launch = PreparedLaunch(
+                function: function, reduce: plan.accumulators > 0 ? module.function("reduce_partials") : nil, blocks: blocks,
+                threads: c.blockSize, sharedBytes: plan.sharedBytes, segments: 0, parts: c.teams / heads,
+                accumulators: plan.accumulators, configuration: c)
+            CUDALaunchLog.record(
+                "backward", launch, gpu: gpu, activeClusters: active,
+                problem: "\(problem.kind) N=\(problem.columns) rows=\(problem.rows) x=\(problem.x.dtype) H=\(heads)")
+            return launch
+        }
+    }
+
+    /// The launch a backward problem gets (prepared once per signature).
+    func preparedBackward(_ problem: NormBackwardProblem) throws -> PreparedLaunch {
+        let key = Self.backwardKey(problem, device: gpu.index, vectorWidth: Self.backwardVectorWidth(problem))
+        return try KernelCache.current.preparedLaunch(key) { try prepareBackward(problem) }
+    }
+
+    /// Runs a backward pass: `norm_backward` writes dx and, per team, fp32 partial sums of dweight and
+    /// dbias over a fixed, contiguous share of one weight row's rows into a scratch buffer; `reduce_partials`
+    /// adds the partials in a fixed order and stores dweight/dbias, so they are bit-identical from run to run.
+    /// The scratch is allocated and freed on the stream the kernels run on (stream-ordered, from the pool).
     func run(_ problem: NormBackwardProblem) throws {
-        let plan = Self.backwardPlan(
-            for: problem, multiprocessors: gpu.multiprocessorCount, sharedMemoryPerBlock: gpu.sharedMemoryPerBlock)
-        let columns = problem.columns, heads = problem.weightRows, parts = plan.configuration.blocks
-        let (blocks, overflow) = parts.multipliedReportingOverflow(by: heads)
-        guard !overflow, blocks <= Int(Int32.max) else {
-            throw FusedNormError.invalidArgument(name: "weight", reason: "\(heads) weight rows need more blocks than a CUDA grid holds")
+        let launch = try preparedBackward(problem)
+        let stream = gpu.currentStream
+        let partialBytes = launch.accumulators * launch.parts * problem.weightRows * problem.columns * 4
+        try gpu.withContext {
+            if launch.accumulators == 0 {
+                try queueBackward(problem, launch, partials: 0, stream: stream)
+            } else if stream == gpu.defaultStream {
+                // The default stream's buffer, kept between calls; locked until both kernels are queued.
+                try defaultStreamScratch.withLock { scratch in
+                    let partials = try scratch.reserve(partialBytes, gpu: gpu, stream: stream)
+                    try queueBackward(problem, launch, partials: partials, stream: stream)
+                }
+            } else {
+                // A caller's stream: scratch allocated and freed in that stream's order.
+                let partials = try gpu.allocateScratch(byteCount: partialBytes, stream: stream)
+                defer { gpu.freeScratch(partials, stream: stream) }
+                try queueBackward(problem, launch, partials: partials, stream: stream)
+            }
         }
-        let module = try module(for: plan.request)
+    }
 
-        // Scratch for the partial sums: [accumulators][parts][heads][columns] fp32, released (stream-ordered)
-        // when this call returns, after the kernels queued here.
-        let partials = plan.accumulators > 0 ? try DeviceBuffer(gpu: gpu, byteCount: plan.accumulators * blocks * columns * 4) : nil
-        try withExtendedLifetime(partials) {
-            let stream = gpu.currentStream
-            var arguments = KernelArguments()
-            arguments.append(address: problem.dy.address)
-            arguments.append(address: problem.x.address)
-            arguments.append(address: problem.weight?.address)
-            arguments.append(address: problem.mean)
-            arguments.append(address: problem.rstd)
-            arguments.append(address: problem.residualGradient?.address)
-            arguments.append(address: problem.dx.address)
-            arguments.append(address: partials?.address)
-            arguments.append(problem.rows)
-            arguments.append(columns)
-            arguments.append(heads)
-            arguments.append(parts)
-            arguments.append(problem.dy.rowStride)
-            arguments.append(problem.x.rowStride)
-            arguments.append(problem.weight?.rowStride ?? 0)
-            arguments.append(problem.residualGradient?.rowStride ?? 0)
-            arguments.append(problem.dx.rowStride)
-            arguments.append(problem.epsilon, problem.weightOffset)
-            try gpu.launch(
-                module.function("norm_backward"), blocks: blocks, threads: plan.configuration.blockSize,
-                sharedBytes: plan.sharedBytes, stream: stream, arguments: arguments, name: "norm_backward")
+    /// Queues `norm_backward` and `reduce_partials` on `stream` with `partials` as the partial sums'
+    /// buffer (0 without dweight and dbias). The context must be current.
+    private func queueBackward(_ problem: NormBackwardProblem, _ launch: PreparedLaunch, partials: UInt, stream: CUhandle) throws {
+        let columns = problem.columns, heads = problem.weightRows, parts = launch.parts
+        var arguments = KernelArguments()
+        arguments.append(address: problem.dy.address)
+        arguments.append(address: problem.x.address)
+        arguments.append(address: problem.weight?.address)
+        arguments.append(address: problem.mean)
+        arguments.append(address: problem.rstd)
+        arguments.append(address: problem.residualGradient?.address)
+        arguments.append(address: problem.dx.address)
+        arguments.append(address: partials == 0 ? nil : partials)
+        arguments.append(problem.rows)
+        arguments.append(columns)
+        arguments.append(heads)
+        arguments.append(parts)
+        arguments.append(problem.dy.rowStride)
+        arguments.append(problem.x.rowStride)
+        arguments.append(problem.weight?.rowStride ?? 0)
+        arguments.append(problem.residualGradient?.rowStride ?? 0)
+        arguments.append(problem.dx.rowStride)
+        arguments.append(problem.epsilon, problem.weightOffset)
+        try gpu.launchInContext(
+            launch.function, blocks: launch.blocks, threads: launch.threads, sharedBytes: launch.sharedBytes,
+            stream: stream, arguments: &arguments, name: "norm_backward")
 
-            guard let partials else { return }
-            var reduce = KernelArguments()
-            reduce.append(address: partials.address)
-            reduce.append(address: problem.dweight?.address)
-            reduce.append(address: problem.dbias?.address)
-            reduce.append(parts)
-            reduce.append(heads * columns)
-            reduce.append(columns)
-            reduce.append(problem.dweight?.rowStride ?? 0)
-            reduce.append(problem.dbias?.rowStride ?? 0)
-            let threads = 256
-            let reduceBlocks = max(1, min((heads * columns + threads - 1) / threads, gpu.multiprocessorCount * 8))
-            try gpu.launch(
-                module.function("reduce_partials"), blocks: reduceBlocks, threads: threads, sharedBytes: 0,
-                stream: stream, arguments: reduce, name: "reduce_partials")
-        }
+        guard let reduceFunction = launch.reduce else { return }
+        var reduce = KernelArguments()
+        reduce.append(address: partials)
+        reduce.append(address: problem.dweight?.address)
+        reduce.append(address: problem.dbias?.address)
+        reduce.append(parts)
+        reduce.append(heads * columns)
+        reduce.append(columns)
+        reduce.append(problem.dweight?.rowStride ?? 0)
+        reduce.append(problem.dbias?.rowStride ?? 0)
+        // 32 elements per block (8 slices of the parts each), as many blocks as fill the GPU.
+        let reduceBlocks = max(1, min((heads * columns + 31) / 32, gpu.multiprocessorCount * 8))
+        try gpu.launchInContext(
+            reduceFunction, blocks: reduceBlocks, threads: 256, sharedBytes: 0, stream: stream, arguments: &reduce,
+            name: "reduce_partials")
     }
 }

@@ -4,27 +4,35 @@ extension KernelSource {
 }
 
 extension CUDABackend {
-    /// The kernel specialization and layout for a forward problem on a GPU with `multiprocessors` SMs and
-    /// `sharedMemoryPerBlock` bytes of shared memory per block. Needs no GPU (tests compile every plan).
-    static func forwardPlan(for problem: NormForwardProblem, multiprocessors: Int, sharedMemoryPerBlock: Int) -> KernelPlan {
-        let rows = problem.rows, columns = problem.columns
-        // The dtype s is stored in: the residual output's with a residual, else x's.
-        let rowDType = problem.residualOutput?.dtype ?? problem.x.dtype
-        var accesses = [
-            LaunchConfiguration.Access(problem.x, rows: rows), LaunchConfiguration.Access(problem.output, rows: rows),
-        ]
-        for view in [problem.residual, problem.residualOutput].compactMap({ $0 }) {
-            accesses.append(LaunchConfiguration.Access(view, rows: rows))
-        }
-        for view in [problem.weight, problem.bias].compactMap({ $0 }) {
-            accesses.append(LaunchConfiguration.Access(view, rows: problem.weightRows))
-        }
-        let configuration = LaunchConfiguration.choose(
-            for: .forward, columns: columns, rows: rows, weightRows: problem.weightRows,
-            vectorWidth: LaunchConfiguration.vectorWidth(columns: columns, accesses: accesses),
-            rowElementBytes: rowDType.byteCount, multiprocessors: multiprocessors,
-            sharedMemoryPerBlock: sharedMemoryPerBlock)
+    /// The widest vector every tensor of a forward problem allows (no allocation: the hot path).
+    static func forwardVectorWidth(_ problem: NormForwardProblem) -> Int {
+        let narrowest = min(
+            problem.x.dtype.byteCount, problem.output.dtype.byteCount, problem.residual?.dtype.byteCount ?? 4,
+            problem.residualOutput?.dtype.byteCount ?? 4, problem.weight?.dtype.byteCount ?? 4, problem.bias?.dtype.byteCount ?? 4)
+        var finder = VectorWidthFinder(columns: problem.columns, narrowestBytes: narrowest)
+        finder.include(problem.x, rows: problem.rows)
+        finder.include(problem.output, rows: problem.rows)
+        finder.include(problem.residual, rows: problem.rows)
+        finder.include(problem.residualOutput, rows: problem.rows)
+        finder.include(problem.weight, rows: problem.weightRows)
+        finder.include(problem.bias, rows: problem.weightRows)
+        return finder.width
+    }
 
+    /// The kernel specialization and layout for a forward problem on a GPU of shape `gpu`. Needs no GPU
+    /// (tests compile every plan).
+    static func forwardPlan(for problem: NormForwardProblem, gpu: LaunchConfiguration.GPU) -> KernelPlan {
+        // The dtype s is held in: the residual output's with a residual, else x's.
+        let rowDType = problem.residualOutput?.dtype ?? problem.x.dtype
+        let configuration = LaunchConfiguration.choose(
+            for: .forward, columns: problem.columns, rows: problem.rows, weightRows: problem.weightRows,
+            vectorWidth: forwardVectorWidth(problem), rowElementBytes: rowDType.byteCount,
+            residual: problem.residual != nil, bias: problem.bias != nil, layer: problem.kind == .layer, gpu: gpu)
+        return forwardPlan(for: problem, configuration: configuration)
+    }
+
+    /// The kernel specialization of a forward problem with a given layout.
+    static func forwardPlan(for problem: NormForwardProblem, configuration: LaunchConfiguration) -> KernelPlan {
         let absent = "float"
         let definitions = [
             "X_T=\(problem.x.dtype.kernelTypeName)",
@@ -39,18 +47,63 @@ extension CUDABackend {
             "HAS_BIAS=\(problem.bias != nil ? 1 : 0)",
             "LLAMA=\(problem.kind == .rms && problem.casting == .llama ? 1 : 0)",
         ] + configuration.definitions
+        let rowDType = problem.residualOutput?.dtype ?? problem.x.dtype
         return KernelPlan(
             request: KernelRequest(source: .normForward, definitions: definitions), configuration: configuration,
-            sharedBytes: configuration.rowStorage == .sharedMemory ? columns * rowDType.byteCount : 0)
+            sharedBytes: LaunchConfiguration.forwardSharedBytes(configuration, rowElementBytes: rowDType.byteCount))
+    }
+
+    /// The signature a forward plan depends on.
+    static func forwardKey(_ problem: NormForwardProblem, device: Int, vectorWidth: Int) -> PlanKey {
+        let dtypes = PlanKey.code(problem.x.dtype) | PlanKey.code(problem.residual?.dtype) << 4
+            | PlanKey.code(problem.residualOutput?.dtype) << 8 | PlanKey.code(problem.weight?.dtype) << 12
+            | PlanKey.code(problem.bias?.dtype) << 16 | PlanKey.code(problem.output.dtype) << 20
+        let flags: UInt32 = (problem.kind == .layer ? 1 : 0) | (problem.kind == .rms && problem.casting == .llama ? 2 : 0)
+        return PlanKey(
+            device: device, backward: false, dtypes: dtypes, flags: flags, columns: problem.columns, rows: problem.rows,
+            weightRows: problem.weightRows, vectorWidth: vectorWidth)
+    }
+
+    /// Makes a forward plan ready on this GPU: compiles (or finds) the kernel and fixes the grid; a cluster
+    /// the GPU cannot hold is halved until it can (with the row split anew).
+    private func prepareForward(_ problem: NormForwardProblem) throws -> PreparedLaunch {
+        var shape = gpu.launchShape
+        while true {
+            let plan = Self.forwardPlan(for: problem, gpu: shape)
+            let c = plan.configuration
+            let function = try module(for: plan.request).function("norm_forward")
+            var teams = c.teams
+            var active: Int?
+            if c.clusterSize > 1 {
+                active = try gpu.withContext {
+                    gpu.activeClusters(function, clusterSize: c.clusterSize, threads: c.blockSize, sharedBytes: plan.sharedBytes)
+                }
+                if active == 0 {
+                    shape.maxClusterSize = c.clusterSize / 2
+                    continue
+                }
+                if let active { teams = min(teams, active) }
+            }
+            let launch = PreparedLaunch(
+                function: function, reduce: nil, blocks: teams * c.clusterSize, threads: c.blockSize,
+                sharedBytes: plan.sharedBytes, segments: c.segments, parts: 0, accumulators: 0, configuration: c)
+            CUDALaunchLog.record(
+                "forward", launch, gpu: gpu, activeClusters: active,
+                problem: "\(problem.kind) N=\(problem.columns) rows=\(problem.rows) x=\(problem.x.dtype)")
+            return launch
+        }
+    }
+
+    /// The launch a forward problem gets (prepared once per signature).
+    func preparedForward(_ problem: NormForwardProblem) throws -> PreparedLaunch {
+        let key = Self.forwardKey(problem, device: gpu.index, vectorWidth: Self.forwardVectorWidth(problem))
+        return try KernelCache.current.preparedLaunch(key) { try prepareForward(problem) }
     }
 
     /// Runs a forward pass: one launch of `norm_forward`, specialized for the problem's dtypes and
     /// variant and laid out by ``LaunchConfiguration``.
     func run(_ problem: NormForwardProblem) throws {
-        let plan = Self.forwardPlan(
-            for: problem, multiprocessors: gpu.multiprocessorCount, sharedMemoryPerBlock: gpu.sharedMemoryPerBlock)
-        let module = try module(for: plan.request)
-
+        let launch = try preparedForward(problem)
         var arguments = KernelArguments()
         arguments.append(address: problem.x.address)
         arguments.append(address: problem.residual?.address)
@@ -69,10 +122,14 @@ extension CUDABackend {
         arguments.append(problem.bias?.rowStride ?? 0)
         arguments.append(problem.output.rowStride)
         arguments.append(problem.residualOutput?.rowStride ?? 0)
+        arguments.append(launch.segments)
         arguments.append(problem.epsilon, problem.kind == .rms ? problem.weightOffset : 0)
 
-        try gpu.launch(
-            module.function("norm_forward"), blocks: plan.configuration.blocks, threads: plan.configuration.blockSize,
-            sharedBytes: plan.sharedBytes, stream: gpu.currentStream, arguments: arguments, name: "norm_forward")
+        let stream = gpu.currentStream
+        try gpu.withContext {
+            try gpu.launchInContext(
+                launch.function, blocks: launch.blocks, threads: launch.threads, sharedBytes: launch.sharedBytes,
+                stream: stream, arguments: &arguments, name: "norm_forward")
+        }
     }
 }

@@ -10,6 +10,11 @@ final class CUDABackend: Backend {
     let nvrtc: NVRTC
     var device: Device { .cuda(gpu.index) }
 
+    /// The backward pass's partial sums for work on the default stream: kept between calls (grown as
+    /// needed), so that a call allocates nothing. Held locked while a call queues its two kernels, so that
+    /// the kernels of two calls never interleave on the stream (which orders every use of the buffer).
+    let defaultStreamScratch = Mutex<ScratchBuffer>(ScratchBuffer())
+
     private init(gpu: CUDADevice, nvrtc: NVRTC) {
         self.gpu = gpu
         self.nvrtc = nvrtc
@@ -86,5 +91,24 @@ final class CUDABackend: Backend {
     /// The module for a kernel specialization, from ``KernelCache/current``.
     func module(for request: KernelRequest) throws -> LoadedModule {
         try KernelCache.current.module(for: request, on: gpu, nvrtc: nvrtc)
+    }
+}
+
+/// Device scratch memory reused from call to call on one stream (see ``CUDABackend/defaultStreamScratch``).
+struct ScratchBuffer: ~Copyable {
+    var address: UInt = 0
+    var byteCount = 0
+
+    /// At least `bytes` bytes, ordered on `stream`: a smaller buffer is released after the work queued
+    /// before on the stream and a larger one allocated. The context must be current.
+    mutating func reserve(_ bytes: Int, gpu: CUDADevice, stream: CUhandle) throws -> UInt {
+        if bytes <= byteCount { return address }
+        if address != 0 { gpu.freeScratch(address, stream: stream) }
+        address = 0
+        byteCount = 0
+        let size = max(bytes, 1 << 20)
+        address = try gpu.allocateScratch(byteCount: size, stream: stream)
+        byteCount = size
+        return address
     }
 }

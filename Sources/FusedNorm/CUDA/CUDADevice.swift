@@ -20,6 +20,9 @@ final class CUDADevice: @unchecked Sendable {
     let multiprocessorCount: Int
     /// The most dynamic shared memory one block may ask for (after raising the kernel's limit).
     let sharedMemoryPerBlock: Int
+    /// Shared memory and registers of one SM (what resident CTAs share).
+    let sharedMemoryPerMultiprocessor: Int
+    let registersPerMultiprocessor: Int
     /// The widest pitch `cuMemcpy2D` accepts.
     let maxPitch: Int
     /// Whether `cuMemAllocAsync` can be used (stream-ordered allocation from the default pool).
@@ -35,6 +38,8 @@ final class CUDADevice: @unchecked Sendable {
             + driver.attribute(.computeCapabilityMinor, of: device)
         multiprocessorCount = try driver.attribute(.multiprocessorCount, of: device)
         sharedMemoryPerBlock = try driver.attribute(.maxSharedMemoryPerBlockOptin, of: device)
+        sharedMemoryPerMultiprocessor = try driver.attribute(.maxSharedMemoryPerMultiprocessor, of: device)
+        registersPerMultiprocessor = try driver.attribute(.maxRegistersPerMultiprocessor, of: device)
         maxPitch = try driver.attribute(.maxPitch, of: device)
         usesMemoryPool = try driver.attribute(.memoryPoolsSupported, of: device) != 0
 

@@ -57,6 +57,8 @@ struct CUDADriver: @unchecked Sendable {
         CUhandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUhandle?,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> CUresult
+    /// `cuOccupancyMaxActiveClusters(int*, CUfunction, const CUlaunchConfig*)` (CUDA 11.8+); nil on older drivers.
+    let cuOccupancyMaxActiveClusters: (@convention(c) (UnsafeMutablePointer<Int32>?, CUhandle?, UnsafeRawPointer?) -> CUresult)?
 
     /// The library the driver is loaded from.
     static let libraryName = "libcuda.so.1"
@@ -109,7 +111,8 @@ struct CUDADriver: @unchecked Sendable {
                 cuModuleGetFunction: r.function("cuModuleGetFunction"),
                 cuFuncGetAttribute: r.function("cuFuncGetAttribute"),
                 cuFuncSetAttribute: r.function("cuFuncSetAttribute"),
-                cuLaunchKernel: r.function("cuLaunchKernel"))
+                cuLaunchKernel: r.function("cuLaunchKernel"),
+                cuOccupancyMaxActiveClusters: r.optionalFunction("cuOccupancyMaxActiveClusters"))
             guard r.missing.isEmpty else {
                 return .failure(.symbolsMissing(r.missing))
             }
@@ -174,6 +177,8 @@ enum DeviceAttribute: Int32, Sendable {
     case multiprocessorCount = 16
     case computeCapabilityMajor = 75
     case computeCapabilityMinor = 76
+    case maxSharedMemoryPerMultiprocessor = 81
+    case maxRegistersPerMultiprocessor = 82
     case maxSharedMemoryPerBlockOptin = 97
     case memoryPoolsSupported = 115
 }
@@ -184,6 +189,7 @@ enum FunctionAttribute: Int32, Sendable {
     case localSizeBytes = 3
     case numRegisters = 4
     case maxDynamicSharedSizeBytes = 8
+    case nonPortableClusterSizeAllowed = 14
 }
 
 /// `CUmemPool_attribute`: the bytes a pool keeps reserved after a synchronization instead of

@@ -38,6 +38,28 @@ final class DeviceBuffer: Buffer, @unchecked Sendable {
     }
 }
 
+extension CUDADevice {
+    /// Scratch memory ordered on `stream`: allocated from the pool when the stream reaches this point (or
+    /// at once without pools), for work queued on `stream` until ``freeScratch(_:stream:)``. The context
+    /// must be current.
+    func allocateScratch(byteCount: Int, stream: CUhandle) throws -> UInt {
+        var pointer: CUdeviceptr = 0
+        let size = max(byteCount, 1)
+        if usesMemoryPool {
+            try driver.check("cuMemAllocAsync(\(size) bytes, device \(index))") { $0.cuMemAllocAsync(&pointer, size, stream) }
+        } else {
+            try driver.check("cuMemAlloc(\(size) bytes, device \(index))") { $0.cuMemAlloc(&pointer, size) }
+        }
+        return UInt(pointer)
+    }
+
+    /// Releases scratch memory after the work queued on `stream` so far. Without pools, `cuMemFree`
+    /// waits for the device first.
+    func freeScratch(_ address: UInt, stream: CUhandle) {
+        _ = usesMemoryPool ? driver.cuMemFreeAsync(CUdeviceptr(address), stream) : driver.cuMemFree(CUdeviceptr(address))
+    }
+}
+
 /// `CUmemorytype` values for `CUDA_MEMCPY2D`.
 enum MemoryType: UInt64 {
     case host = 1

@@ -70,6 +70,10 @@ final class LoadedModule: @unchecked Sendable {
                     try driver.check("cuFuncSetAttribute(max dynamic shared memory \(dynamicLimit), \(name))") {
                         $0.cuFuncSetAttribute(function, FunctionAttribute.maxDynamicSharedSizeBytes.rawValue, dynamicLimit)
                     }
+                    if gpu.architecture >= 90 {
+                        // Clusters of up to 16 CTAs (8 is the portable limit); refused harmlessly elsewhere.
+                        _ = driver.cuFuncSetAttribute(function, FunctionAttribute.nonPortableClusterSizeAllowed.rawValue, 1)
+                    }
                     functions[name] = function!
                 }
             }
@@ -143,6 +147,8 @@ final class KernelCache: Sendable {
         var images: [String: [UInt8]] = [:]
         /// Modules forgotten by clearMemory, kept loaded until the cache goes.
         var retired: [LoadedModule] = []
+        /// Launches made ready, by problem signature (their kernels are in `modules` or `retired`).
+        var prepared: [PlanKey: PreparedLaunch] = [:]
         var statistics = Statistics()
     }
     private let state = Mutex(State())
@@ -160,7 +166,20 @@ final class KernelCache: Sendable {
             state.retired += state.modules.values
             state.modules = [:]
             state.images = [:]
+            state.prepared = [:]
         }
+    }
+
+    /// The launch prepared for `key` before, or `make()`'s, remembered (at most 4096 signatures; then the
+    /// memory starts over). The fast path of every operation: one lock, one lookup of integers.
+    func preparedLaunch(_ key: PlanKey, make: () throws -> PreparedLaunch) throws -> PreparedLaunch {
+        if let prepared = state.withLock({ $0.prepared[key] }) { return prepared }
+        let prepared = try make()
+        state.withLock { state in
+            if state.prepared.count >= 4096 { state.prepared.removeAll(keepingCapacity: true) }
+            state.prepared[key] = prepared
+        }
+        return prepared
     }
 
     /// The module for `request` on `gpu`: loaded before, or made now.

@@ -1,125 +1,342 @@
-/// How a normalization kernel is laid over the GPU. Pure data, chosen by ``choose(for:columns:rows:weightRows:vectorWidth:rowElementBytes:accumulators:multiprocessors:sharedMemoryPerBlock:)``
+/// How a normalization kernel is laid over the GPU. Pure data, chosen by ``choose(for:columns:rows:weightRows:vectorWidth:rowElementBytes:residual:bias:accumulators:gpu:)``
 /// and turned into `-D` definitions (compile-time shape) and a grid (run-time), apart from the kernels.
 ///
-/// A row of N elements is split into vectors of ``vectorWidth`` elements; ``threadsPerRow`` threads
-/// share a row (a sub-warp group for small N, a whole block for large N); a block holds
-/// ``rowsPerBlock`` rows. Where the row lives between its reduction and its use:
-/// - ``RowStorage/registers``: each thread keeps ``vectorsPerThread`` vectors in registers (one read);
-/// - ``RowStorage/sharedMemory``: the row is kept in shared memory in its storage dtype (one read);
-/// - ``RowStorage/global``: the row is read again from global memory / L2 (any N).
+/// A row of N elements is split into vectors of ``vectorWidth`` elements. A *team* works on one row at a
+/// time: ``threadsPerRow`` threads of a CTA (a sub-warp group when several rows share a CTA), times
+/// ``clusterSize`` CTAs of a thread-block cluster (sm_90) that split the row's columns in contiguous parts
+/// and add their sums through distributed shared memory. Each thread owns the same columns in every row:
+/// ``vectorsPerThread`` vectors, consecutive threads on consecutive vectors (16-byte accesses, coalesced).
+/// - ``RowStorage/registers``: the thread's vectors stay in registers as stored (bf16 words: half the
+///   registers of fp32) between the row's statistics and its output: each tensor is read once.
+/// - ``RowStorage/streaming``: rows too long for the team's registers are read again (from L2 when the
+///   rows in flight fit there): forward, in ``segments`` passes of ``vectorsPerThread`` vectors per thread
+///   and CTA; backward, one CTA per row.
+///
+/// Grids are persistent: as many teams as are resident at once (sized from the SM count and the layout's
+/// registers and shared memory, never from the row count), each looping over its rows; the backward pass
+/// gives each team a fixed, contiguous share of one weight row's rows.
 struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     /// Which kernel the configuration is for.
     enum Pass: Sendable { case forward, backward }
 
-    /// Where a row is kept between the reduction and the rescale (the kernel's `STORAGE` macro).
+    /// Where a row is kept between its reduction and its use (the kernels' `HOLD` macro).
     enum RowStorage: Int, Sendable {
-        case registers = 0
-        case sharedMemory = 1
-        case global = 2
+        case streaming = 0
+        case registers = 1
     }
 
     var threadsPerRow: Int
     var rowsPerBlock: Int
-    /// Elements per vector access (16 bytes for the narrowest dtype when alignment allows; 1 = scalar).
+    /// CTAs of a thread-block cluster per row (1: no cluster).
+    var clusterSize: Int
+    /// Elements per vector access (16 bytes of the narrowest dtype when alignment allows; 1 = scalar).
     var vectorWidth: Int
-    /// Vectors each thread keeps in registers (``RowStorage/registers`` only; else 0).
+    /// Vectors per thread in registers (and per pass, streaming).
     var vectorsPerThread: Int
+    /// Forward, registers: vectors per thread held in shared memory after those in registers (filled by
+    /// `cp.async`, no registers in between): rows too long for registers alone.
+    var sharedVectorsPerThread = 0
     var rowStorage: RowStorage
-    /// Backward, streaming: the per-block dweight/dbias sums live in shared memory (else in the
-    /// global partial buffer).
+    /// Forward: the weight of the thread's columns stays in registers across rows.
+    var weightInRegisters: Bool
+    /// Backward, registers: the next row's x and dy are loaded while this one is reduced.
+    var prefetch: Bool
+    /// Backward, streaming: the CTA's dweight/dbias sums live in shared memory (else in the partial buffer).
+    /// (Backward, registers: the sums always live in shared memory, one slot per thread.)
     var sharedAccumulators: Bool
-    /// Forward: blocks in the grid (each loops over rows). Backward: blocks per weight row (the
-    /// number of partial sums per dweight element).
-    var blocks: Int
+    /// The register cap per thread (`__maxnreg__`), which with the block size fixes the CTAs per SM.
+    var maxRegisters: Int
+    /// Teams in the grid (blocks = teams × clusterSize). Backward: teams = parts × weight rows.
+    var teams: Int
+    /// Forward, streaming: passes of ``vectorsPerThread`` vectors per thread over a CTA's part of the row.
+    var segments: Int
 
     var blockSize: Int { threadsPerRow * rowsPerBlock }
+    var blocks: Int { teams * clusterSize }
 
     /// The compile-time part, as `-D` definitions.
     var definitions: [String] {
         [
-            "TPR=\(threadsPerRow)", "RPB=\(rowsPerBlock)", "VEC=\(vectorWidth)", "VPT=\(max(vectorsPerThread, 1))",
-            "STORAGE=\(rowStorage.rawValue)", "ACC_SHARED=\(sharedAccumulators ? 1 : 0)",
+            "TPR=\(threadsPerRow)", "RPB=\(rowsPerBlock)", "CLUSTER=\(clusterSize)", "VEC=\(vectorWidth)",
+            "VPT=\(vectorsPerThread)", "SPT=\(sharedVectorsPerThread)", "HOLD=\(rowStorage.rawValue)", "WREG=\(weightInRegisters ? 1 : 0)",
+            "PREFETCH=\(prefetch ? 1 : 0)", "ACC_SHARED=\(sharedAccumulators ? 1 : 0)", "MAXREG=\(maxRegisters)",
         ]
     }
 
     var description: String {
-        "\(threadsPerRow) threads/row × \(rowsPerBlock) rows/block, vector \(vectorWidth), "
-            + "\(rowStorage)\(rowStorage == .registers ? " (\(vectorsPerThread)/thread)" : ""), \(blocks) blocks"
+        "\(threadsPerRow) threads/row × \(rowsPerBlock) rows/CTA" + (clusterSize > 1 ? " × \(clusterSize) CTAs/cluster" : "")
+            + ", vector \(vectorWidth) × \(vectorsPerThread)/thread"
+            + (sharedVectorsPerThread > 0 ? " (+\(sharedVectorsPerThread) in shared memory)" : "") + ", \(rowStorage)"
+            + (rowStorage == .streaming && segments > 1 ? " (\(segments) passes)" : "")
+            + (weightInRegisters ? ", weight in registers" : "") + (prefetch ? ", prefetch" : "")
+            + ", ≤\(maxRegisters) registers, \(teams) teams"
     }
 
-    /// Floats of row data a thread may hold in registers: the forward pass keeps s; the backward pass
-    /// keeps x, dy, the weight and two accumulators, so it gets less.
-    static func registerBudget(_ pass: Pass) -> Int { pass == .forward ? 32 : 16 }
-    /// Threads per row (= block) of the streaming layouts.
-    static func streamingThreads(_ pass: Pass) -> Int { pass == .forward ? 1024 : 512 }
-    /// Largest block that keeps a row in registers.
-    static let maxRegisterBlock = 512
-    /// Threads per block for sub-warp rows, before shrinking for few rows.
-    static let smallRowBlock = 256
+    /// What the heuristic needs to know about the GPU.
+    struct GPU: Hashable, Sendable {
+        var multiprocessors: Int
+        /// The most shared memory one CTA may use (after raising the kernel's limit).
+        var sharedMemoryPerBlock: Int
+        var sharedMemoryPerMultiprocessor: Int
+        var registersPerMultiprocessor = 65536
+        var threadsPerMultiprocessor = 2048
+        var blocksPerMultiprocessor = 32
+        /// The largest thread-block cluster to use: 1 before sm_90, 16 (non-portable) on sm_90 and later.
+        var maxClusterSize: Int
+
+        /// An H200 (132 SMs, sm_90), for tests and plans made without a GPU.
+        static let h200 = GPU(
+            multiprocessors: 132, sharedMemoryPerBlock: 232_448, sharedMemoryPerMultiprocessor: 233_472, maxClusterSize: 16)
+    }
+
+    /// CTAs of `threads` threads with `registers` registers each and `sharedBytes` of shared memory that
+    /// fit on one SM at once (registers are allocated per warp in units of 256).
+    static func residentBlocks(threads: Int, registers: Int, sharedBytes: Int, gpu: GPU) -> Int {
+        let warps = (threads + 31) / 32
+        let registersPerWarp = (registers * 32 + 255) / 256 * 256
+        var count = min(gpu.threadsPerMultiprocessor / threads, gpu.blocksPerMultiprocessor)
+        count = min(count, gpu.registersPerMultiprocessor / max(1, registersPerWarp * warps))
+        if sharedBytes > 0 { count = min(count, gpu.sharedMemoryPerMultiprocessor / (sharedBytes + 1024)) }
+        return max(1, count)
+    }
+
+    /// Row data a thread may hold in registers, in bytes of its storage dtype(s): sub-warp rows keep less
+    /// (their weight stays in registers too); a fused residual loads x and the residual both before it adds
+    /// them; LayerNorm's bias needs registers of its own.
+    static func forwardRowBudget(small: Bool, residual: Bool, bias: Bool) -> Int {
+        if small || residual { return 64 }
+        return bias ? 96 : 128
+    }
 
     /// The one heuristic: chooses the layout from the problem's size and the GPU.
     /// - Parameters:
     ///   - pass: forward or backward.
     ///   - columns: N.
     ///   - rows: rows of the problem.
-    ///   - weightRows: 1, or H for per-head weights (backward: blocks come per weight row).
+    ///   - weightRows: 1, or H for per-head weights (backward: teams come per weight row).
     ///   - vectorWidth: from ``vectorWidth(columns:accesses:)``.
-    ///   - rowElementBytes: bytes of the dtype a cached row is stored in (shared-memory layout).
+    ///   - rowElementBytes: forward, bytes of the dtype the row is held in (s, or x); backward, of x plus dy.
+    ///   - residual: forward: a residual is added (x and the residual are both loaded first).
+    ///   - bias: forward: LayerNorm with a bias.
+    ///   - layer: forward: LayerNorm (its registers do not leave room for rows held in shared memory).
     ///   - accumulators: backward: 0, 1 or 2 fp32 sums per column (dweight, dbias).
-    ///   - multiprocessors: the GPU's SM count.
-    ///   - sharedMemoryPerBlock: the most dynamic shared memory a block may use.
+    ///   - gpu: the GPU's SM count and limits.
     static func choose(
         for pass: Pass, columns: Int, rows: Int, weightRows: Int = 1, vectorWidth: Int, rowElementBytes: Int,
-        accumulators: Int = 0, multiprocessors: Int, sharedMemoryPerBlock: Int
+        residual: Bool = false, bias: Bool = false, layer: Bool = false, accumulators: Int = 0, gpu: GPU
     ) -> LaunchConfiguration {
-        let vectors = (columns + vectorWidth - 1) / vectorWidth
-        let maxVectorsPerThread = max(1, registerBudget(pass) / vectorWidth)
-        let sharedBudget = sharedMemoryPerBlock - 1024  // leave room for the reductions' static arrays
-        var configuration: LaunchConfiguration
-
-        if vectors <= 32 * maxVectorsPerThread {
-            // Small rows: a power-of-two group of at most 32 threads per row, several rows per block.
-            let threads = min(32, nextPowerOfTwo((vectors + maxVectorsPerThread - 1) / maxVectorsPerThread))
-            var rowsPerBlock = smallRowBlock / threads
-            while rowsPerBlock * threads > 32, (rows + rowsPerBlock - 1) / rowsPerBlock < 2 * multiprocessors {
-                rowsPerBlock /= 2
-            }
-            configuration = LaunchConfiguration(
-                threadsPerRow: threads, rowsPerBlock: rowsPerBlock, vectorWidth: vectorWidth,
-                vectorsPerThread: (vectors + threads - 1) / threads, rowStorage: .registers,
-                sharedAccumulators: false, blocks: 0)
-        } else if vectors <= maxRegisterBlock * maxVectorsPerThread {
-            // Medium rows: one block per row, the row in registers.
-            let threads = min(maxRegisterBlock, max(32, nextPowerOfTwo((vectors + maxVectorsPerThread - 1) / maxVectorsPerThread)))
-            configuration = LaunchConfiguration(
-                threadsPerRow: threads, rowsPerBlock: 1, vectorWidth: vectorWidth,
-                vectorsPerThread: (vectors + threads - 1) / threads, rowStorage: .registers,
-                sharedAccumulators: false, blocks: 0)
-        } else {
-            // Large rows: one block per row streaming over it; the row in shared memory when it fits
-            // (forward), else read again.
-            let fitsShared = pass == .forward && columns * rowElementBytes <= sharedBudget
-            configuration = LaunchConfiguration(
-                threadsPerRow: streamingThreads(pass), rowsPerBlock: 1, vectorWidth: vectorWidth, vectorsPerThread: 0,
-                rowStorage: fitsShared ? .sharedMemory : .global,
-                sharedAccumulators: accumulators > 0 && accumulators * columns * 4 <= sharedBudget, blocks: 0)
-        }
-
-        let residentBlocks = max(2, 2048 / configuration.blockSize)
         switch pass {
         case .forward:
-            let needed = (rows + configuration.rowsPerBlock - 1) / configuration.rowsPerBlock
-            configuration.blocks = max(1, min(needed, multiprocessors * residentBlocks * 4))
+            return chooseForward(
+                columns: columns, rows: rows, weightRows: weightRows, vectorWidth: vectorWidth,
+                rowElementBytes: rowElementBytes, residual: residual, bias: bias, layer: layer, gpu: gpu)
         case .backward:
-            // Each block owns one weight row and a fixed share of its rows, and writes one partial sum
-            // per column: few enough partials to keep the extra traffic small, enough blocks to fill the GPU.
-            let rowsPerHead = (rows + weightRows - 1) / weightRows
-            let groups = (rowsPerHead + configuration.rowsPerBlock - 1) / configuration.rowsPerBlock
-            let target = multiprocessors * residentBlocks * (accumulators > 0 ? 1 : 4)
-            configuration.blocks = max(1, min(groups, (target + weightRows - 1) / weightRows))
+            return chooseBackward(
+                columns: columns, rows: rows, weightRows: weightRows, vectorWidth: vectorWidth,
+                pairBytes: rowElementBytes, accumulators: accumulators, gpu: gpu)
         }
-        return configuration
     }
+
+    /// Forward: sub-warp groups for short rows (several rows per CTA), one CTA per row up to 512 threads,
+    /// then clusters of CTAs per row with the row in registers, and past what a cluster holds, streaming.
+    private static func chooseForward(
+        columns: Int, rows: Int, weightRows: Int, vectorWidth: Int, rowElementBytes: Int, residual: Bool, bias: Bool,
+        layer: Bool, gpu: GPU
+    ) -> LaunchConfiguration {
+        let vectors = (columns + vectorWidth - 1) / vectorWidth
+        let vectorBytes = vectorWidth * rowElementBytes
+        func vectorsFor(_ budget: Int) -> Int { max(1, min(16, budget / vectorBytes)) }
+        // A fused residual needs more registers (x and the residual in flight at once).
+        let registers = residual ? 80 : 64
+        var c = LaunchConfiguration(
+            threadsPerRow: 1, rowsPerBlock: 1, clusterSize: 1, vectorWidth: vectorWidth, vectorsPerThread: 1,
+            rowStorage: .registers, weightInRegisters: false, prefetch: false, sharedAccumulators: false,
+            maxRegisters: registers, teams: 1, segments: 1)
+
+        let small = vectorsFor(forwardRowBudget(small: true, residual: residual, bias: bias))
+        let large = vectorsFor(forwardRowBudget(small: false, residual: residual, bias: bias))
+        // Largest CTA (threads) of one row: residual rows keep 3 CTAs per SM at 80 registers.
+        let maxBlock = residual ? 256 : 512
+        if vectors <= 32 * small {
+            // Short rows: a power-of-two group of at most 32 threads per row, 256 threads per CTA; the weight
+            // stays in registers (RMSNorm without a residual: LayerNorm's bias would need too many).
+            c.threadsPerRow = min(32, nextPowerOfTwo((vectors + small - 1) / small))
+            c.rowsPerBlock = smallRowBlock / c.threadsPerRow
+            while c.blockSize > 32, (rows + c.rowsPerBlock - 1) / c.rowsPerBlock < 2 * gpu.multiprocessors {
+                c.rowsPerBlock /= 2
+            }
+            c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
+            c.weightInRegisters = !residual && !bias
+        } else if vectors <= maxBlock * small {
+            // Medium rows: one CTA per row, the row in registers.
+            c.threadsPerRow = min(maxBlock, max(32, nextPowerOfTwo((vectors + small - 1) / small)))
+            c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
+        } else if let (threads, cluster) = clusterLayout(
+            vectors: vectors, perThread: large, blocks: residual ? [256, 512] : [512], maxCluster: gpu.maxClusterSize)
+        {
+            // Long rows: a cluster of CTAs per row, each holding its part of the row in registers.
+            c.threadsPerRow = threads
+            c.clusterSize = cluster
+            c.vectorsPerThread = (vectors + cluster * threads - 1) / (cluster * threads)
+        } else if !residual, !bias, !layer, vectorBytes == 16, gpu.maxClusterSize > 1,
+            let (threads, cluster) = clusterLayout(
+                vectors: vectors, perThread: forwardHeldVectors, blocks: [512], maxCluster: gpu.maxClusterSize)
+        {
+            // Longer rows (RMSNorm): 6 vectors per thread in registers and up to 10 more in shared memory,
+            // 2 CTAs per SM.
+            c.threadsPerRow = threads
+            c.clusterSize = cluster
+            let held = (vectors + cluster * threads - 1) / (cluster * threads)
+            c.vectorsPerThread = min(6, held)
+            c.sharedVectorsPerThread = held - c.vectorsPerThread
+        } else if !residual, let (threads, cluster) = clusterLayout(
+            vectors: vectors, perThread: large, blocks: [1024], maxCluster: gpu.maxClusterSize)
+        {
+            // 1024 threads per CTA (1 CTA per SM), the row in registers.
+            c.threadsPerRow = threads
+            c.clusterSize = cluster
+            c.vectorsPerThread = (vectors + cluster * threads - 1) / (cluster * threads)
+            c.maxRegisters = 64
+        } else {
+            // Longer still: the largest cluster streams its parts of the row, pass by pass.
+            c.threadsPerRow = 512
+            c.clusterSize = gpu.maxClusterSize
+            c.vectorsPerThread = residual ? max(1, min(2, 32 / vectorBytes)) : max(1, min(4, 64 / vectorBytes))
+            c.rowStorage = .streaming
+            c.maxRegisters = 64
+            let perCTA = (vectors + c.clusterSize - 1) / c.clusterSize
+            c.segments = (perCTA + c.threadsPerRow * c.vectorsPerThread - 1) / (c.threadsPerRow * c.vectorsPerThread)
+        }
+
+        let rowGroups = (rows + c.rowsPerBlock - 1) / c.rowsPerBlock
+        if c.clusterSize == 1, c.rowStorage == .registers, rowGroups <= gpu.multiprocessors, c.blockSize <= 512 {
+            // Few rows (decode): occupancy does not matter, latency does: the weight is loaded with the row
+            // instead of after its reduction.
+            c.weightInRegisters = true
+            c.maxRegisters = 128
+        }
+
+        // Teams loop over rows (never more teams than row groups). Clusters: exactly the resident ones
+        // (refined by the driver's occupancy query at launch); single CTAs: four times as many, so that
+        // CTAs finishing early take the remaining rows (no tail of one CTA's rows).
+        let perSM = residentBlocks(
+            threads: c.blockSize, registers: c.maxRegisters, sharedBytes: forwardSharedBytes(c, rowElementBytes: rowElementBytes),
+            gpu: gpu)
+        let needed = (rows + c.rowsPerBlock - 1) / c.rowsPerBlock
+        let waves = c.clusterSize == 1 ? 4 : 1
+        var teams = max(1, min(needed, gpu.multiprocessors * perSM * waves / c.clusterSize))
+        if c.weightInRegisters, weightRows > 1 {
+            // A team's rows then keep their weight row when the grid's row step is a multiple of H.
+            let unit = weightRows / greatestCommonDivisor(c.rowsPerBlock, weightRows)
+            if teams >= unit { teams -= teams % unit }
+        }
+        c.teams = teams
+        return c
+    }
+
+    /// Backward: as the forward pass, with x and dy of the thread's columns (and the next row's, loaded
+    /// early) in registers; past what a cluster holds, one CTA streams each row.
+    private static func chooseBackward(
+        columns: Int, rows: Int, weightRows: Int, vectorWidth: Int, pairBytes: Int, accumulators: Int, gpu: GPU
+    ) -> LaunchConfiguration {
+        let vectors = (columns + vectorWidth - 1) / vectorWidth
+        // x and dy of 2 vectors of 16 bytes each (64 bytes), and as much again for the next row.
+        let perThread = max(1, min(8, 64 / (vectorWidth * pairBytes)))
+        var c = LaunchConfiguration(
+            threadsPerRow: 1, rowsPerBlock: 1, clusterSize: 1, vectorWidth: vectorWidth, vectorsPerThread: perThread,
+            rowStorage: .registers, weightInRegisters: false, prefetch: true, sharedAccumulators: true,
+            maxRegisters: 128, teams: 1, segments: 1)
+
+        if vectors <= 32 * perThread {
+            c.threadsPerRow = min(32, nextPowerOfTwo((vectors + perThread - 1) / perThread))
+            c.rowsPerBlock = smallRowBlock / c.threadsPerRow
+            let rowsPerHead = (rows + weightRows - 1) / weightRows
+            while c.blockSize > 32, (rowsPerHead + c.rowsPerBlock - 1) / c.rowsPerBlock * weightRows < 2 * gpu.multiprocessors {
+                c.rowsPerBlock /= 2
+            }
+            c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
+        } else if vectors <= 256 * perThread {
+            c.threadsPerRow = min(256, max(32, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
+            c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
+        } else if let (threads, cluster) = clusterLayout(
+            vectors: vectors, perThread: perThread, blocks: [256, 512], maxCluster: gpu.maxClusterSize)
+        {
+            c.threadsPerRow = threads
+            c.clusterSize = cluster
+            c.vectorsPerThread = (vectors + cluster * threads - 1) / (cluster * threads)
+        } else if let (threads, cluster) = clusterLayout(
+            vectors: vectors, perThread: 2 * perThread, blocks: [512], maxCluster: gpu.maxClusterSize)
+        {
+            // Twice the vectors per thread, without the early loads of the next row (registers).
+            c.threadsPerRow = threads
+            c.clusterSize = cluster
+            c.vectorsPerThread = (vectors + cluster * threads - 1) / (cluster * threads)
+            c.prefetch = false
+        } else {
+            c.rowStorage = .streaming
+        }
+        if c.rowStorage == .registers,
+            backwardSharedBytes(c, columns: columns, accumulators: accumulators) > gpu.sharedMemoryPerBlock - 2048
+        {
+            // The sums do not fit in shared memory (GPUs with less of it): stream instead.
+            c.rowStorage = .streaming
+        }
+        if c.rowStorage == .streaming {
+            // One CTA streams each row: read for the sums, read again for dx.
+            c.threadsPerRow = 512
+            c.rowsPerBlock = 1
+            c.clusterSize = 1
+            c.vectorsPerThread = 1
+            c.rowStorage = .streaming
+            c.prefetch = false
+            c.sharedAccumulators = accumulators > 0 && accumulators * columns * 4 <= gpu.sharedMemoryPerBlock - 2048
+        }
+
+        let perSM = residentBlocks(
+            threads: c.blockSize, registers: c.maxRegisters,
+            sharedBytes: backwardSharedBytes(c, columns: columns, accumulators: accumulators), gpu: gpu)
+        let resident = max(1, gpu.multiprocessors * perSM / c.clusterSize)
+        // Each team owns one weight row and a share of its rows: a team per weight row at least, as many
+        // parts per weight row as fill the GPU, and no more parts than row groups.
+        let rowsPerHead = (rows + weightRows - 1) / weightRows
+        let groups = max(1, (rowsPerHead + c.rowsPerBlock - 1) / c.rowsPerBlock)
+        let parts = max(1, min(groups, resident / weightRows))
+        c.teams = parts * weightRows
+        return c
+    }
+
+    /// The first (threads per CTA, CTAs per cluster) that holds `vectors` vectors at `perThread` per thread
+    /// with a power-of-two cluster no larger than `maxCluster`.
+    private static func clusterLayout(vectors: Int, perThread: Int, blocks: [Int], maxCluster: Int) -> (Int, Int)? {
+        for threads in blocks {
+            let cluster = nextPowerOfTwo((vectors + threads * perThread - 1) / (threads * perThread))
+            if cluster <= maxCluster { return (threads, cluster) }
+        }
+        return nil
+    }
+
+    /// Vectors a forward thread holds with shared memory (6 in registers, 10 in shared memory: 80 KB per
+    /// 512-thread CTA, so 2 CTAs per SM).
+    static let forwardHeldVectors = 16
+
+    /// Dynamic shared memory of a forward CTA: the vectors held in shared memory.
+    static func forwardSharedBytes(_ c: LaunchConfiguration, rowElementBytes: Int) -> Int {
+        c.sharedVectorsPerThread * c.blockSize * c.vectorWidth * rowElementBytes
+    }
+
+    /// Dynamic shared memory of a backward CTA: registers layout, the dweight/dbias sums of every thread
+    /// (VEC floats per vector and accumulator); streaming, the CTA's [N] sums when in shared memory.
+    static func backwardSharedBytes(_ c: LaunchConfiguration, columns: Int, accumulators: Int) -> Int {
+        switch c.rowStorage {
+        case .registers: accumulators * c.vectorsPerThread * c.blockSize * c.vectorWidth * 4
+        case .streaming: c.sharedAccumulators ? accumulators * columns * 4 : 0
+        }
+    }
+
+    /// The layout with `clusterSize` halved (a cluster that does not fit on the GPU): the same row split
+    /// over more vectors per thread, or streaming.
+    /// Threads per CTA for sub-warp rows, before shrinking for few rows.
+    static let smallRowBlock = 256
 
     /// One tensor's accesses, for choosing the vector width.
     struct Access {
@@ -135,18 +352,36 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     /// it, and each tensor's start and row stride in bytes are multiples of its vector's size (capped at 16).
     /// Starts at 16 bytes of the narrowest dtype.
     static func vectorWidth(columns: Int, accesses: [Access]) -> Int {
-        let narrowest = accesses.map(\.elementBytes).min() ?? 4
-        var width = 16 / narrowest
+        var finder = VectorWidthFinder(columns: columns, narrowestBytes: accesses.map(\.elementBytes).min() ?? 4)
+        for access in accesses {
+            finder.include(address: access.address, rowStride: access.rowStride, elementBytes: access.elementBytes, rows: access.rows)
+        }
+        return finder.width
+    }
+}
+
+/// ``LaunchConfiguration/vectorWidth(columns:accesses:)`` one tensor at a time, without allocating: the
+/// conditions hold for a width if they hold for twice it, so halving per tensor finds the same width.
+struct VectorWidthFinder {
+    private(set) var width: Int
+
+    init(columns: Int, narrowestBytes: Int) {
+        var width = 16 / max(1, narrowestBytes)
+        while width > 1, columns % width != 0 { width /= 2 }
+        self.width = max(1, width)
+    }
+
+    mutating func include(address: UInt, rowStride: Int, elementBytes: Int, rows: Int) {
         while width > 1 {
-            let aligned = columns % width == 0 && accesses.allSatisfy { access in
-                let alignment = min(16, width * access.elementBytes)
-                return access.address % UInt(alignment) == 0
-                    && (access.rows <= 1 || (access.rowStride * access.elementBytes) % alignment == 0)
-            }
-            if aligned { break }
+            let alignment = min(16, width * elementBytes)
+            if address % UInt(alignment) == 0, rows <= 1 || (rowStride * elementBytes) % alignment == 0 { return }
             width /= 2
         }
-        return width
+    }
+
+    mutating func include(_ view: RowView?, rows: Int) {
+        guard let view else { return }
+        include(address: view.address, rowStride: view.rowStride, elementBytes: view.dtype.byteCount, rows: rows)
     }
 }
 
@@ -155,4 +390,11 @@ func nextPowerOfTwo(_ value: Int) -> Int {
     var power = 1
     while power < value { power <<= 1 }
     return power
+}
+
+/// The greatest common divisor of two positive integers.
+func greatestCommonDivisor(_ a: Int, _ b: Int) -> Int {
+    var (a, b) = (a, b)
+    while b != 0 { (a, b) = (b, a % b) }
+    return max(1, a)
 }

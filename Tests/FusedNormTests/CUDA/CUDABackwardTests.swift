@@ -65,6 +65,17 @@ enum CUDABackwardCases {
         CUDABackwardCase(norm: .rms, columns: 3584, rows: 9, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16, layout: .misaligned),
         CUDABackwardCase(norm: .rms, columns: 2, rows: 50_001, x: .float32, dy: .float32, weight: nil, dx: .float32),
         CUDABackwardCase(norm: .layer, columns: 256, rows: 6 * 4, x: .float32, dy: .bfloat16, weight: nil, bias: .bfloat16, dx: .float32, weightRows: 4),
+        // Clusters with the next row loaded early and more rows than teams; without the early loads;
+        // per-head weights over many rows; one row.
+        CUDABackwardCase(norm: .rms, columns: 65536, rows: 100, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16),
+        CUDABackwardCase(
+            norm: .layer, columns: 262_144, rows: 6, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, bias: .bfloat16, dx: .bfloat16),
+        CUDABackwardCase(
+            norm: .rms, columns: 16384, rows: 700, x: .float16, dy: .float16, weight: .float16, residualGradient: .float16,
+            dx: .float16, weightOffset: 1, savedStatistics: false),
+        CUDABackwardCase(norm: .rms, columns: 128, rows: 32 * 300, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16, weightRows: 32),
+        CUDABackwardCase(norm: .layer, columns: 1000, rows: 3000, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, bias: .bfloat16, dx: .bfloat16, savedStatistics: false),
+        CUDABackwardCase(norm: .rms, columns: 4096, rows: 1, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16),
     ]
 }
 

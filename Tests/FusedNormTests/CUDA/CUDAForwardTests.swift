@@ -89,6 +89,20 @@ enum CUDAForwardCases {
         CUDAForwardCase(norm: .rms, columns: 3584, rows: 9, x: .bfloat16, weight: .bfloat16, output: .bfloat16, layout: .misaligned),
         CUDAForwardCase(norm: .rms, columns: 2, rows: 100_003, x: .float32, weight: .float32, output: .float16),
         CUDAForwardCase(norm: .layer, columns: 40000, rows: 3, x: .float16, weight: .float16, bias: .float16, output: .float16),
+        // Clusters of CTAs per row with more rows than teams; per-head weights kept in registers; streaming.
+        CUDAForwardCase(norm: .rms, columns: 65536, rows: 300, x: .bfloat16, weight: .bfloat16, output: .bfloat16),
+        CUDAForwardCase(norm: .layer, columns: 131_072, rows: 37, x: .float16, weight: .float16, bias: .float16, output: .float16),
+        CUDAForwardCase(
+            norm: .rms, columns: 262_144, rows: 9, x: .bfloat16, residual: (.bfloat16, .bfloat16), weight: .bfloat16,
+            output: .bfloat16),
+        CUDAForwardCase(norm: .rms, columns: 1_048_576, rows: 3, x: .bfloat16, weight: .bfloat16, output: .bfloat16, casting: .llama),
+        CUDAForwardCase(norm: .layer, columns: 2_097_152, rows: 2, x: .bfloat16, weight: .bfloat16, bias: .bfloat16, output: .bfloat16),
+        CUDAForwardCase(
+            norm: .rms, columns: 1_048_576, rows: 2, x: .float32, residual: (.float32, .float32), weight: .float32,
+            output: .float32),
+        CUDAForwardCase(norm: .rms, columns: 128, rows: 32 * 150, x: .bfloat16, weight: .bfloat16, output: .bfloat16, weightRows: 32),
+        CUDAForwardCase(norm: .rms, columns: 4096, rows: 1, x: .bfloat16, weight: .bfloat16, output: .bfloat16),
+        CUDAForwardCase(norm: .rms, columns: 256, rows: 20_000, x: .float16, weight: .float16, output: .float16, layout: .everyOtherRow),
     ]
 }
 

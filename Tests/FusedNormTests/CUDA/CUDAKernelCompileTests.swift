@@ -9,13 +9,14 @@ struct CUDAKernelCompileTests {
         RowView(address: aligned ? 0x10_0000 : 0x10_0002, rowStride: aligned ? columns : columns + 1, dtype: dtype)
     }
 
-    /// Forward and backward problems over sizes that reach each row storage, dtypes, variants and alignments.
-    static var plans: [(String, KernelPlan)] {
+    /// Forward and backward problems over sizes that reach each row storage, dtypes, variants and alignments,
+    /// laid out for `gpu` (clusters only where it has them).
+    static func plans(gpu: LaunchConfiguration.GPU) -> [(String, KernelPlan)] {
         var plans: [(String, KernelPlan)] = []
-        let sizes = [(3, 100), (128, 4096), (4096, 64), (5120, 8), (16384, 4), (65537, 2), (1_048_576, 1)]
+        let sizes = [(3, 100), (128, 4096), (4096, 64), (5120, 8), (16384, 4), (65537, 2), (262_144, 2), (1_048_576, 1), (4_194_304, 1)]
         for (index, (n, rows)) in sizes.enumerated() {
             for dtype in DType.allCases {
-                let aligned = index % 2 == 0
+                let aligned = index % 2 == 0 || n == 1_048_576  // 1M aligned: rows held partly in shared memory
                 let other: DType = dtype == .float32 ? .bfloat16 : .float32
                 for kind in [NormKind.rms, .layer] {
                     let forward = NormForwardProblem(
@@ -24,14 +25,14 @@ struct CUDAKernelCompileTests {
                         weight: view(dtype, columns: n, aligned: true), bias: kind == .layer ? view(other, columns: n, aligned: true) : nil,
                         output: view(dtype, columns: n, aligned: true), residualOutput: view(other, columns: n, aligned: true),
                         mean: kind == .layer ? 0x2000 : nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 1, casting: .llama)
-                    plans.append(("forward \(kind) N=\(n) \(dtype)", CUDABackend.forwardPlan(for: forward, multiprocessors: 132, sharedMemoryPerBlock: 232_448)))
+                    plans.append(("forward \(kind) N=\(n) \(dtype)", CUDABackend.forwardPlan(for: forward, gpu: gpu)))
                     let backward = NormBackwardProblem(
                         kind: kind, rows: rows, columns: n, dy: view(other, columns: n, aligned: true),
                         x: view(dtype, columns: n, aligned: aligned), weightRows: 1, weight: view(dtype, columns: n, aligned: true),
                         mean: nil, rstd: nil, residualGradient: view(dtype, columns: n, aligned: true),
                         dx: view(dtype, columns: n, aligned: true), dweight: view(dtype, columns: n, aligned: true),
                         dbias: kind == .layer ? view(other, columns: n, aligned: true) : nil, epsilon: 1e-5, weightOffset: 0)
-                    plans.append(("backward \(kind) N=\(n) \(dtype)", CUDABackend.backwardPlan(for: backward, multiprocessors: 132, sharedMemoryPerBlock: 232_448)))
+                    plans.append(("backward \(kind) N=\(n) \(dtype)", CUDABackend.backwardPlan(for: backward, gpu: gpu)))
                 }
             }
         }
@@ -41,9 +42,13 @@ struct CUDAKernelCompileTests {
     @Test("for sm_90 every plan; for sm_75 and sm_80 a sample", arguments: [90, 80, 75])
     func compile(_ architecture: Int) throws {
         let nvrtc = try #require(CUDAEnvironment.shared.nvrtc)
-        let plans = architecture == 90 ? Self.plans : Self.plans.enumerated().filter { $0.offset % 9 == 0 }.map(\.element)
+        var gpu = LaunchConfiguration.GPU.h200
+        if architecture < 90 { gpu.maxClusterSize = 1 }
+        let all = Self.plans(gpu: gpu)
+        let plans = architecture == 90 ? all : all.enumerated().filter { $0.offset % 9 == 0 }.map(\.element)
         if architecture == 90 {
-            #expect(Set(plans.map(\.1.configuration.rowStorage)) == [.registers, .sharedMemory, .global])
+            #expect(Set(plans.map(\.1.configuration.rowStorage)) == [.registers, .streaming])
+            #expect(Set(plans.map(\.1.configuration.clusterSize)).isSuperset(of: [1, 2, 16]))
         }
         let start = ContinuousClock.now
         defer {

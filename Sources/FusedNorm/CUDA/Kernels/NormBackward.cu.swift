@@ -3,17 +3,20 @@
 /// `norm_backward`, specialized by `-D` definitions:
 /// - dtypes: `DY_T`, `X_T`, `W_T`, `RG_T` (residual gradient), `DX_T`;
 /// - variant: `LAYER`, `HAS_WEIGHT`, `HAS_RG`, `HAS_DW`, `HAS_DB`;
-/// - layout (``LaunchConfiguration``): `TPR`, `RPB`, `VEC`, `VPT`, `STORAGE` (0 registers, 2 streaming),
-///   `ACC_SHARED`.
+/// - layout (``LaunchConfiguration``): `TPR`, `RPB`, `CLUSTER`, `VEC`, `VPT`, `MINB` as in the forward
+///   kernel; `HOLD` (1: x and dy of a row in registers, the next row's loads in flight during the reductions;
+///   0: one CTA streams each row three times, for rows too long to hold), `ACC_SHARED` (the dweight/dbias
+///   sums in shared memory: HOLD, this thread's own slots; streaming, the CTA's [N] sums).
 ///
 /// Per row, with μ and r saved by the forward pass (or recomputed from x when `rstd` is null),
 /// ŝ = (x − μ)·r and g = dy·(w + offset):
 /// RMSNorm dx = r·(g − ŝ·Σ(g·ŝ)/N); LayerNorm dx = r·(g − Σg/N − ŝ·Σ(g·ŝ)/N); dx += residual gradient.
 ///
-/// dweight = Σ_rows dy·ŝ and dbias = Σ_rows dy, deterministic: block b = part·H + h owns weight row h and
-/// the fixed rows h + H·k, k ≡ part·RPB + group (mod P·RPB); it sums them in row order in fp32 and writes
-/// one partial row (groups of a block combined in group order). `reduce_partials` then adds the P
-/// partials of each element in order and stores dweight/dbias (`DW_T`, `DB_T`).
+/// dweight = Σ_rows dy·ŝ and dbias = Σ_rows dy, deterministic: team t = part·H + h (a CTA, or a cluster of
+/// CLUSTER CTAs splitting the row's columns) owns weight row h and the contiguous share [k_begin, k_end) of
+/// that head's rows h + H·k (row group g of a CTA: k_begin + g, + RPB, ...); it sums them in row order in
+/// fp32 and writes one partial row (groups of a CTA combined in group order). `reduce_partials` then adds
+/// the P partials of each element in a fixed order and stores dweight/dbias (`DW_T`, `DB_T`).
 let normBackwardSource = kernelCommonSource + "\n" + #"""
 struct BackwardParams {
     const void* dy;
@@ -41,202 +44,282 @@ struct BackwardParams {
 static __device__ __forceinline__ void load_weight(const BackwardParams& p, long long h, long long c, float (&w)[VEC]) {
 #if HAS_WEIGHT
     load_vec<W_T, VEC>(static_cast<const W_T*>(p.weight) + h * p.w_stride + c, w);
+#if OFFSET
 #pragma unroll
     for (int j = 0; j < VEC; ++j) w[j] += p.offset;
+#endif
 #else
 #pragma unroll
     for (int j = 0; j < VEC; ++j) w[j] = 1.0f;
 #endif
 }
 
-/// dx at [c, c+VEC) of `row`, plus the residual gradient.
+/// The weight vectors of this thread's columns (k·TPR·VEC < left; zeros elsewhere), all loads issued first.
+static __device__ __forceinline__ void load_weights(const W_T* w, long long left, Raw<W_T, VEC> (&r)[VPT]) {
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        if (HAS_WEIGHT && k * TPR * VEC < left) {
+            load_raw<W_T, VEC>(w + k * TPR * VEC, r[k]);
+        } else {
+            zero_raw(r[k]);
+        }
+    }
+}
+
+/// The effective weight of one vector: w + offset, or 1 without a weight (where dy is 0 it does not matter).
+static __device__ __forceinline__ void effective_weight(const BackwardParams& p, const Raw<W_T, VEC>& r, float (&f)[VEC]) {
+#if HAS_WEIGHT
+    unpack_again(r, f);
+#if OFFSET
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) f[j] += p.offset;
+#endif
+#else
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) f[j] = 1.0f;
+#endif
+}
+
+/// Stores dx at [c, c+VEC) of `row`, plus the residual gradient.
+static __device__ __forceinline__ void store_dx(const BackwardParams& p, long long row, long long c, float (&dx)[VEC]) {
+#if HAS_RG
+    float rg[VEC];
+    load_vec<RG_T, VEC>(static_cast<const RG_T*>(p.rg) + row * p.rg_stride + c, rg);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) dx[j] += rg[j];
+#endif
+    store_vec<DX_T, VEC>(static_cast<DX_T*>(p.dx) + row * p.dx_stride + c, dx);
+}
+
+/// dx at [c, c+VEC) of `row` from x, dy and the effective weight, plus the residual gradient (streaming).
 static __device__ __forceinline__ void store_dx(
     const BackwardParams& p, long long row, long long c, const float (&x)[VEC], const float (&dy)[VEC],
     const float (&w)[VEC], float mean, float rstd, float mean_g, float mean_gh) {
     float dx[VEC];
-#if HAS_RG
-    float rg[VEC];
-    load_vec<RG_T, VEC>(static_cast<const RG_T*>(p.rg) + row * p.rg_stride + c, rg);
-#endif
 #pragma unroll
     for (int j = 0; j < VEC; ++j) {
         const float hat = (x[j] - mean) * rstd;
         const float g = dy[j] * w[j];
         dx[j] = rstd * (g - mean_g - hat * mean_gh);
-#if HAS_RG
-        dx[j] += rg[j];
-#endif
     }
-    store_vec<DX_T, VEC>(static_cast<DX_T*>(p.dx) + row * p.dx_stride + c, dx);
+    store_dx(p, row, c, dx);
 }
 
-extern "C" __global__ void __launch_bounds__(TPR * RPB) norm_backward(const BackwardParams p) {
+/// The VPT vectors of x and dy of `row` at columns c0 + k·TPR·VEC (zeros past the row's end or for an
+/// invalid row), and its saved statistics when there are any.
+static __device__ __forceinline__ void load_row(
+    const BackwardParams& p, long long row, bool valid, long long c0, Raw<X_T, VEC> (&x)[VPT], Raw<DY_T, VEC> (&dy)[VPT],
+    float& mean, float& rstd) {
+    mean = 0.0f;
+    rstd = 0.0f;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        const long long c = c0 + (long long)k * TPR * VEC;
+        if (valid && c < p.cols) {
+            load_raw<X_T, VEC>(static_cast<const X_T*>(p.x) + row * p.x_stride + c, x[k]);
+            load_raw<DY_T, VEC>(static_cast<const DY_T*>(p.dy) + row * p.dy_stride + c, dy[k]);
+        } else {
+            zero_raw(x[k]);
+            zero_raw(dy[k]);
+        }
+    }
+    if (valid && p.rstd != nullptr) {
+        rstd = p.rstd[row];
+#if LAYER
+        mean = p.mean[row];
+#endif
+    }
+}
+
+extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(const BackwardParams p) {
     const int lane = threadIdx.x % TPR;
     [[maybe_unused]] const int group = threadIdx.x / TPR;
     const long long n = p.cols;
     const float count = (float)n;
     const long long heads = p.weight_rows;
-    const long long head = blockIdx.x % heads;
-    const long long part = blockIdx.x / heads;
-    // Rows of this head: head + heads*k for k < per_head.
+    // Team t = part·H + head (one CTA, or one cluster) owns weight row `head` and the contiguous share
+    // [k_begin, k_end) of that head's rows head + H·k.
+    const long long team = blockIdx.x / CLUSTER;
+    const long long head = team % heads;
+    const long long part = team / heads;
     const long long per_head = head < p.rows ? (p.rows - head + heads - 1) / heads : 0;
-    const long long partial_row = (part * heads + head) * n;
-    [[maybe_unused]] float* dw_partial = p.partial + partial_row;
-    [[maybe_unused]] float* db_partial = p.partial + (HAS_DW ? p.parts * heads * n : 0) + partial_row;
+    const long long k_begin = part * per_head / p.parts;
+    const long long k_end = (part + 1) * per_head / p.parts;
+    [[maybe_unused]] float* dw_partial = p.partial + team * n;
+    [[maybe_unused]] float* db_partial = p.partial + (HAS_DW ? p.parts * heads * n : 0) + team * n;
+    [[maybe_unused]] int phase = 0;
+    team_start();
 
-#if STORAGE == 0
-    // ---- The row (x and dy) in registers: vector k of this thread at column (k*TPR + lane)*VEC.
-    // The weight row is read where used (it stays in L1/L2); dweight/dbias sums stay in registers. ----
-    float dw[VPT][VEC];
-    float db[VPT][VEC];
+#if HOLD
+    // ---- The row (x and dy) in registers, the next row's loads in flight while this one is reduced.
+    // Thread `lane` of cluster rank q owns the columns (q·VPT·TPR + k·TPR + lane)·VEC + j in every row; its
+    // dweight/dbias sums live in its own shared-memory slots acc[a][k][threadIdx.x] (VEC floats each), the
+    // weight is read where used (it stays in L1). ----
+    const long long first = ((long long)cluster_rank() * VPT * TPR + lane) * VEC;
+    const long long left = n - first;  // columns of the row from `first` on (may be <= 0)
+    [[maybe_unused]] const W_T* w_row = static_cast<const W_T*>(p.weight) + head * p.w_stride + first;
+    float* acc = reinterpret_cast<float*>(fn_dynamic_shared);
+    const float zeros[VEC] = {};
 #pragma unroll
-    for (int k = 0; k < VPT; ++k) {
+    for (int a = 0; a < HAS_DW + HAS_DB; ++a)
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) {
-            dw[k][j] = 0.0f;
-            db[k][j] = 0.0f;
-        }
-    }
-    for (long long k0 = part * RPB; k0 < per_head; k0 += p.parts * RPB) {
-        const long long kk = k0 + group;
-        const bool valid = kk < per_head;
-        const long long row = head + kk * heads;
-        float x[VPT][VEC];
-        float dy[VPT][VEC];
-#pragma unroll
-        for (int k = 0; k < VPT; ++k) {
-            const long long c = ((long long)k * TPR + lane) * VEC;
-            if (valid && c < n) {
-                load_vec<X_T, VEC>(static_cast<const X_T*>(p.x) + row * p.x_stride + c, x[k]);
-                load_vec<DY_T, VEC>(static_cast<const DY_T*>(p.dy) + row * p.dy_stride + c, dy[k]);
-            } else {
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) {
-                    x[k][j] = 0.0f;
-                    dy[k][j] = 0.0f;
-                }
-            }
-        }
-        float mean = 0.0f;
-        float rstd = 0.0f;
-        if (p.rstd != nullptr) {
-            if (valid) {
-                rstd = p.rstd[row];
-#if LAYER
-                mean = p.mean[row];
+        for (int k = 0; k < VPT; ++k) store_vec<float, VEC>(acc + ((a * VPT + k) * TPR * RPB + threadIdx.x) * VEC, zeros);
+
+#if PREFETCH
+    Raw<X_T, VEC> x[VPT];
+    Raw<DY_T, VEC> dy[VPT];
+    float saved_mean, saved_rstd;
+    load_row(p, head + heads * (k_begin + group), k_begin + group < k_end, first, x, dy, saved_mean, saved_rstd);
 #endif
-            }
-        } else {
+    for (long long kb = k_begin; kb < k_end; kb += RPB) {
+        const long long k_row = kb + group;
+        const bool valid = k_row < k_end;
+        const long long row = head + heads * k_row;
+#if PREFETCH
+        // The next row of this group, loaded before this one's reductions.
+        Raw<X_T, VEC> x_next[VPT];
+        Raw<DY_T, VEC> dy_next[VPT];
+        float next_mean, next_rstd;
+        load_row(p, row + heads * RPB, k_row + RPB < k_end, first, x_next, dy_next, next_mean, next_rstd);
+#else
+        Raw<X_T, VEC> x[VPT];
+        Raw<DY_T, VEC> dy[VPT];
+        float saved_mean, saved_rstd;
+        load_row(p, row, valid, first, x, dy, saved_mean, saved_rstd);
+#endif
+
+        float mean = saved_mean, rstd = saved_rstd;
+        if (p.rstd == nullptr) {
             float sum[1] = {0.0f};
 #if LAYER
 #pragma unroll
-            for (int k = 0; k < VPT; ++k)
+            for (int k = 0; k < VPT; ++k) {
+                float xf[VEC];
+                unpack(x[k], xf);
 #pragma unroll
-                for (int j = 0; j < VEC; ++j) sum[0] += x[k][j];
-            row_sum<TPR, 1>(sum);
+                for (int j = 0; j < VEC; ++j) sum[0] += xf[j];
+            }
+            team_sum<TPR, 1>(sum, phase);
             mean = sum[0] / count;
             sum[0] = 0.0f;
 #pragma unroll
             for (int k = 0; k < VPT; ++k) {
-                const long long c = ((long long)k * TPR + lane) * VEC;
-                if (c < n) {
+                if (k * TPR * VEC < left) {
+                    float xf[VEC];
+                    unpack_again(x[k], xf);
 #pragma unroll
                     for (int j = 0; j < VEC; ++j) {
-                        const float d = x[k][j] - mean;
+                        const float d = xf[j] - mean;
                         sum[0] += d * d;
                     }
                 }
             }
 #else
 #pragma unroll
-            for (int k = 0; k < VPT; ++k)
+            for (int k = 0; k < VPT; ++k) {
+                float xf[VEC];
+                unpack(x[k], xf);
 #pragma unroll
-                for (int j = 0; j < VEC; ++j) sum[0] += x[k][j] * x[k][j];
+                for (int j = 0; j < VEC; ++j) sum[0] += xf[j] * xf[j];
+            }
 #endif
-            row_sum<TPR, 1>(sum);
+            team_sum<TPR, 1>(sum, phase);
             rstd = 1.0f / sqrtf(sum[0] / count + p.eps);
         }
-        // Σg and Σg·ŝ over the row; dweight and dbias sums of this thread's columns.
+        // Σg and Σg·ŝ over the row (zeros past its end: dy is 0 there), with ŝ = (x − μ)·r computed as the
+        // streaming path and the CPU backend compute it (a row of N = 1 gives ŝ = 0 and dx = 0 exactly).
+        Raw<W_T, VEC> wr[VPT];
+        load_weights(w_row, left, wr);
         float sums[2] = {0.0f, 0.0f};
 #pragma unroll
         for (int k = 0; k < VPT; ++k) {
-            const long long c = ((long long)k * TPR + lane) * VEC;
-            float w[VEC];
-            if (c < n) {
-                load_weight(p, head, c, w);
-            } else {
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) w[j] = 0.0f;
-            }
+            float xf[VEC], df[VEC], w[VEC];
+            unpack_again(x[k], xf);
+            unpack_again(dy[k], df);
+            effective_weight(p, wr[k], w);
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {
-                const float hat = (x[k][j] - mean) * rstd;
-                const float g = dy[k][j] * w[j];
+                // g rounded once, the same in both passes (never fused into a later add), so that
+                // g − mean(g) is exactly 0 where the row's g are all equal.
+                const float hat = (xf[j] - mean) * rstd;
+                const float g = __fmul_rn(df[j], w[j]);
                 sums[0] += g;
                 sums[1] += g * hat;
-                if (valid) {
-                    dw[k][j] += dy[k][j] * hat;
-                    db[k][j] += dy[k][j];
-                }
             }
         }
-        row_sum<TPR, 2>(sums);
+        team_sum<TPR, 2>(sums, phase);
         const float mean_g = LAYER ? sums[0] / count : 0.0f;
         const float mean_gh = sums[1] / count;
-        if (valid) {
-#pragma unroll
-            for (int k = 0; k < VPT; ++k) {
-                const long long c = ((long long)k * TPR + lane) * VEC;
-                if (c < n) {
-                    float w[VEC];
-                    load_weight(p, head, c, w);
-                    store_dx(p, row, c, x[k], dy[k], w, mean, rstd, mean_g, mean_gh);
-                }
-            }
-        }
-    }
-#if HAS_DW || HAS_DB
-    if (RPB == 1) {
 #pragma unroll
         for (int k = 0; k < VPT; ++k) {
-            const long long c = ((long long)k * TPR + lane) * VEC;
-            if (c < n) {
+            float xf[VEC], df[VEC], w[VEC], dx[VEC];
+            unpack_again(x[k], xf);
+            unpack_again(dy[k], df);
+            effective_weight(p, wr[k], w);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                const float g = __fmul_rn(df[j], w[j]);
+                xf[j] = (xf[j] - mean) * rstd;  // ŝ
+                dx[j] = rstd * ((g - mean_g) - xf[j] * mean_gh);
+            }
+            if (valid && k * TPR * VEC < left) store_dx(p, row, first + k * TPR * VEC, dx);
+            // dweight and dbias of this thread's columns; an invalid row has dy = 0 and adds nothing.
 #if HAS_DW
-                store_vec<float, VEC>(dw_partial + c, dw[k]);
+            {
+                float* slot = acc + (k * TPR * RPB + threadIdx.x) * VEC;
+                float sum[VEC];
+                load_vec<float, VEC>(slot, sum);
+#pragma unroll
+                for (int j = 0; j < VEC; ++j) sum[j] = fmaf(df[j], xf[j], sum[j]);
+                store_vec<float, VEC>(slot, sum);
+            }
 #endif
 #if HAS_DB
-                store_vec<float, VEC>(db_partial + c, db[k]);
-#endif
-            }
-        }
-    } else {
-        // Combine the block's row groups in group order through shared memory ([RPB][N] floats).
-        float* combine = reinterpret_cast<float*>(fn_dynamic_shared);
+            {
+                float* slot = acc + ((HAS_DW * VPT + k) * TPR * RPB + threadIdx.x) * VEC;
+                float sum[VEC];
+                load_vec<float, VEC>(slot, sum);
 #pragma unroll
-        for (int pass = 0; pass < 2; ++pass) {
-            if ((pass == 0 && !HAS_DW) || (pass == 1 && !HAS_DB)) continue;
+                for (int j = 0; j < VEC; ++j) sum[j] += df[j];
+                store_vec<float, VEC>(slot, sum);
+            }
+#endif
+        }
+#if PREFETCH
+#pragma unroll
+        for (int k = 0; k < VPT; ++k) {
+            x[k] = x_next[k];
+            dy[k] = dy_next[k];
+        }
+        saved_mean = next_mean;
+        saved_rstd = next_rstd;
+#endif
+    }
+    // The partial row: this thread's columns, the CTA's row groups added in group order.
+#if HAS_DW || HAS_DB
+    if (RPB > 1) __syncthreads();
+    if (group == 0) {
+#pragma unroll
+        for (int a = 0; a < HAS_DW + HAS_DB; ++a) {
+            float* out = (HAS_DW && a == 0) ? dw_partial : db_partial;
 #pragma unroll
             for (int k = 0; k < VPT; ++k) {
-                const long long c = ((long long)k * TPR + lane) * VEC;
-                if (c < n) {
-                    if (pass == 0) {
-                        store_vec<float, VEC>(combine + group * n + c, dw[k]);
-                    } else {
-                        store_vec<float, VEC>(combine + group * n + c, db[k]);
+                if (k * TPR * VEC < left) {
+                    float total[VEC];
+                    load_vec<float, VEC>(acc + ((a * VPT + k) * TPR * RPB + lane) * VEC, total);
+                    for (int g = 1; g < RPB; ++g) {
+                        float more[VEC];
+                        load_vec<float, VEC>(acc + ((a * VPT + k) * TPR * RPB + g * TPR + lane) * VEC, more);
+#pragma unroll
+                        for (int j = 0; j < VEC; ++j) total[j] += more[j];
                     }
+                    store_vec<float, VEC>(out + first + k * TPR * VEC, total);
                 }
             }
-            __syncthreads();
-            float* out = pass == 0 ? dw_partial : db_partial;
-            for (long long c = threadIdx.x; c < n; c += TPR * RPB) {
-                float total = 0.0f;
-                for (int g = 0; g < RPB; ++g) total += combine[g * n + c];
-                out[c] = total;
-            }
-            __syncthreads();
         }
     }
 #endif
+    team_finish();
 #else
     // ---- Streaming (RPB == 1): the row is read again for each pass; this thread's columns are
     // lane*VEC + i*TPR*VEC, the same in every pass, so its accumulators need no barrier. ----
@@ -257,7 +340,7 @@ extern "C" __global__ void __launch_bounds__(TPR * RPB) norm_backward(const Back
         store_vec<float, VEC>(db_acc + c, zeros);
 #endif
     }
-    for (long long kk = part; kk < per_head; kk += p.parts) {
+    for (long long kk = k_begin; kk < k_end; ++kk) {
         const long long row = head + kk * heads;
         const X_T* x_row = static_cast<const X_T*>(p.x) + row * p.x_stride;
         const DY_T* dy_row = static_cast<const DY_T*>(p.dy) + row * p.dy_stride;
@@ -277,7 +360,7 @@ extern "C" __global__ void __launch_bounds__(TPR * RPB) norm_backward(const Back
 #pragma unroll
                 for (int j = 0; j < VEC; ++j) sum[0] += x[j];
             }
-            row_sum<TPR, 1>(sum);
+            team_sum<TPR, 1>(sum, phase);
             mean = sum[0] / count;
             sum[0] = 0.0f;
 #endif
@@ -290,7 +373,7 @@ extern "C" __global__ void __launch_bounds__(TPR * RPB) norm_backward(const Back
                     sum[0] += d * d;
                 }
             }
-            row_sum<TPR, 1>(sum);
+            team_sum<TPR, 1>(sum, phase);
             rstd = 1.0f / sqrtf(sum[0] / count + p.eps);
         }
         float sums[2] = {0.0f, 0.0f};
@@ -327,7 +410,7 @@ extern "C" __global__ void __launch_bounds__(TPR * RPB) norm_backward(const Back
             store_vec<float, VEC>(db_acc + c, db);
 #endif
         }
-        row_sum<TPR, 2>(sums);
+        team_sum<TPR, 2>(sums, phase);
         const float mean_g = LAYER ? sums[0] / count : 0.0f;
         const float mean_gh = sums[1] / count;
         for (long long c = (long long)lane * VEC; c < n; c += step) {
@@ -365,26 +448,45 @@ struct ReduceParams {
     long long db_stride;
 };
 
-/// dweight[h][c] = Σ_{q<P} partial[q][h][c] in q order (likewise dbias), stored in DW_T / DB_T.
+/// dweight[h][c] = Σ_{q<P} partial[q][h][c] (likewise dbias), stored in DW_T / DB_T. A block takes 32
+/// consecutive elements (coalesced) and 8 slices of the partials: slice s adds q ≡ s (mod 8) in q order,
+/// then the 8 slice sums are added in slice order: a fixed order, so the result is the same every run.
 extern "C" __global__ void __launch_bounds__(256) reduce_partials(const ReduceParams p) {
-    for (long long i = (long long)blockIdx.x * 256 + threadIdx.x; i < p.count; i += (long long)gridDim.x * 256) {
-        const long long h = i / p.cols;
-        const long long c = i - h * p.cols;
+    __shared__ float slices[2][8][33];
+    const int lane = threadIdx.x % 32;
+    const int slice = threadIdx.x / 32;
+    [[maybe_unused]] const float* db_partial = p.partial + (HAS_DW ? p.parts * p.count : 0);
+    for (long long base = (long long)blockIdx.x * 32; base < p.count; base += (long long)gridDim.x * 32) {
+        const long long i = base + lane;
+        float dw = 0.0f, db = 0.0f;
+        if (i < p.count) {
+#pragma unroll 4
+            for (long long q = slice; q < p.parts; q += 8) {
 #if HAS_DW
-        {
-            float total = 0.0f;
-            for (long long q = 0; q < p.parts; ++q) total += p.partial[q * p.count + i];
-            static_cast<DW_T*>(p.dw)[h * p.dw_stride + c] = from_float<DW_T>(total);
-        }
+                dw += p.partial[q * p.count + i];
 #endif
 #if HAS_DB
-        {
-            const float* db_partial = p.partial + (HAS_DW ? p.parts * p.count : 0);
-            float total = 0.0f;
-            for (long long q = 0; q < p.parts; ++q) total += db_partial[q * p.count + i];
-            static_cast<DB_T*>(p.db)[h * p.db_stride + c] = from_float<DB_T>(total);
-        }
+                db += db_partial[q * p.count + i];
 #endif
+            }
+        }
+        slices[0][slice][lane] = dw;
+        slices[1][slice][lane] = db;
+        __syncthreads();
+        if (slice < 2 && i < p.count) {
+            const long long h = i / p.cols;
+            const long long c = i - h * p.cols;
+            float total = 0.0f;
+#pragma unroll
+            for (int s = 0; s < 8; ++s) total += slices[slice][s][lane];
+#if HAS_DW
+            if (slice == 0) static_cast<DW_T*>(p.dw)[h * p.dw_stride + c] = from_float<DW_T>(total);
+#endif
+#if HAS_DB
+            if (slice == 1) static_cast<DB_T*>(p.db)[h * p.db_stride + c] = from_float<DB_T>(total);
+#endif
+        }
+        __syncthreads();
     }
 }
 """#

@@ -3,18 +3,27 @@
 /// - dtypes: `X_T`, `R_T` (residual), `S_T` (residual output s), `W_T`, `B_T`, `Y_T`, each `float`,
 ///   `half_t` or `bf16_t`;
 /// - variant: `LAYER` (0 RMSNorm, 1 LayerNorm), `HAS_RESIDUAL`, `HAS_WEIGHT`, `HAS_BIAS`, `LLAMA` (casting);
-/// - layout (``LaunchConfiguration``): `TPR`, `RPB`, `VEC`, `VPT`, `STORAGE`.
+/// - layout (``LaunchConfiguration``): `TPR` threads of a CTA per row, `RPB` rows per CTA, `CLUSTER` CTAs per
+///   row (a thread-block cluster; the row's vectors split in CLUSTER contiguous parts), `VEC` elements per
+///   vector, `VPT` vectors per thread and pass, `HOLD` (1: the row stays in registers between its statistics
+///   and its output; 0: it is read again, `segments` passes of VPT vectors per thread), `WREG` (the weight and
+///   bias of the thread's columns stay in registers across rows), `MINB` (CTAs per SM for `__launch_bounds__`).
 ///
 /// Per row: s = x (+ residual, summed in fp32, stored to s in S_T and read back rounded);
 /// LayerNorm: μ = Σs/N, r = 1/sqrt(Σ(s−μ)²/N + ε), y = (s−μ)·r·w + b;
 /// RMSNorm: r = 1/sqrt(Σs²/N + ε), ŝ = s·r (rounded to s's dtype under llama casting), y = ŝ·(w + offset).
 /// The weight row is `row % weight_rows`. Statistics go to `rstd` and `mean` when those are not null.
+///
+/// Teams: blockIdx / CLUSTER numbers a team (one CTA, or one cluster); team t handles rows t·RPB + group,
+/// stepping by teams·RPB. Vector k (of segment g) of thread `lane` in the CTA of cluster rank q is at column
+/// ((q·segments + g)·VPT·TPR + k·TPR + lane)·VEC: consecutive threads read consecutive vectors.
 let normForwardSource = kernelCommonSource + "\n" + #"""
 #if HAS_RESIDUAL
 typedef S_T row_t;  // the normalized row as stored: s
 #else
 typedef X_T row_t;  // the normalized row as stored: x
 #endif
+typedef Raw<row_t, VEC> RowVec;
 
 /// Kernel arguments; the Swift side packs the same fields in the same order.
 struct ForwardParams {
@@ -35,190 +44,443 @@ struct ForwardParams {
     long long b_stride;
     long long y_stride;
     long long s_stride;
+    long long segments;  // HOLD 0: passes of VPT vectors per thread over its CTA's part of the row
     float eps;
     float offset;
 };
 
-/// s at columns [c, c+VEC) of `row`, from x and the residual; stores s (rounded to S_T) and returns
-/// the stored values.
-static __device__ __forceinline__ void load_input(const ForwardParams& p, long long row, long long c, float (&s)[VEC]) {
-    load_vec<X_T, VEC>(static_cast<const X_T*>(p.x) + row * p.x_stride + c, s);
-#if HAS_RESIDUAL
-    float r[VEC];
-    load_vec<R_T, VEC>(static_cast<const R_T*>(p.residual) + row * p.r_stride + c, r);
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) s[j] += r[j];
-    store_vec<S_T, VEC>(static_cast<S_T*>(p.s) + row * p.s_stride + c, s);
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) s[j] = round_to<S_T>(s[j]);
+/// The stride, in elements, between a thread's consecutive vectors.
+#define STRIDE (TPR * VEC)
+#ifndef SPT
+#define SPT 0
 #endif
+/// Vectors a thread holds per row: VPT in registers, then SPT (16-byte vectors, no residual) in shared memory.
+#define HELD (VPT + SPT)
+/// Vectors whose weight and bias are loaded together in the output pass (fewer with more registers in use).
+#define PGROUP ((HAS_BIAS || HAS_RESIDUAL || VPT > 4) ? 2 : 4)
+
+/// A row's tensors, each pointer at this thread's first column of the pass; vector k is k·STRIDE further.
+struct RowPointers {
+    const X_T* x;
+    const R_T* r;
+    S_T* s;
+    Y_T* y;
+};
+
+static __device__ __forceinline__ RowPointers row_pointers(const ForwardParams& p, long long row, long long c0) {
+    RowPointers q;
+    q.x = static_cast<const X_T*>(p.x) + row * p.x_stride + c0;
+    q.r = static_cast<const R_T*>(p.residual) + row * p.r_stride + c0;
+    q.s = static_cast<S_T*>(p.s) + row * p.s_stride + c0;
+    q.y = static_cast<Y_T*>(p.y) + row * p.y_stride + c0;
+    return q;
 }
 
-#if STORAGE == 2
-/// s at columns [c, c+VEC) again, read back from memory (the same thread stored s there).
-static __device__ __forceinline__ void reload_input(const ForwardParams& p, long long row, long long c, float (&s)[VEC]) {
+/// Loads the VPT vectors k with k·STRIDE < left (the columns left in the row from the pass's first column;
+/// zeros elsewhere and for an invalid row): x, or s = x + residual, stored to s and kept as stored. Every
+/// load is issued before the first store.
+static __device__ __forceinline__ void load_row(const RowPointers& q, bool valid, long long left, RowVec (&v)[VPT]) {
 #if HAS_RESIDUAL
-    load_vec<S_T, VEC>(static_cast<const S_T*>(p.s) + row * p.s_stride + c, s);
+    Raw<X_T, VEC> xr[VPT];
+    Raw<R_T, VEC> rr[VPT];
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        if (valid && k * STRIDE < left) {
+            load_raw<X_T, VEC>(q.x + k * STRIDE, xr[k]);
+            load_raw<R_T, VEC>(q.r + k * STRIDE, rr[k]);
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        if (valid && k * STRIDE < left) {
+            float x[VEC], r[VEC];
+            unpack(xr[k], x);
+            unpack(rr[k], r);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) x[j] += r[j];
+            pack(x, v[k]);
+            store_raw<S_T, VEC>(q.s + k * STRIDE, v[k]);
+        } else {
+            zero_raw(v[k]);
+        }
+    }
 #else
-    load_vec<X_T, VEC>(static_cast<const X_T*>(p.x) + row * p.x_stride + c, s);
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        if (valid && k * STRIDE < left) {
+            load_raw<X_T, VEC>(q.x + k * STRIDE, v[k]);
+        } else {
+            zero_raw(v[k]);
+        }
+    }
 #endif
+}
+
+#if SPT > 0
+/// This thread's shared-memory vector k (vector VPT + k of its part of the row): slot k·TPR + lane.
+static __device__ __forceinline__ RowVec& shared_vector(int k, int lane) {
+    return reinterpret_cast<RowVec*>(fn_dynamic_shared)[k * TPR + lane];
+}
+
+/// Starts copying vectors VPT..HELD−1 of x into this thread's shared-memory slots (cp.async, no registers;
+/// zeros past the row's end or for an invalid row). `cp.async.wait_all` before they are read.
+static __device__ __forceinline__ void copy_to_shared(const RowPointers& q, bool valid, long long left, int lane, const void* any) {
+#pragma unroll
+    for (int k = 0; k < SPT; ++k) {
+        const bool inside = valid && (VPT + k) * STRIDE < left;
+        const void* source = inside ? static_cast<const void*>(q.x + (VPT + k) * STRIDE) : any;
+        unsigned long long global;
+        asm("cvta.to.global.u64 %0, %1;" : "=l"(global) : "l"(reinterpret_cast<unsigned long long>(source)));
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                     :: "r"(shared_address(&shared_vector(k, lane))), "l"(global), "r"(inside ? 16 : 0) : "memory");
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
+static __device__ __forceinline__ void wait_shared() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
+/// add_first_moment and add_centered_square over the shared-memory vectors.
+static __device__ __forceinline__ void add_shared_first_moment(int lane, float& sum) {
+#pragma unroll
+    for (int k = 0; k < SPT; ++k) {
+        float s[VEC];
+        unpack(shared_vector(k, lane), s);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) sum += LAYER ? s[j] : s[j] * s[j];
+    }
+}
+
+static __device__ __forceinline__ void add_shared_centered_square(int lane, long long left, float mean, float& sum) {
+#pragma unroll
+    for (int k = 0; k < SPT; ++k) {
+        if ((VPT + k) * STRIDE < left) {
+            float s[VEC];
+            unpack(shared_vector(k, lane), s);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                const float d = s[j] - mean;
+                sum += d * d;
+            }
+        }
+    }
 }
 #endif
 
-/// y at columns [c, c+VEC) from s and the row's statistics.
+#if !HOLD
+/// The VPT vectors again, as stored (s, or x), zeros past the row's end. The same thread stored s there.
+static __device__ __forceinline__ void reload_row(const RowPointers& q, long long left, RowVec (&v)[VPT]) {
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        if (k * STRIDE < left) {
+#if HAS_RESIDUAL
+            load_raw<S_T, VEC>(q.s + k * STRIDE, v[k]);
+#else
+            load_raw<X_T, VEC>(q.x + k * STRIDE, v[k]);
+#endif
+        } else {
+            zero_raw(v[k]);
+        }
+    }
+}
+#endif
+
+/// y of one vector from s, the row's statistics and the parameters (w = 1 and b = 0 when absent).
 static __device__ __forceinline__ void store_output(
-    const ForwardParams& p, long long row, long long weight_row, long long c, const float (&s)[VEC], float mean, float rstd) {
-#if HAS_WEIGHT
-    float w[VEC];
-    load_vec<W_T, VEC>(static_cast<const W_T*>(p.weight) + weight_row * p.w_stride + c, w);
-#endif
-#if HAS_BIAS
-    float b[VEC];
-    load_vec<B_T, VEC>(static_cast<const B_T*>(p.bias) + weight_row * p.b_stride + c, b);
-#endif
-    float y[VEC];
+    const ForwardParams& p, Y_T* y_out, const RowVec& sv, float mean, float rstd, const float (&w)[VEC], const float (&b)[VEC]) {
+    float s[VEC], y[VEC];
+    unpack_again(sv, s);
 #pragma unroll
     for (int j = 0; j < VEC; ++j) {
         float hat = (s[j] - mean) * rstd;
 #if LAYER
-        float v = hat;
-#if HAS_WEIGHT
-        v = hat * w[j];
-#endif
-#if HAS_BIAS
-        v = v + b[j];
-#endif
+        y[j] = hat * w[j] + b[j];
 #else
 #if LLAMA
         hat = round_to<row_t>(hat);
 #endif
-#if HAS_WEIGHT
-        const float v = hat * (w[j] + p.offset);
-#else
-        const float v = hat;
+        y[j] = HAS_WEIGHT ? hat * (w[j] + p.offset) : hat;
 #endif
-#endif
-        y[j] = v;
     }
-    store_vec<Y_T, VEC>(static_cast<Y_T*>(p.y) + row * p.y_stride + c, y);
+    store_vec<Y_T, VEC>(y_out, y);
 }
 
-extern "C" __global__ void __launch_bounds__(TPR * RPB) norm_forward(const ForwardParams p) {
+/// Adds this thread's share of Σs (LayerNorm's first pass) or Σs² (RMSNorm) over the vectors.
+static __device__ __forceinline__ void add_first_moment(const RowVec (&v)[VPT], float& sum) {
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        float s[VEC];
+        unpack(v[k], s);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) sum += LAYER ? s[j] : s[j] * s[j];
+    }
+}
+
+/// Adds Σ(s − μ)² over the vectors inside the row (LayerNorm's second pass).
+static __device__ __forceinline__ void add_centered_square(const RowVec (&v)[VPT], long long left, float mean, float& sum) {
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        if (k * STRIDE < left) {
+            float s[VEC];
+            unpack_again(v[k], s);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                const float d = s[j] - mean;
+                sum += d * d;
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(const ForwardParams p) {
     const int lane = threadIdx.x % TPR;
     const int group = threadIdx.x / TPR;
     const long long n = p.cols;
     const float count = (float)n;
-#if STORAGE == 1
-    row_t* cache = reinterpret_cast<row_t*>(fn_dynamic_shared);
+    const long long heads = p.weight_rows;
+    const long long team = blockIdx.x / CLUSTER, teams = gridDim.x / CLUSTER;
+    const unsigned int rank = cluster_rank();
+#if HOLD
+    const long long segments = 1;
+#else
+    const long long segments = p.segments;
 #endif
-    // The loop bound is the same for every thread of the block, so barriers and shuffles inside are safe;
+    // This thread's first column; vector k of segment g is (g·VPT + k)·STRIDE further.
+    const long long first = ((long long)rank * segments * HELD * TPR + lane) * VEC;
+    const long long left0 = n - first;  // columns of the row from `first` on (may be <= 0)
+    [[maybe_unused]] int phase = 0;
+    team_start();
+    const long long step = teams * RPB;
+    // The weight row of this group's row, advanced by step % heads per iteration (no division in the loop).
+    long long head = (team * RPB + group) % heads;
+    const long long head_step = step % heads;
+#if WREG
+    Raw<W_T, VEC> wr[VPT];
+    Raw<B_T, VEC> br[VPT];
+    long long cached_head = -1;
+#endif
+    // The loop bound is the same for every thread of the team, so barriers and shuffles inside are safe;
     // threads of a group past the last row compute on zeros and store nothing.
-    for (long long base = (long long)blockIdx.x * RPB; base < p.rows; base += (long long)gridDim.x * RPB) {
+    for (long long base = team * RPB; base < p.rows; base += step) {
         const long long row = base + group;
         const bool valid = row < p.rows;
-        const long long weight_row = valid ? row % p.weight_rows : 0;
-        float sum[1] = {0.0f};
-#if STORAGE == 0
-        // The row in registers: vector k of this thread is at column (k*TPR + lane)*VEC.
-        float v[VPT][VEC];
+        [[maybe_unused]] const W_T* w_row = static_cast<const W_T*>(p.weight) + head * p.w_stride + first;
+        [[maybe_unused]] const B_T* b_row = static_cast<const B_T*>(p.bias) + head * p.b_stride + first;
+#if WREG
+        if (valid && head != cached_head) {
 #pragma unroll
-        for (int k = 0; k < VPT; ++k) {
-            const long long c = ((long long)k * TPR + lane) * VEC;
-            if (valid && c < n) {
-                load_input(p, row, c, v[k]);
-            } else {
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) v[k][j] = 0.0f;
-            }
-        }
-#if LAYER
-#pragma unroll
-        for (int k = 0; k < VPT; ++k)
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) sum[0] += v[k][j];
-        row_sum<TPR, 1>(sum);
-        const float mean = sum[0] / count;
-        sum[0] = 0.0f;
-#pragma unroll
-        for (int k = 0; k < VPT; ++k) {
-            const long long c = ((long long)k * TPR + lane) * VEC;
-            if (c < n) {
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) {
-                    const float d = v[k][j] - mean;
-                    sum[0] += d * d;
+            for (int k = 0; k < VPT; ++k) {
+                zero_raw(wr[k]);
+                zero_raw(br[k]);
+                if (k * STRIDE < left0) {
+#if HAS_WEIGHT
+                    load_raw<W_T, VEC>(w_row + k * STRIDE, wr[k]);
+#endif
+#if HAS_BIAS
+                    load_raw<B_T, VEC>(b_row + k * STRIDE, br[k]);
+#endif
                 }
             }
+            cached_head = head;
         }
-#else
-        const float mean = 0.0f;
-#pragma unroll
-        for (int k = 0; k < VPT; ++k)
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) sum[0] += v[k][j] * v[k][j];
+#endif
+        const RowPointers q = row_pointers(p, row, first);
+        float sum[1] = {0.0f};
+#if HOLD
+        RowVec v[VPT];
+#if SPT > 0
+        copy_to_shared(q, valid, left0, lane, p.x);
+#endif
+        load_row(q, valid, left0, v);
+        add_first_moment(v, sum[0]);
+#if SPT > 0
+        wait_shared();
+        add_shared_first_moment(lane, sum[0]);
+#endif
+#if LAYER && CLUSTER > 1
+        // One exchange per row: each CTA's sum and its squares about its own mean, combined in rank order
+        // (M2 = Σ M2_q + Σ n_q·(μ_q − μ)²).
+        row_sum<TPR, 1>(sum);
+        const long long part = (long long)HELD * TPR * VEC;
+        const long long own_begin = (long long)rank * part;
+        const float local_count = (float)(own_begin >= n ? 0 : (n - own_begin < part ? n - own_begin : part));
+        const float local_mean = local_count > 0.0f ? sum[0] / local_count : 0.0f;
+        float own[2] = {sum[0], 0.0f};
+        sum[0] = 0.0f;
+        add_centered_square(v, left0, local_mean, sum[0]);
+#if SPT > 0
+        add_shared_centered_square(lane, left0, local_mean, sum[0]);
 #endif
         row_sum<TPR, 1>(sum);
+        own[1] = sum[0];
+        const float* all = cluster_gather(own, phase);  // [rank][sum, M2]
+        // Lane r of each warp takes CTA r % CLUSTER's sums (the same in every group of CLUSTER lanes).
+        const int from = (threadIdx.x % 32) % CLUSTER;
+        const float their_sum = all[2 * from], their_m2 = all[2 * from + 1];
+        const float mean = cluster_total(their_sum) / count;
+        const long long begin = (long long)from * part;
+        const float counted = (float)(begin >= n ? 0 : (n - begin < part ? n - begin : part));
+        const float d = (counted > 0.0f ? their_sum / counted : 0.0f) - mean;
+        sum[0] = cluster_total(their_m2 + counted * d * d);
+#else
+        team_sum<TPR, 1>(sum, phase);
+#if LAYER
+        const float mean = sum[0] / count;
+        sum[0] = 0.0f;
+        add_centered_square(v, left0, mean, sum[0]);
+#if SPT > 0
+        add_shared_centered_square(lane, left0, mean, sum[0]);
+#endif
+        team_sum<TPR, 1>(sum, phase);
+#else
+        const float mean = 0.0f;
+#endif
+#endif
+#else
+        for (long long g = 0; g < segments; ++g) {
+            const long long offset = g * VPT * STRIDE;
+            const RowPointers qg = {q.x + offset, q.r + offset, q.s + offset, q.y + offset};
+            RowVec v[VPT];
+            load_row(qg, valid, left0 - offset, v);
+            add_first_moment(v, sum[0]);
+        }
+        team_sum<TPR, 1>(sum, phase);
+#if LAYER
+        const float mean = sum[0] / count;
+        sum[0] = 0.0f;
+        for (long long g = 0; g < segments; ++g) {
+            const long long offset = g * VPT * STRIDE;
+            const RowPointers qg = {q.x + offset, q.r + offset, q.s + offset, q.y + offset};
+            RowVec v[VPT];
+            reload_row(qg, left0 - offset, v);
+            add_centered_square(v, left0 - offset, mean, sum[0]);
+        }
+        team_sum<TPR, 1>(sum, phase);
+#else
+        const float mean = 0.0f;
+#endif
+#endif
         const float rstd = 1.0f / sqrtf(sum[0] / count + p.eps);
-        if (valid && lane == 0) {
+        if (valid && lane == 0 && rank == 0) {
             if (p.rstd) p.rstd[row] = rstd;
             if (p.mean) p.mean[row] = mean;
         }
         if (valid) {
+#if HOLD
+            {
+                const long long offset = 0;
+#else
+            for (long long g = 0; g < segments; ++g) {
+                const long long offset = g * VPT * STRIDE;
+                const RowPointers qg = {q.x + offset, q.r + offset, q.s + offset, q.y + offset};
+                RowVec v[VPT];
+                reload_row(qg, left0 - offset, v);
+#endif
+#if WREG
 #pragma unroll
-            for (int k = 0; k < VPT; ++k) {
-                const long long c = ((long long)k * TPR + lane) * VEC;
-                if (c < n) store_output(p, row, weight_row, c, v[k], mean, rstd);
+                for (int k = 0; k < VPT; ++k) {
+                    if (offset + k * STRIDE < left0) {
+                        float w[VEC], b[VEC];
+#pragma unroll
+                        for (int j = 0; j < VEC; ++j) {
+                            w[j] = 1.0f;
+                            b[j] = 0.0f;
+                        }
+#if HAS_WEIGHT
+                        unpack_again(wr[k], w);
+#endif
+#if HAS_BIAS
+                        unpack_again(br[k], b);
+#endif
+                        store_output(p, q.y + offset + k * STRIDE, v[k], mean, rstd, w, b);
+                    }
+                }
+#else
+                // The parameters of PGROUP vectors are loaded together (one latency), then used.
+#pragma unroll
+                for (int k0 = 0; k0 < VPT; k0 += PGROUP) {
+                    Raw<W_T, VEC> wv[PGROUP];
+                    Raw<B_T, VEC> bv[PGROUP];
+#pragma unroll
+                    for (int i = 0; i < PGROUP && k0 + i < VPT; ++i) {
+                        const int k = k0 + i;
+                        zero_raw(wv[i]);
+                        zero_raw(bv[i]);
+                        if (offset + k * STRIDE < left0) {
+#if HAS_WEIGHT
+                            load_raw<W_T, VEC>(w_row + offset + k * STRIDE, wv[i]);
+#endif
+#if HAS_BIAS
+                            load_raw<B_T, VEC>(b_row + offset + k * STRIDE, bv[i]);
+#endif
+                        }
+                    }
+#pragma unroll
+                    for (int i = 0; i < PGROUP && k0 + i < VPT; ++i) {
+                        const int k = k0 + i;
+                        if (offset + k * STRIDE < left0) {
+                            float w[VEC], b[VEC];
+#pragma unroll
+                            for (int j = 0; j < VEC; ++j) {
+                                w[j] = 1.0f;
+                                b[j] = 0.0f;
+                            }
+#if HAS_WEIGHT
+                            unpack(wv[i], w);
+#endif
+#if HAS_BIAS
+                            unpack(bv[i], b);
+#endif
+                            store_output(p, q.y + offset + k * STRIDE, v[k], mean, rstd, w, b);
+                        }
+                    }
+                }
+#if SPT > 0
+                // The vectors kept in shared memory, two at a time.
+#pragma unroll
+                for (int k0 = 0; k0 < SPT; k0 += 2) {
+                    Raw<W_T, VEC> wv[2];
+                    Raw<B_T, VEC> bv[2];
+#pragma unroll
+                    for (int i = 0; i < 2 && k0 + i < SPT; ++i) {
+                        const int k = VPT + k0 + i;
+                        zero_raw(wv[i]);
+                        zero_raw(bv[i]);
+                        if (k * STRIDE < left0) {
+#if HAS_WEIGHT
+                            load_raw<W_T, VEC>(w_row + k * STRIDE, wv[i]);
+#endif
+#if HAS_BIAS
+                            load_raw<B_T, VEC>(b_row + k * STRIDE, bv[i]);
+#endif
+                        }
+                    }
+#pragma unroll
+                    for (int i = 0; i < 2 && k0 + i < SPT; ++i) {
+                        const int k = VPT + k0 + i;
+                        if (k * STRIDE < left0) {
+                            float w[VEC], b[VEC];
+#pragma unroll
+                            for (int j = 0; j < VEC; ++j) {
+                                w[j] = 1.0f;
+                                b[j] = 0.0f;
+                            }
+#if HAS_WEIGHT
+                            unpack(wv[i], w);
+#endif
+#if HAS_BIAS
+                            unpack(bv[i], b);
+#endif
+                            store_output(p, q.y + k * STRIDE, shared_vector(k0 + i, lane), mean, rstd, w, b);
+                        }
+                    }
+                }
+#endif
+#endif
             }
         }
-#else
-        // One row per block (RPB == 1), streamed in vectors; every thread of the block has a valid row.
-        // Each thread reads back only what it wrote itself, so the cache needs no barrier.
-        const long long step = (long long)TPR * VEC;
-        for (long long c = (long long)lane * VEC; c < n; c += step) {
-            float s[VEC];
-            load_input(p, row, c, s);
-#if STORAGE == 1
-            store_vec<row_t, VEC>(cache + c, s);
-#endif
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) sum[0] += LAYER ? s[j] : s[j] * s[j];
-        }
-        row_sum<TPR, 1>(sum);
-#if LAYER
-        const float mean = sum[0] / count;
-        sum[0] = 0.0f;
-        for (long long c = (long long)lane * VEC; c < n; c += step) {
-            float s[VEC];
-#if STORAGE == 1
-            load_vec<row_t, VEC>(cache + c, s);
-#else
-            reload_input(p, row, c, s);
-#endif
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) {
-                const float d = s[j] - mean;
-                sum[0] += d * d;
-            }
-        }
-        row_sum<TPR, 1>(sum);
-#else
-        const float mean = 0.0f;
-#endif
-        const float rstd = 1.0f / sqrtf(sum[0] / count + p.eps);
-        if (lane == 0) {
-            if (p.rstd) p.rstd[row] = rstd;
-            if (p.mean) p.mean[row] = mean;
-        }
-        for (long long c = (long long)lane * VEC; c < n; c += step) {
-            float s[VEC];
-#if STORAGE == 1
-            load_vec<row_t, VEC>(cache + c, s);
-#else
-            reload_input(p, row, c, s);
-#endif
-            store_output(p, row, weight_row, c, s, mean, rstd);
-        }
-#endif
+        head += head_step;
+        if (head >= heads) head -= heads;
     }
+    team_finish();
 }
 """#
