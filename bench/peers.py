@@ -45,7 +45,7 @@ def log(*args):
 class Timer:
     """Per-call CUDA event times, queued behind a sleep kernel, median of `repeats`."""
 
-    def __init__(self, warmup=10, repeats=60):
+    def __init__(self, warmup=5, repeats=40):
         self.warmup, self.repeats = warmup, repeats
         self.cycles_per_second = 1.98e9  # the sleep only covers the host's queuing; a rough clock is enough
 
@@ -97,6 +97,8 @@ def llama_rmsnorm(x, w, eps: float = EPS):
 
 
 def load_peers():
+    # Timing a backward pass repeatedly needs retain_graph=True, which compiled graphs with donated buffers refuse.
+    torch._functorch.config.donated_buffer = False
     peers = {
         "torch_eager": lambda x, w: F.rms_norm(x, (x.shape[-1],), w, EPS),
         "torch_compile": torch.compile(llama_rmsnorm),
@@ -240,6 +242,14 @@ def plot(out_dir, copy, peer_rows, fused):
     figure.savefig(os.path.join(out_dir, "benchmarks.svg"))
 
 
+def save_peers(out_dir, copy, peer_rows):
+    """The peers' results so far (rewritten after every cell, so a cut-short run keeps what it measured)."""
+    with open(os.path.join(out_dir, "peers.json"), "w") as file:
+        json.dump({"copy_gbps": copy, "device": torch.cuda.get_device_name(0),
+                   "peers": [{"op": o, "dtype": d, "cols": c, "gbps": v} for (o, d, c), v in peer_rows.items()]},
+                  file, indent=1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fusednorm", required=True, help="path to the fusednorm binary")
@@ -272,6 +282,7 @@ def main():
                     torch.cuda.empty_cache()
                 peer_rows[(op, dtype, cols)] = cell
                 log(f"{op} {dtype} N={cols}: " + ", ".join(f"{k} {v:,.0f}" for k, v in cell.items()))
+                save_peers(args.out, copy, peer_rows)
 
     cols_arg = ",".join(map(str, cols_list))
     all_ops = "rmsnorm,rmsnorm_residual,rmsnorm_backward,layernorm,layernorm_backward"
@@ -289,10 +300,6 @@ def main():
                                  ["--ops", "rmsnorm,rmsnorm_backward,layernorm", "--dtypes", "bfloat16",
                                   "--cols", "4096", "--row-step", "3", "--elements", str(ELEMENTS)]),
     }
-    with open(os.path.join(args.out, "peers.json"), "w") as file:
-        json.dump({"copy_gbps": copy, "device": torch.cuda.get_device_name(0),
-                   "peers": [{"op": o, "dtype": d, "cols": c, "gbps": v} for (o, d, c), v in peer_rows.items()]},
-                  file, indent=1)
     write_report(args.out, torch.cuda.get_device_name(0), copy, peer_rows, fused, args.command)
     plot(args.out, copy, peer_rows, fused)
     log(open(os.path.join(args.out, "BENCHMARKS.md")).read())
