@@ -20,36 +20,17 @@ struct RMSNormRun: ParsableCommand {
 
     @OptionGroup var common: NormRunOptions
     @OptionGroup var style: RMSNormStyleOptions
-
-    @Option(help: "The residual stream (.npy, x's shape), added to x before normalizing.")
-    var residual: String?
-
-    @Option(help: "Where to write y (.npy, float32, x's shape).")
-    var out: String
-
-    @Option(help: "Where to write s = x + residual (.npy, float32, x's shape); needs --residual.")
-    var residualOut: String?
-
-    @Option(help: "Where to write the per-row rstd (.npy, float32, x's shape without its last dimension).")
-    var rstd: String?
-
-    func validate() throws {
-        if residualOut != nil, residual == nil {
-            throw ValidationError("--residual-out needs --residual: without a residual there is no sum to write")
-        }
-    }
+    @OptionGroup var forward: ForwardRunOptions
 
     func run() throws {
         let inputs = try common.inputs()
         let x = try inputs.load(common.x, option: "--x")
         let result = try rmsNormForward(
-            x, residual: try inputs.load(residual, option: "--residual"),
+            x, residual: try inputs.load(forward.residual, option: "--residual"),
             weight: try inputs.load(common.weight, option: "--weight"), epsilon: common.epsilon ?? 1e-6,
             weightOffset: style.weightOffset, casting: style.casting)
         var outputs = RunOutputs()
-        try outputs.add(result.output, to: out)
-        try outputs.add(result.residual, to: residualOut)
-        try outputs.add(result.rstd, shape: x.leadingShape, to: rstd)
+        try forward.add(result, shape: x.leadingShape, to: &outputs)
         try outputs.write()
     }
 }
@@ -64,6 +45,27 @@ struct LayerNormRun: ParsableCommand {
     @Option(help: "The bias (.npy, the weight's shapes).")
     var bias: String?
 
+    @OptionGroup var forward: ForwardRunOptions
+
+    @Option(help: "Where to write the per-row mean (.npy, float32, x's shape without its last dimension).")
+    var mean: String?
+
+    func run() throws {
+        let inputs = try common.inputs()
+        let x = try inputs.load(common.x, option: "--x")
+        let result = try layerNormForward(
+            x, residual: try inputs.load(forward.residual, option: "--residual"),
+            weight: try inputs.load(common.weight, option: "--weight"), bias: try inputs.load(bias, option: "--bias"),
+            epsilon: common.epsilon ?? 1e-5)
+        var outputs = RunOutputs()
+        try forward.add(result, shape: x.leadingShape, to: &outputs)
+        try outputs.add(result.mean, shape: x.leadingShape, to: mean)
+        try outputs.write()
+    }
+}
+
+/// The flags both forward commands share: the residual to add, and where to write y, s and rstd.
+struct ForwardRunOptions: ParsableArguments {
     @Option(help: "The residual stream (.npy, x's shape), added to x before normalizing.")
     var residual: String?
 
@@ -72,9 +74,6 @@ struct LayerNormRun: ParsableCommand {
 
     @Option(help: "Where to write s = x + residual (.npy, float32, x's shape); needs --residual.")
     var residualOut: String?
-
-    @Option(help: "Where to write the per-row mean (.npy, float32, x's shape without its last dimension).")
-    var mean: String?
 
     @Option(help: "Where to write the per-row rstd (.npy, float32, x's shape without its last dimension).")
     var rstd: String?
@@ -85,19 +84,11 @@ struct LayerNormRun: ParsableCommand {
         }
     }
 
-    func run() throws {
-        let inputs = try common.inputs()
-        let x = try inputs.load(common.x, option: "--x")
-        let result = try layerNormForward(
-            x, residual: try inputs.load(residual, option: "--residual"),
-            weight: try inputs.load(common.weight, option: "--weight"), bias: try inputs.load(bias, option: "--bias"),
-            epsilon: common.epsilon ?? 1e-5)
-        var outputs = RunOutputs()
+    /// Queues y, s and rstd for writing to the files these flags name.
+    func add(_ result: NormForwardResult, shape statisticsShape: [Int], to outputs: inout RunOutputs) throws {
         try outputs.add(result.output, to: out)
         try outputs.add(result.residual, to: residualOut)
-        try outputs.add(result.mean, shape: x.leadingShape, to: mean)
-        try outputs.add(result.rstd, shape: x.leadingShape, to: rstd)
-        try outputs.write()
+        try outputs.add(result.rstd, shape: statisticsShape, to: rstd)
     }
 }
 
