@@ -44,3 +44,8 @@ timeout 100 compute-sanitizer --tool racecheck "$bin/fusednorm" check --device c
   --cols 33,5120,65537 --dtypes bfloat16 > "$out/racecheck.log" 2>&1
 echo "exit $?"
 grep -E "RACECHECK SUMMARY|hazard|passed, " "$out/racecheck.log" | tail -3
+
+step "fusednorm run: the GPU's output files against the CPU's"
+timeout 120 python3 bench/compare-run-devices.py --fusednorm "$bin/fusednorm" > "$out/run-devices.log" 2>&1
+echo "exit $?"
+tail -1 "$out/run-devices.log"
