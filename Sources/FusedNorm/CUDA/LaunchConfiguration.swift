@@ -108,6 +108,24 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
         return bias ? 96 : 128
     }
 
+    /// Register caps (`__maxnreg__`) of the forward layouts, with the CTAs per SM they leave (64K registers):
+    ///
+    /// | layout                                      | cap | CTAs per SM                            |
+    /// | ------------------------------------------- | --- | -------------------------------------- |
+    /// | short rows (sub-warp groups, 256 threads)   | 64  | 4                                      |
+    /// | medium rows (one CTA per row), no residual  | 56  | 9 of 128 threads, 18 of 64 (64: 8, 16) |
+    /// | short and medium rows with a residual       | 80  | 6 of 128 threads                       |
+    /// | clusters; 1024-thread CTAs; streaming       | 64 (80 with a residual); 64; 64 | 2 of 512   |
+    /// | few rows (decode)                           | 128 | —                                      |
+    ///
+    /// Medium rows fit in 52-56 registers, so 56 adds CTAs of 64 and 128 threads without spilling (measured,
+    /// fraction of a copy: rmsnorm fp32 N = 2048 0.916 → 0.930, LayerNorm bf16 2048 0.932 → 0.944). Lower
+    /// caps spill and were slower: 48 for short rows (24 B local; rmsnorm bf16 N = 1024 0.951 → 0.923), 64
+    /// with a residual (40-48 B local; residual bf16 4096 0.932 → 0.863). NOTES.md, "Forward register caps".
+    static let forwardShortRegisters = 64
+    static let forwardMediumRegisters = 56
+    static let forwardResidualRegisters = 80
+
     /// The one heuristic: chooses the layout from the problem's size and the GPU.
     /// - Parameters:
     ///   - pass: forward or backward.
@@ -167,10 +185,12 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
             }
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
             c.weightInRegisters = !residual && !bias
+            c.maxRegisters = residual ? forwardResidualRegisters : forwardShortRegisters
         } else if vectors <= maxBlock * small {
             // Medium rows: one CTA per row, the row in registers.
             c.threadsPerRow = min(maxBlock, max(32, nextPowerOfTwo((vectors + small - 1) / small)))
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
+            c.maxRegisters = residual ? forwardResidualRegisters : forwardMediumRegisters
         } else if let (threads, cluster) = clusterLayout(
             vectors: vectors, perThread: large, blocks: residual ? [256, 512] : [512], maxCluster: gpu.maxClusterSize)
         {
