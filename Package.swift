@@ -12,7 +12,10 @@ let package = Package(
     ],
     targets: [
         // The library: backend-agnostic API in Core/Operations/Layers, one folder per backend.
-        .target(name: "FusedNorm"),
+        .target(name: "FusedNorm", dependencies: ["CFusedNormCPU"]),
+        // Row conversions between float32 and the 16-bit formats in C, with AVX2/F16C versions picked at
+        // run time (Swift has no per-function target attributes); used by the CPU backend.
+        .target(name: "CFusedNormCPU"),
         // A simple float64 implementation of every operation, the yardstick for tests and `fusednorm check`.
         .target(name: "FusedNormReference", dependencies: ["FusedNorm"]),
         // The command-line tool's commands, as a library so that tests can drive them.

@@ -42,9 +42,10 @@ private struct BackwardPass: Sendable {
     let biasPartials: UInt?
 
     /// Runs the tasks of the chunks it takes (group = task / headSplits), with scratch for x and dy as
-    /// Floats and one staging block.
+    /// Floats and two staging blocks (the residual gradient's Floats, a 16-bit dx's Floats).
     func run(_ chunks: Chunks) {
-        Scratch.with(rows: 2, columns: problem.columns, blocks: 1) { scratch in
+        defer { DType.fenceStreamingStores() }  // dx's 16-bit stores stream (see `differentiate`)
+        Scratch.with(rows: 2, columns: problem.columns, blocks: 2) { scratch in
             for task in chunks.joined() {
                 let (group, split) = task.quotientAndRemainder(dividingBy: headSplits)
                 let heads = ParallelRows.range(split, of: headSplits, splitting: problem.weightRows)
@@ -96,33 +97,34 @@ private struct BackwardPass: Sendable {
         let dy = p.dy.floats(row: row, column: 0, count: n, staging: scratch.row(1))
         let weight = weights?.row(row % p.weightRows)
 
-        // Pass A. For a 16-bit dx, Σ g² bounds every g, which lets its stores skip the NaN handling below.
-        let boundG = p.dx.dtype != .float32 && p.residualGradient == nil
+        // Pass A.
         var sums = GradientSums()
         forEachBlock(n) { start, count in
             sums.add(
                 GradientSumsKernel(
-                    x: x + start, dy: dy + start, count: count, centered: centered, bounded: boundG, statistics: stats,
+                    x: x + start, dy: dy + start, count: count, centered: centered, statistics: stats,
                     weight: weight.map { $0 + start }
                 ).run())
         }
-        // dx = ((g − mean(g)) − ŝ·mean(g·ŝ))·r holds no NaN when these sums are finite (so |g| < 2^64 and
-        // ŝ·g is finite for every element) and 0 < r < ∞: a product that overflows gives ±Inf, never Inf − Inf.
-        let nanFree = boundG && sums.isFinite && stats.rstd > 0 && stats.rstd.isFinite
 
-        // Pass B.
+        // Pass B: dx in fp32, into a staging block when dx is 16-bit, then converted in one go with
+        // streaming stores.
         let meanG = Float(sums.sumG / Double(n)), meanGHat = Float(sums.sumGHat / Double(n))
         let weightGradient = partial(weightPartials, partialOffset), biasGradient = partial(biasPartials, partialOffset)
+        let direct = p.dx.dtype == .float32
         forEachBlock(n) { start, count in
             let residualGradient = p.residualGradient.map {
                 $0.floats(row: row, column: start, count: count, staging: scratch.block(0))
             }
+            let output = p.dx.pointer(row: row, column: start)
+            let dx = direct ? output.assumingMemoryBound(to: Float.self) : scratch.block(1)
             InputGradientKernel(
                 x: x + start, dy: dy + start, count: count, centered: centered, statistics: stats, meanG: meanG,
                 meanGHat: meanGHat, weight: weight.map { $0 + start }, residualGradient: residualGradient,
                 weightGradient: weightGradient.map { $0 + start }, biasGradient: biasGradient.map { $0 + start },
-                nanFree: nanFree, output: p.dx.pointer(row: row, column: start)
-            ).run(as: p.dx.dtype)
+                output: dx
+            ).run()
+            if !direct { p.dx.dtype.encode(dx, count: count, into: output, streaming: true) }
         }
     }
 }
@@ -131,14 +133,9 @@ private struct BackwardPass: Sendable {
 private struct GradientSums {
     var sumG = 0.0
     var sumGHat = 0.0
-    var sumGSquared = 0.0
 
     mutating func add(_ block: GradientBlockSums) {
         sumG += Double(block.sumG)
         sumGHat += Double(block.sumGHat)
-        sumGSquared += Double(block.sumGSquared)
     }
-
-    /// Whether all three sums are finite (those not computed are 0).
-    var isFinite: Bool { sumG.isFinite && sumGHat.isFinite && sumGSquared.isFinite }
 }

@@ -5,11 +5,8 @@ extension CPUBackend {
     /// writes y once. Per-row results never depend on the thread count.
     func run(_ problem: NormForwardProblem) throws {
         let offset = problem.kind == .rms ? problem.weightOffset : 0
-        // Knowing the parameters finite lets 16-bit outputs skip their NaN handling; the scan pays off
-        // once several rows use each parameter row.
-        let scan = problem.rows >= 4 * problem.weightRows
-        let weights = ParameterRows(problem.weight, rows: problem.weightRows, columns: problem.columns, offset: offset, checkFinite: scan)
-        let biases = ParameterRows(problem.bias, rows: problem.weightRows, columns: problem.columns, offset: 0, checkFinite: scan)
+        let weights = ParameterRows(problem.weight, rows: problem.weightRows, columns: problem.columns, offset: offset)
+        let biases = ParameterRows(problem.bias, rows: problem.weightRows, columns: problem.columns, offset: 0)
         defer {
             weights?.deallocate()
             biases?.deallocate()
@@ -26,9 +23,6 @@ private struct ForwardPass: Sendable {
     let problem: NormForwardProblem
     let weights: ParameterRows?
     let biases: ParameterRows?
-
-    /// Whether the weight and bias hold only finite values.
-    var parametersFinite: Bool { (weights?.isFinite ?? true) && (biases?.isFinite ?? true) }
 
     /// The dtype ŝ is rounded to before the weight multiplies it: under `.llama` casting, the dtype of s
     /// (the residual output's, else x's); nil when there is no rounding to do.
@@ -48,6 +42,7 @@ private struct ForwardPass: Sendable {
 
     /// Normalizes the rows of the chunks it takes, with scratch for a group's rows of s and two staging blocks.
     func run(_ chunks: Chunks) {
+        defer { DType.fenceStreamingStores() }  // y's 16-bit stores stream (see `write`)
         let groupRows = rowsPerGroup
         Scratch.with(rows: groupRows, columns: problem.columns, blocks: 2) { scratch in
             withUnsafeTemporaryAllocation(of: PreparedRow.self, capacity: groupRows) { prepared in
@@ -73,9 +68,6 @@ private struct ForwardPass: Sendable {
         var row: Int
         var s: UnsafePointer<Float>
         var statistics: NormStatistics
-        /// Whether y is known to hold no NaN: with finite s and parameters, |ŝ| <= sqrt(N) and
-        /// y = ŝ·w + b cannot be NaN.
-        var nanFree: Bool
     }
 
     /// Pass 1 of row `row`: s as Floats (x's memory itself when it is float32 and there is no residual,
@@ -89,10 +81,19 @@ private struct ForwardPass: Sendable {
                 let block = stash + start
                 let x = p.x.floats(row: row, column: start, count: count, staging: block)
                 let r = residual.floats(row: row, column: start, count: count, staging: scratch.block(0))
-                let sums = ResidualAddKernel(
-                    x: x, residual: r, count: count, output: residualOutput.pointer(row: row, column: start), rounded: block,
-                    centered: statistics.centered, shift: statistics.shift
-                ).run(as: residualOutput.dtype)
+                let output = residualOutput.pointer(row: row, column: start)
+                let sums: BlockSums
+                if residualOutput.dtype == .float32 {
+                    sums = ResidualAddKernel(
+                        x: x, residual: r, count: count, output: output.assumingMemoryBound(to: Float.self), rounded: block,
+                        centered: statistics.centered, shift: statistics.shift
+                    ).run()
+                } else {
+                    // s in fp32 in the stash, stored in the 16-bit dtype and replaced by the stored values.
+                    RowArithmetic.add(x, r, into: block, count: count)
+                    residualOutput.dtype.store(block, count: count, into: output)
+                    sums = BlockSumsKernel(values: block, count: count, centered: statistics.centered, shift: statistics.shift).run()
+                }
                 statistics.add(block, count: count, sums: sums)
             }
             s = UnsafePointer(stash)
@@ -105,31 +106,35 @@ private struct ForwardPass: Sendable {
         let stats = statistics.finish(epsilon: p.epsilon)
         if let address = p.mean { UnsafeMutablePointer<Float>(bitPattern: address)![row] = stats.mean }
         if let address = p.rstd { UnsafeMutablePointer<Float>(bitPattern: address)![row] = stats.rstd }
-        return PreparedRow(row: row, s: s, statistics: stats, nanFree: statistics.isFinite && parametersFinite && n < 1 << 30)
+        return PreparedRow(row: row, s: s, statistics: stats)
     }
 
-    /// Pass 2 of a prepared row over `count` columns from `column`: y from s in cache.
+    /// Pass 2 of a prepared row over `count` columns from `column`: y from s in cache, computed in fp32
+    /// (into a staging block when the output is 16-bit, then converted in one go with streaming stores).
     private func write(_ prepared: PreparedRow, column start: Int, count: Int, scratch: Scratch) {
         let p = problem, row = prepared.row
         let weight = weights.map { $0.row(row % p.weightRows) + start }, bias = biases.map { $0.row(row % p.weightRows) + start }
         let output = p.output.pointer(row: row, column: start)
+        let direct = p.output.dtype == .float32
+        let y = direct ? output.assumingMemoryBound(to: Float.self) : scratch.block(1)
         if let rounding = hatRounding {
             // .llama: ŝ = s·r rounded to s's dtype, then y = ŝ·(w + offset).
             let hat = scratch.block(1)
             NormalizeKernel(
                 values: prepared.s + start, count: count, centered: false, statistics: prepared.statistics, weight: nil,
-                bias: nil, nanFree: prepared.nanFree, output: UnsafeMutableRawPointer(hat)
-            ).run(as: .float32)
+                bias: nil, output: hat
+            ).run()
             rounding.round(hat, count: count)
             NormalizeKernel(
                 values: hat, count: count, centered: false, statistics: NormStatistics(mean: 0, meanError: 0, rstd: 1),
-                weight: weight, bias: nil, nanFree: prepared.nanFree, output: output
-            ).run(as: p.output.dtype)
+                weight: weight, bias: nil, output: y
+            ).run()
         } else {
             NormalizeKernel(
                 values: prepared.s + start, count: count, centered: p.kind == .layer, statistics: prepared.statistics,
-                weight: weight, bias: bias, nanFree: prepared.nanFree, output: output
-            ).run(as: p.output.dtype)
+                weight: weight, bias: bias, output: y
+            ).run()
         }
+        if !direct { p.output.dtype.encode(y, count: count, into: output, streaming: true) }
     }
 }

@@ -5,23 +5,18 @@ struct ParameterRows: @unchecked Sendable {
     private let base: UnsafePointer<Float>
     private let stride: Int
     private let copy: UnsafeMutablePointer<Float>?
-    /// Whether every element (offset added) is known to be finite: false when not checked, or when an
-    /// element is not finite (or beyond ±1.8e19).
-    let isFinite: Bool
 
     /// - Parameters:
     ///   - view: the parameter; nil gives nil.
     ///   - rows: 1, or H for a per-head parameter.
     ///   - columns: N.
     ///   - offset: added to every element (the weight offset of RMSNorm, 0 otherwise).
-    ///   - checkFinite: whether to scan the elements for ``isFinite`` (worth it when many rows use them).
-    init?(_ view: RowView?, rows: Int, columns: Int, offset: Float, checkFinite: Bool = false) {
+    init?(_ view: RowView?, rows: Int, columns: Int, offset: Float) {
         guard let view else { return nil }
         if view.dtype == .float32, offset == 0 {
             base = UnsafePointer(view.pointer(row: 0).assumingMemoryBound(to: Float.self))
             stride = view.rowStride
             copy = nil
-            isFinite = checkFinite && Self.allFinite(base, rows: rows, columns: columns, stride: stride)
             return
         }
         let copy = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
@@ -33,12 +28,6 @@ struct ParameterRows: @unchecked Sendable {
         base = UnsafePointer(copy)
         stride = columns
         self.copy = copy
-        isFinite = checkFinite && Self.allFinite(base, rows: rows, columns: columns, stride: columns)
-    }
-
-    /// Whether the sum of squares of every row is finite.
-    private static func allFinite(_ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> Bool {
-        (0..<rows).allSatisfy { RowReductions.sumOfSquares(base + $0 * stride, count: columns).isFinite }
     }
 
     /// The Floats of parameter row `row`.

@@ -1,139 +1,49 @@
-/// How the CPU kernels read and write one storage format, sixteen elements at a time, at any alignment.
+import CFusedNormCPU
+
+/// How the CPU kernels read and write Floats, sixteen at a time, at any alignment.
 ///
-/// Kernels are generic over a codec so that the conversion is inlined into their vector loops; a
-/// ``DType`` picks the codec once per call through ``DType/withCodec(_:)``.
-protocol ElementCodec {
-    /// Bytes per element.
-    static var byteCount: Int { get }
-
-    /// The sixteen elements at `pointer` (no alignment needed), converted exactly to Float.
-    static func load(_ pointer: UnsafeRawPointer) -> FloatVector
-
-    /// Rounds `values` to this format (nearest, ties to even), stores them at `pointer` and returns
-    /// the stored values as Floats (what a later load would give).
-    /// - Parameter nanFree: the caller guarantees that no lane is NaN, which lets the 16-bit formats skip
-    ///   their NaN handling.
-    @discardableResult
-    static func store(_ values: FloatVector, to pointer: UnsafeMutableRawPointer, nanFree: Bool) -> FloatVector
-}
-
-/// float32: loads and stores are plain moves.
-enum Float32Codec: ElementCodec {
-    static var byteCount: Int { 4 }
-
+/// The kernels compute on Floats only: 16-bit rows are converted to Floats, and results back, a block or
+/// a row at a time by ``DType/decode(_:count:into:)`` and ``DType/encode(_:count:into:)``.
+enum Float32Codec {
+    /// The sixteen Floats at `pointer` (no alignment needed).
     @inline(__always)
     static func load(_ pointer: UnsafeRawPointer) -> FloatVector {
         pointer.loadUnaligned(as: FloatVector.self)
     }
 
-    @inline(__always) @discardableResult
-    static func store(_ values: FloatVector, to pointer: UnsafeMutableRawPointer, nanFree: Bool) -> FloatVector {
+    /// Stores `values` at `pointer` (no alignment needed).
+    @inline(__always)
+    static func store(_ values: FloatVector, to pointer: UnsafeMutableRawPointer) {
         pointer.storeBytes(of: values, as: FloatVector.self)
-        return values
-    }
-}
-
-/// bfloat16: the upper halves of Floats.
-enum BFloat16Codec: ElementCodec {
-    static var byteCount: Int { 2 }
-
-    @inline(__always)
-    static func load(_ pointer: UnsafeRawPointer) -> FloatVector {
-        FloatVector(bfloat16Bits: pointer.loadUnaligned(as: HalfBitsVector.self))
     }
 
-    @inline(__always) @discardableResult
-    static func store(_ values: FloatVector, to pointer: UnsafeMutableRawPointer, nanFree: Bool) -> FloatVector {
-        let bits = values.bfloat16Bits(nanFree: nanFree)
-        pointer.storeBytes(of: bits, as: HalfBitsVector.self)
-        return FloatVector(bfloat16Bits: bits)
-    }
-}
-
-/// IEEE float16.
-enum Float16Codec: ElementCodec {
-    static var byteCount: Int { 2 }
-
-    @inline(__always)
-    static func load(_ pointer: UnsafeRawPointer) -> FloatVector {
-        FloatVector(float16Bits: pointer.loadUnaligned(as: HalfBitsVector.self))
-    }
-
-    @inline(__always) @discardableResult
-    static func store(_ values: FloatVector, to pointer: UnsafeMutableRawPointer, nanFree: Bool) -> FloatVector {
-        let bits = values.float16Bits(nanFree: nanFree)
-        pointer.storeBytes(of: bits, as: HalfBitsVector.self)
-        return FloatVector(float16Bits: bits)
-    }
-}
-
-extension ElementCodec {
-    /// Loads `lanes` (1...16) elements starting `index` elements after `base`; missing lanes are 0.
+    /// Loads `lanes` (1...16) Floats starting `index` elements after `base`; missing lanes are 0.
     @inline(__always)
     static func load(_ base: UnsafeRawPointer, at index: Int, lanes: Int) -> FloatVector {
-        let pointer = base + index &* byteCount
+        let pointer = base + index &* 4
         return lanes == FloatVector.scalarCount ? load(pointer) : loadPartial(pointer, lanes: lanes)
     }
 
-    /// Stores the first `lanes` (1...16) of `values` starting `index` elements after `base`, rounded to
-    /// this format; returns the stored values as Floats.
-    /// - Parameter nanFree: the caller guarantees that no lane is NaN (see ``store(_:to:nanFree:)``).
-    @inline(__always) @discardableResult
-    static func store(
-        _ values: FloatVector, to base: UnsafeMutableRawPointer, at index: Int, lanes: Int, nanFree: Bool = false
-    ) -> FloatVector {
-        let pointer = base + index &* byteCount
-        if lanes == FloatVector.scalarCount { return store(values, to: pointer, nanFree: nanFree) }
-        return storePartial(values, to: pointer, lanes: lanes)
+    /// Stores the first `lanes` (1...16) of `values` starting `index` elements after `base`.
+    @inline(__always)
+    static func store(_ values: FloatVector, to base: UnsafeMutableRawPointer, at index: Int, lanes: Int) {
+        let pointer = base + index &* 4
+        if lanes == FloatVector.scalarCount { return store(values, to: pointer) }
+        storePartial(values, to: pointer, lanes: lanes)
     }
 
     /// The tail of a row, through a zeroed 16-lane buffer; kept out of line so that vector loops stay small.
     @inline(never)
     private static func loadPartial(_ pointer: UnsafeRawPointer, lanes: Int) -> FloatVector {
         var padded = FloatVector()
-        return withUnsafeMutableBytes(of: &padded) { buffer in
-            buffer.baseAddress!.copyMemory(from: pointer, byteCount: lanes &* byteCount)
-            return load(buffer.baseAddress!)
-        }
+        withUnsafeMutableBytes(of: &padded) { $0.baseAddress!.copyMemory(from: pointer, byteCount: lanes &* 4) }
+        return padded
     }
 
-    /// The tail of a row, through a 16-lane buffer; kept out of line so that vector loops stay small.
+    /// The tail of a row; kept out of line so that vector loops stay small.
     @inline(never)
-    private static func storePartial(_ values: FloatVector, to pointer: UnsafeMutableRawPointer, lanes: Int) -> FloatVector {
-        var padded = FloatVector()
-        return withUnsafeMutableBytes(of: &padded) { buffer in
-            let stored = store(values, to: buffer.baseAddress!, nanFree: false)
-            pointer.copyMemory(from: buffer.baseAddress!, byteCount: lanes &* byteCount)
-            return stored
-        }
-    }
-
-    /// Converts `count` elements at `source` to Floats at `destination`.
-    @inline(__always)
-    static func decode(_ source: UnsafeRawPointer, count: Int, into destination: UnsafeMutablePointer<Float>) {
-        forEachVector(count) { index, lanes in
-            Float32Codec.store(load(source, at: index, lanes: lanes), to: destination, at: index, lanes: lanes)
-        }
-    }
-
-    /// Rounds `count` Floats at `source` to this format and stores them at `destination`.
-    @inline(__always)
-    static func encode(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer) {
-        forEachVector(count) { index, lanes in
-            store(Float32Codec.load(source, at: index, lanes: lanes), to: destination, at: index, lanes: lanes)
-        }
-    }
-
-    /// Rounds `count` Floats in place to the values this format can hold.
-    @inline(__always)
-    static func round(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        var scratch = FloatVector()
-        withUnsafeMutableBytes(of: &scratch) { buffer in
-            forEachVector(count) { index, lanes in
-                let rounded = store(Float32Codec.load(values, at: index, lanes: lanes), to: buffer.baseAddress!, nanFree: false)
-                Float32Codec.store(rounded, to: values, at: index, lanes: lanes)
-            }
-        }
+    private static func storePartial(_ values: FloatVector, to pointer: UnsafeMutableRawPointer, lanes: Int) {
+        withUnsafeBytes(of: values) { pointer.copyMemory(from: $0.baseAddress!, byteCount: lanes &* 4) }
     }
 }
 
@@ -154,47 +64,51 @@ func forEachVector(_ count: Int, _ body: (_ index: Int, _ lanes: Int) -> Void) {
     if index < count { body(index, count &- index) }
 }
 
-/// Code that runs with the codec of a dtype: ``visit(_:)`` is specialized for each of the three codecs.
-protocol CodecVisitor {
-    associatedtype Result
-    func visit<Codec: ElementCodec>(_ codec: Codec.Type) -> Result
-}
-
 extension DType {
-    /// Runs `visitor` with this dtype's codec.
-    @inline(__always)
-    func withCodec<Visitor: CodecVisitor>(_ visitor: Visitor) -> Visitor.Result {
-        switch self {
-        case .float32: visitor.visit(Float32Codec.self)
-        case .float16: visitor.visit(Float16Codec.self)
-        case .bfloat16: visitor.visit(BFloat16Codec.self)
-        }
-    }
-
     /// Converts `count` elements of this dtype at `source` to Floats at `destination`.
+    ///
+    /// The one place where the CPU kernels convert 16-bit rows: the C converters of `CFusedNormCPU`,
+    /// AVX2/F16C where the CPU has them (Swift itself compiles for baseline x86_64).
     func decode(_ source: UnsafeRawPointer, count: Int, into destination: UnsafeMutablePointer<Float>) {
         switch self {
         case .float32: destination.update(from: source.assumingMemoryBound(to: Float.self), count: count)
-        case .float16: Float16Codec.decode(source, count: count, into: destination)
-        case .bfloat16: BFloat16Codec.decode(source, count: count, into: destination)
+        case .float16: cfn_f16_to_f32(source.assumingMemoryBound(to: UInt16.self), destination, count)
+        case .bfloat16: cfn_bf16_to_f32(source.assumingMemoryBound(to: UInt16.self), destination, count)
         }
     }
 
-    /// Rounds `count` Floats at `source` to this dtype and stores them at `destination`.
-    func encode(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer) {
+    /// Rounds `count` Floats at `source` to this dtype (nearest, ties to even; NaN stays NaN) and stores
+    /// them at `destination`.
+    /// - Parameter streaming: the destination is not read again soon (a kernel's y or dx), which lets
+    ///   16-bit stores bypass the cache; the thread must then call ``DType/fenceStreamingStores()``
+    ///   before other threads may read the destination.
+    func encode(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer, streaming: Bool = false) {
+        let halves = destination.assumingMemoryBound(to: UInt16.self)
         switch self {
         case .float32: destination.assumingMemoryBound(to: Float.self).update(from: source, count: count)
-        case .float16: Float16Codec.encode(source, count: count, into: destination)
-        case .bfloat16: BFloat16Codec.encode(source, count: count, into: destination)
+        case .float16: streaming ? cfn_f32_to_f16_streaming(source, halves, count) : cfn_f32_to_f16(source, halves, count)
+        case .bfloat16: streaming ? cfn_f32_to_bf16_streaming(source, halves, count) : cfn_f32_to_bf16(source, halves, count)
         }
+    }
+
+    /// Orders this thread's streaming stores (``encode(_:count:into:streaming:)``) before its later
+    /// stores, so that threads that synchronize with it afterwards see them.
+    static func fenceStreamingStores() { cfn_store_fence() }
+
+    /// Stores `count` Floats at `source` in this dtype at `destination`, and writes the stored values back
+    /// to `source` as Floats (what a later load would give).
+    func store(_ source: UnsafeMutablePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer) {
+        encode(source, count: count, into: destination)
+        if self != .float32 { decode(destination, count: count, into: source) }
     }
 
     /// Rounds `count` Floats in place to values of this dtype (nothing to do for float32).
     func round(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        switch self {
-        case .float32: break
-        case .float16: Float16Codec.round(values, count: count)
-        case .bfloat16: BFloat16Codec.round(values, count: count)
+        guard self != .float32 else { return }
+        withUnsafeTemporaryAllocation(of: UInt16.self, capacity: blockLength) { buffer in
+            forEachBlock(count) { start, blockCount in
+                store(values + start, count: blockCount, into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            }
         }
     }
 }

@@ -12,6 +12,15 @@ enum RowArithmetic {
         }
     }
 
+    /// sum[i] = a[i] + b[i] for `count` Floats (`sum` may be `a` or `b`).
+    @inline(__always)
+    static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into sum: UnsafeMutablePointer<Float>, count: Int) {
+        forEachVector(count) { index, lanes in
+            let total = Float32Codec.load(a, at: index, lanes: lanes) + Float32Codec.load(b, at: index, lanes: lanes)
+            Float32Codec.store(total, to: sum, at: index, lanes: lanes)
+        }
+    }
+
     /// values[i] += addend for `count` Floats.
     @inline(__always)
     static func add(_ addend: Float, to values: UnsafeMutablePointer<Float>, count: Int) {

@@ -2,16 +2,6 @@
 /// chains). The kernels call them on blocks of at most ``blockLength`` elements and add the block
 /// results in Double, which keeps the rounding error of a row's sum small for any length.
 enum RowReductions {
-    /// Σ vᵢ² over `count` Floats.
-    static func sumOfSquares(_ values: UnsafePointer<Float>, count: Int) -> Float {
-        var squares = FloatVector()
-        forEachVector(count) { index, lanes in
-            let v = Float32Codec.load(values, at: index, lanes: lanes)
-            squares += v * v
-        }
-        return squares.sum()
-    }
-
     /// Σ (vᵢ − center) and Σ (vᵢ − center)² over `count` Floats.
     static func deviationSums(_ values: UnsafePointer<Float>, count: Int, from center: Float) -> BlockSums {
         var total = FloatVector(), squares = FloatVector()
@@ -40,35 +30,23 @@ struct BlockSums {
     var squares: Float
 }
 
-/// Pass 1 over a block: reads `count` elements in the visited format, writes them as Floats to
-/// `staging` when given, and returns their sums: Σ v² only, or (`centered`) Σ (v − shift) and
-/// Σ (v − shift)².
-struct BlockLoadKernel: CodecVisitor {
-    var source: UnsafeRawPointer
+/// Pass 1 over a block of Floats: Σ v² only, or (`centered`) Σ (v − shift) and Σ (v − shift)².
+struct BlockSumsKernel {
+    var values: UnsafePointer<Float>
     var count: Int
-    var staging: UnsafeMutablePointer<Float>?
     var centered: Bool
     var shift: Float
 
-    /// Reads the block stored in `dtype`.
-    func run(as dtype: DType) -> BlockSums { dtype.withCodec(self) }
-
-    func visit<Input: ElementCodec>(_ codec: Input.Type) -> BlockSums {
-        switch (staging != nil, centered) {
-        case (false, false): loop(codec, staged: false, centered: false)
-        case (false, true): loop(codec, staged: false, centered: true)
-        case (true, false): loop(codec, staged: true, centered: false)
-        case (true, true): loop(codec, staged: true, centered: true)
-        }
+    func run() -> BlockSums {
+        centered ? loop(centered: true) : loop(centered: false)
     }
 
     @inline(__always)
-    private func loop<Input: ElementCodec>(_: Input.Type, staged: Bool, centered: Bool) -> BlockSums {
+    private func loop(centered: Bool) -> BlockSums {
         var sum = FloatVector(), squares = FloatVector()
         @inline(__always)
         func step(_ index: Int, _ lanes: Int) {
-            let v = Input.load(source, at: index, lanes: lanes)
-            if staged { Float32Codec.store(v, to: staging!, at: index, lanes: lanes) }
+            let v = Float32Codec.load(values, at: index, lanes: lanes)
             if centered {
                 let d = RowReductions.masked(v - shift, lanes: lanes)
                 sum += d

@@ -39,12 +39,8 @@ struct RowStatistics {
     mutating func load(
         _ view: RowView, row: Int, column: Int, count blockCount: Int, staging: UnsafeMutablePointer<Float>
     ) -> UnsafePointer<Float> {
-        let source = view.pointer(row: row, column: column)
-        let direct = view.dtype == .float32
-        let values = direct ? UnsafePointer(source.assumingMemoryBound(to: Float.self)) : UnsafePointer(staging)
-        let sums = BlockLoadKernel(source: source, count: blockCount, staging: direct ? nil : staging, centered: centered, shift: shift)
-            .run(as: view.dtype)
-        add(values, count: blockCount, sums: sums)
+        let values = view.floats(row: row, column: column, count: blockCount, staging: staging)
+        add(values, count: blockCount, sums: BlockSumsKernel(values: values, count: blockCount, centered: centered, shift: shift).run())
         return values
     }
 
