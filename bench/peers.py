@@ -102,7 +102,9 @@ def llama_rmsnorm(x, w, eps: float = EPS):
 
 def load_peers():
     # Timing a backward pass repeatedly needs retain_graph=True, which compiled graphs with donated buffers refuse.
-    torch._functorch.config.donated_buffer = False
+    import torch._functorch.config as functorch_config
+
+    functorch_config.donated_buffer = False
     peers = {
         "torch_eager": lambda x, w: F.rms_norm(x, (x.shape[-1],), w, EPS),
         "torch_compile": torch.compile(llama_rmsnorm),
