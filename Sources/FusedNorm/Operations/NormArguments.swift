@@ -9,7 +9,7 @@ struct NormArguments {
     /// The shape of the first weight or bias checked; the others must match it.
     private var parameterShape: [Int]?
 
-    init(x: Tensor, argument: String = "x") throws {
+    init(x: Tensor) throws {
         self.x = x
         device = x.device
         backend = try device.backend()
