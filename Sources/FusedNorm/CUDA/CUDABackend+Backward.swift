@@ -26,6 +26,7 @@ extension CUDABackend {
         let configuration = LaunchConfiguration.choose(
             for: .backward, columns: problem.columns, rows: problem.rows, weightRows: problem.weightRows,
             vectorWidth: backwardVectorWidth(problem), rowElementBytes: problem.x.dtype.byteCount + problem.dy.dtype.byteCount,
+            inputElementBytes: [problem.x.dtype.byteCount, problem.dy.dtype.byteCount],
             accumulators: accumulators, gpu: gpu)
         return backwardPlan(for: problem, configuration: configuration)
     }

@@ -139,13 +139,28 @@ enum CUDALaunchLog {
     }
 }
 
+extension LaunchConfiguration.Tuning {
+    /// The tuning switches this process was started with.
+    static let environment: Self = {
+        func integer(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
+        var tuning = Self()
+        if let staging = integer("FUSEDNORM_CUDA_STAGE"), (0...2).contains(staging) { tuning.staging = staging }
+        if let waves = integer("FUSEDNORM_CUDA_WAVES"), waves >= 0 { tuning.forwardWaves = waves }
+        tuning.decodeThreads = integer("FUSEDNORM_CUDA_DECODE_THREADS")
+        if let vectors = integer("FUSEDNORM_CUDA_BACKWARD_VECTORS"), (1...8).contains(vectors) { tuning.backwardVectors = vectors }
+        if let waves = integer("FUSEDNORM_CUDA_BACKWARD_WAVES"), (1...16).contains(waves) { tuning.backwardWaves = waves }
+        if let registers = integer("FUSEDNORM_CUDA_BACKWARD_REGISTERS"), (32...255).contains(registers) { tuning.backwardRegisters = registers }
+        return tuning
+    }()
+}
+
 extension CUDADevice {
     /// The heuristic's view of this GPU.
     var launchShape: LaunchConfiguration.GPU {
         LaunchConfiguration.GPU(
             multiprocessors: multiprocessorCount, sharedMemoryPerBlock: sharedMemoryPerBlock,
             sharedMemoryPerMultiprocessor: sharedMemoryPerMultiprocessor, registersPerMultiprocessor: registersPerMultiprocessor,
-            maxClusterSize: architecture >= 90 ? 16 : 1)
+            maxClusterSize: architecture >= 90 ? 16 : 1, asyncCopies: architecture >= 80, tuning: .environment)
     }
 
     /// Queues a kernel on `stream`; the context must be current (``withContext(_:)``).

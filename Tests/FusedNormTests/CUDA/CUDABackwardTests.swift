@@ -76,6 +76,9 @@ enum CUDABackwardCases {
         CUDABackwardCase(norm: .rms, columns: 128, rows: 32 * 300, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16, weightRows: 32),
         CUDABackwardCase(norm: .layer, columns: 1000, rows: 3000, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, bias: .bfloat16, dx: .bfloat16, savedStatistics: false),
         CUDABackwardCase(norm: .rms, columns: 4096, rows: 1, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16),
+        // 128 bytes of x and dy per thread, staged, in one CTA (more rows than teams).
+        CUDABackwardCase(norm: .layer, columns: 8192, rows: 1000, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, bias: .bfloat16, dx: .bfloat16),
+        CUDABackwardCase(norm: .rms, columns: 4096, rows: 800, x: .float32, dy: .float32, weight: .float32, dx: .float32),
     ]
 }
 

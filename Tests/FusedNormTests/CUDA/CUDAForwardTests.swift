@@ -103,6 +103,14 @@ enum CUDAForwardCases {
         CUDAForwardCase(norm: .rms, columns: 128, rows: 32 * 150, x: .bfloat16, weight: .bfloat16, output: .bfloat16, weightRows: 32),
         CUDAForwardCase(norm: .rms, columns: 4096, rows: 1, x: .bfloat16, weight: .bfloat16, output: .bfloat16),
         CUDAForwardCase(norm: .rms, columns: 256, rows: 20_000, x: .float16, weight: .float16, output: .float16, layout: .everyOtherRow),
+        // Many rows: short rows (weight in registers), medium rows, medium rows with a residual of another
+        // dtype (one CTA per row group); LayerNorm in 512-thread CTAs, more rows than teams (staged).
+        CUDAForwardCase(norm: .rms, columns: 8, rows: 600_000, x: .float16, weight: .float32, output: .float16),
+        CUDAForwardCase(norm: .rms, columns: 4096, rows: 6000, x: .bfloat16, weight: .bfloat16, output: .bfloat16),
+        CUDAForwardCase(
+            norm: .rms, columns: 2048, rows: 9000, x: .bfloat16, residual: (.float32, .bfloat16), weight: .bfloat16,
+            output: .bfloat16, layout: .everyOtherRow),
+        CUDAForwardCase(norm: .layer, columns: 16384, rows: 1200, x: .float16, weight: .float16, bias: .float16, output: .float16),
     ]
 }
 

@@ -13,7 +13,11 @@ struct CUDAKernelCompileTests {
     /// laid out for `gpu` (clusters only where it has them).
     static func plans(gpu: LaunchConfiguration.GPU) -> [(String, KernelPlan)] {
         var plans: [(String, KernelPlan)] = []
-        let sizes = [(3, 100), (128, 4096), (4096, 64), (5120, 8), (16384, 4), (65537, 2), (262_144, 2), (1_048_576, 1), (4_194_304, 1)]
+        // Many rows (more than the grid's teams) for staged layouts.
+        let sizes = [
+            (3, 100), (128, 4096), (4096, 64), (5120, 8), (16384, 4), (65537, 2), (262_144, 2), (1_048_576, 1), (4_194_304, 1),
+            (256, 1 << 20), (4096, 1 << 16), (65536, 4096), (16384, 1 << 13),
+        ]
         for (index, (n, rows)) in sizes.enumerated() {
             for dtype in DType.allCases {
                 let aligned = index % 2 == 0 || n == 1_048_576  // 1M aligned: rows held partly in shared memory
@@ -44,11 +48,14 @@ struct CUDAKernelCompileTests {
         let nvrtc = try #require(CUDAEnvironment.shared.nvrtc)
         var gpu = LaunchConfiguration.GPU.h200
         if architecture < 90 { gpu.maxClusterSize = 1 }
+        if architecture < 80 { gpu.asyncCopies = false }
         let all = Self.plans(gpu: gpu)
         let plans = architecture == 90 ? all : all.enumerated().filter { $0.offset % 9 == 0 }.map(\.element)
         if architecture == 90 {
             #expect(Set(plans.map(\.1.configuration.rowStorage)) == [.registers, .streaming])
             #expect(Set(plans.map(\.1.configuration.clusterSize)).isSuperset(of: [1, 2, 16]))
+            #expect(plans.contains { $0.0.hasPrefix("forward") && $0.1.configuration.stagedBytes > 0 })
+            #expect(plans.contains { $0.0.hasPrefix("backward") && $0.1.configuration.stagedBytes > 0 })
         }
         let start = ContinuousClock.now
         defer {

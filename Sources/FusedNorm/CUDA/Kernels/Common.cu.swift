@@ -211,6 +211,34 @@ static __device__ __forceinline__ unsigned int shared_address(const void* p) {
     return (unsigned int)shared;
 }
 
+/// Starts copying one vector from global memory into shared memory (`cp.async`, sm_80 and later: no
+/// registers in between; 16-byte words bypass L1), or zeros when `inside` is false (then nothing is read at
+/// `source`: a source size of 0, so it may lie past the tensor's end). Words of 4, 8 or 16 bytes. `commit_async` closes a group; `wait_async` waits for all
+/// of this thread's groups, after which the thread may read what they wrote.
+template <typename T, int WIDTH>
+static __device__ __forceinline__ void copy_async(Raw<T, WIDTH>& destination, const T* source, bool inside) {
+    typedef VectorWords<T, WIDTH> W;
+    static_assert(W::word_bytes >= 4, "cp.async copies 4, 8 or 16 bytes");
+    unsigned long long global;
+    asm("cvta.to.global.u64 %0, %1;" : "=l"(global) : "l"(reinterpret_cast<unsigned long long>(source)));
+    const unsigned int shared = shared_address(&destination);
+#pragma unroll
+    for (int k = 0; k < W::count; ++k) {
+        const unsigned long long from = global + k * W::word_bytes;
+        if constexpr (W::word_bytes == 16) {
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                         :: "r"(shared + 16 * k), "l"(from), "r"(inside ? 16 : 0) : "memory");
+        } else {
+            asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;"
+                         :: "r"(shared + W::word_bytes * k), "l"(from), "n"(W::word_bytes), "r"(inside ? W::word_bytes : 0)
+                         : "memory");
+        }
+    }
+}
+
+static __device__ __forceinline__ void commit_async() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+static __device__ __forceinline__ void wait_async() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
 // ---- A row split over the CLUSTER CTAs of a thread-block cluster (sm_90): each CTA sums its part of the
 // row with row_sum, then the CTAs exchange their sums through distributed shared memory. ----
 #ifndef CLUSTER

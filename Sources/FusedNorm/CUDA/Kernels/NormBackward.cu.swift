@@ -3,10 +3,11 @@
 /// `norm_backward`, specialized by `-D` definitions:
 /// - dtypes: `DY_T`, `X_T`, `W_T`, `RG_T` (residual gradient), `DX_T`;
 /// - variant: `LAYER`, `HAS_WEIGHT`, `HAS_RG`, `HAS_DW`, `HAS_DB`;
-/// - layout (``LaunchConfiguration``): `TPR`, `RPB`, `CLUSTER`, `VEC`, `VPT`, `MINB` as in the forward
-///   kernel; `HOLD` (1: x and dy of a row in registers, the next row's loads in flight during the reductions;
-///   0: one CTA streams each row three times, for rows too long to hold), `ACC_SHARED` (the dweight/dbias
-///   sums in shared memory: HOLD, this thread's own slots; streaming, the CTA's [N] sums).
+/// - layout (``LaunchConfiguration``): `TPR`, `RPB`, `CLUSTER`, `VEC`, `VPT`, `MAXREG` as in the forward
+///   kernel; `HOLD` (1: x and dy of a row in registers, the next row's loads in flight during the reductions:
+///   in registers with `PREFETCH`, in shared memory by `cp.async` with `STAGE`; 0: one CTA streams each row
+///   three times, for rows too long to hold), `ACC_SHARED` (the dweight/dbias sums in shared memory: HOLD,
+///   this thread's own slots; streaming, the CTA's [N] sums).
 ///
 /// Per row, with μ and r saved by the forward pass (or recomputed from x when `rstd` is null),
 /// ŝ = (x − μ)·r and g = dy·(w + offset):
@@ -131,6 +132,47 @@ static __device__ __forceinline__ void load_row(
     }
 }
 
+#ifndef STAGE
+#define STAGE 0
+#endif
+#if STAGE
+/// Staging: the group's next row of x and dy is copied into shared memory (after the dweight/dbias slots)
+/// while this one is reduced and written; thread t's vector k is slot k·(TPR·RPB) + t, x's then dy's.
+typedef Raw<X_T, VEC> XVec;
+typedef Raw<DY_T, VEC> DYVec;
+static __device__ __forceinline__ XVec& staged_x(int k) {
+    float* after_sums = reinterpret_cast<float*>(fn_dynamic_shared) + (HAS_DW + HAS_DB) * VPT * TPR * RPB * VEC;
+    return reinterpret_cast<XVec*>(after_sums)[k * TPR * RPB + threadIdx.x];
+}
+static __device__ __forceinline__ DYVec& staged_dy(int k) {
+    float* after_sums = reinterpret_cast<float*>(fn_dynamic_shared) + (HAS_DW + HAS_DB) * VPT * TPR * RPB * VEC;
+    return reinterpret_cast<DYVec*>(reinterpret_cast<XVec*>(after_sums) + VPT * TPR * RPB)[k * TPR * RPB + threadIdx.x];
+}
+
+/// Starts the copy of `row`'s x and dy at columns c0 + k·TPR·VEC into this thread's slots (zeros past the
+/// row's end or for an invalid row, whose addresses are then not read), and loads its saved statistics.
+static __device__ __forceinline__ void stage_row(
+    const BackwardParams& p, long long row, bool valid, long long c0, float& mean, float& rstd) {
+    const X_T* x = static_cast<const X_T*>(p.x) + row * p.x_stride + c0;
+    const DY_T* dy = static_cast<const DY_T*>(p.dy) + row * p.dy_stride + c0;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        const bool inside = valid && c0 + (long long)k * TPR * VEC < p.cols;
+        copy_async(staged_x(k), x + k * TPR * VEC, inside);
+        copy_async(staged_dy(k), dy + k * TPR * VEC, inside);
+    }
+    commit_async();
+    mean = 0.0f;
+    rstd = 0.0f;
+    if (valid && p.rstd != nullptr) {
+        rstd = p.rstd[row];
+#if LAYER
+        mean = p.mean[row];
+#endif
+    }
+}
+#endif
+
 extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(const BackwardParams p) {
     const int lane = threadIdx.x % TPR;
     [[maybe_unused]] const int group = threadIdx.x / TPR;
@@ -170,6 +212,9 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
     Raw<DY_T, VEC> dy[VPT];
     float saved_mean, saved_rstd;
     load_row(p, head + heads * (k_begin + group), k_begin + group < k_end, first, x, dy, saved_mean, saved_rstd);
+#elif STAGE
+    float saved_mean, saved_rstd;
+    stage_row(p, head + heads * (k_begin + group), k_begin + group < k_end, first, saved_mean, saved_rstd);
 #endif
     for (long long kb = k_begin; kb < k_end; kb += RPB) {
         const long long k_row = kb + group;
@@ -181,6 +226,16 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         Raw<DY_T, VEC> dy_next[VPT];
         float next_mean, next_rstd;
         load_row(p, row + heads * RPB, k_row + RPB < k_end, first, x_next, dy_next, next_mean, next_rstd);
+#elif STAGE
+        Raw<X_T, VEC> x[VPT];
+        Raw<DY_T, VEC> dy[VPT];
+        wait_async();
+#pragma unroll
+        for (int k = 0; k < VPT; ++k) {
+            x[k] = staged_x(k);
+            dy[k] = staged_dy(k);
+        }
+        float next_mean, next_rstd;
 #else
         Raw<X_T, VEC> x[VPT];
         Raw<DY_T, VEC> dy[VPT];
@@ -247,6 +302,10 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
                 sums[1] += g * hat;
             }
         }
+#if STAGE
+        // x and dy were read out of the slots (and used above): the next row may be copied into them.
+        stage_row(p, row + heads * RPB, k_row + RPB < k_end, first, next_mean, next_rstd);
+#endif
         team_sum<TPR, 2>(sums, phase);
         const float mean_g = LAYER ? sums[0] / count : 0.0f;
         const float mean_gh = sums[1] / count;
@@ -291,10 +350,15 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
             x[k] = x_next[k];
             dy[k] = dy_next[k];
         }
+#endif
+#if PREFETCH || STAGE
         saved_mean = next_mean;
         saved_rstd = next_rstd;
 #endif
     }
+#if STAGE
+    wait_async();  // the last copy (of a row past the share: zeros) is not left in flight
+#endif
     // The partial row: this thread's columns, the CTA's row groups added in group order.
 #if HAS_DW || HAS_DB
     if (RPB > 1) __syncthreads();

@@ -7,7 +7,8 @@
 ///   row (a thread-block cluster; the row's vectors split in CLUSTER contiguous parts), `VEC` elements per
 ///   vector, `VPT` vectors per thread and pass, `HOLD` (1: the row stays in registers between its statistics
 ///   and its output; 0: it is read again, `segments` passes of VPT vectors per thread), `WREG` (the weight and
-///   bias of the thread's columns stay in registers across rows), `MINB` (CTAs per SM for `__launch_bounds__`).
+///   bias of the thread's columns stay in registers across rows), `MAXREG` (the register cap), `STAGE` (the
+///   group's next row is copied into shared memory by `cp.async` while this one is reduced and written).
 ///
 /// Per row: s = x (+ residual, summed in fp32, stored to s in S_T and read back rounded);
 /// LayerNorm: μ = Σs/N, r = 1/sqrt(Σ(s−μ)²/N + ε), y = (s−μ)·r·w + b;
@@ -124,20 +125,14 @@ static __device__ __forceinline__ RowVec& shared_vector(int k, int lane) {
 
 /// Starts copying vectors VPT..HELD−1 of x into this thread's shared-memory slots (cp.async, no registers;
 /// zeros past the row's end or for an invalid row). `cp.async.wait_all` before they are read.
-static __device__ __forceinline__ void copy_to_shared(const RowPointers& q, bool valid, long long left, int lane, const void* any) {
+static __device__ __forceinline__ void copy_to_shared(const RowPointers& q, bool valid, long long left, int lane, const X_T* any) {
 #pragma unroll
     for (int k = 0; k < SPT; ++k) {
         const bool inside = valid && (VPT + k) * STRIDE < left;
-        const void* source = inside ? static_cast<const void*>(q.x + (VPT + k) * STRIDE) : any;
-        unsigned long long global;
-        asm("cvta.to.global.u64 %0, %1;" : "=l"(global) : "l"(reinterpret_cast<unsigned long long>(source)));
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-                     :: "r"(shared_address(&shared_vector(k, lane))), "l"(global), "r"(inside ? 16 : 0) : "memory");
+        copy_async(shared_vector(k, lane), inside ? q.x + (VPT + k) * STRIDE : any, inside);
     }
-    asm volatile("cp.async.commit_group;" ::: "memory");
+    commit_async();
 }
-
-static __device__ __forceinline__ void wait_shared() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 
 /// add_first_moment and add_centered_square over the shared-memory vectors.
 static __device__ __forceinline__ void add_shared_first_moment(int lane, float& sum) {
@@ -162,6 +157,60 @@ static __device__ __forceinline__ void add_shared_centered_square(int lane, long
                 sum += d * d;
             }
         }
+    }
+}
+#endif
+
+#ifndef STAGE
+#define STAGE 0
+#endif
+#if STAGE
+/// Staging: while a row is reduced and written, the next row of the group (x, and the residual) is copied
+/// into shared memory with cp.async, so that every CTA always has a row's loads in flight. Thread t's
+/// vector k is slot k·(TPR·RPB) + t: x's slots, then the residual's. Each thread reads only its own slots.
+typedef Raw<X_T, VEC> XVec;
+typedef Raw<R_T, VEC> RVec;
+static __device__ __forceinline__ XVec& staged_x(int k) {
+    return reinterpret_cast<XVec*>(fn_dynamic_shared)[k * TPR * RPB + threadIdx.x];
+}
+static __device__ __forceinline__ RVec& staged_r(int k) {
+    return reinterpret_cast<RVec*>(reinterpret_cast<XVec*>(fn_dynamic_shared) + VPT * TPR * RPB)[k * TPR * RPB + threadIdx.x];
+}
+
+/// Starts the copy of a row's VPT vectors into this thread's slots (zeros past the row's end or for an
+/// invalid row, whose addresses are then not read).
+static __device__ __forceinline__ void stage_row(const RowPointers& q, bool valid, long long left) {
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+        const bool inside = valid && k * STRIDE < left;
+        copy_async(staged_x(k), q.x + k * STRIDE, inside);
+#if HAS_RESIDUAL
+        copy_async(staged_r(k), q.r + k * STRIDE, inside);
+#endif
+    }
+    commit_async();
+}
+
+/// load_row from the staged copy: waits for it, then x, or s = x + residual (stored to s).
+static __device__ __forceinline__ void receive_row(const RowPointers& q, bool valid, long long left, RowVec (&v)[VPT]) {
+    wait_async();
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+#if HAS_RESIDUAL
+        if (valid && k * STRIDE < left) {
+            float x[VEC], r[VEC];
+            unpack(staged_x(k), x);
+            unpack(staged_r(k), r);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) x[j] += r[j];
+            pack(x, v[k]);
+            store_raw<S_T, VEC>(q.s + k * STRIDE, v[k]);
+        } else {
+            zero_raw(v[k]);
+        }
+#else
+        v[k] = staged_x(k);
+#endif
     }
 }
 #endif
@@ -258,6 +307,9 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(cons
     Raw<B_T, VEC> br[VPT];
     long long cached_head = -1;
 #endif
+#if STAGE
+    stage_row(row_pointers(p, team * RPB + group, first), team * RPB + group < p.rows, left0);
+#endif
     // The loop bound is the same for every thread of the team, so barriers and shuffles inside are safe;
     // threads of a group past the last row compute on zeros and store nothing.
     for (long long base = team * RPB; base < p.rows; base += step) {
@@ -288,12 +340,19 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(cons
 #if HOLD
         RowVec v[VPT];
 #if SPT > 0
-        copy_to_shared(q, valid, left0, lane, p.x);
+        copy_to_shared(q, valid, left0, lane, static_cast<const X_T*>(p.x));
 #endif
+#if STAGE
+        receive_row(q, valid, left0, v);
+        add_first_moment(v, sum[0]);
+        // The slots were read (their values are used above): the next row may be copied into them.
+        stage_row(row_pointers(p, row + step, first), row + step < p.rows, left0);
+#else
         load_row(q, valid, left0, v);
         add_first_moment(v, sum[0]);
+#endif
 #if SPT > 0
-        wait_shared();
+        wait_async();
         add_shared_first_moment(lane, sum[0]);
 #endif
 #if LAYER && CLUSTER > 1
@@ -481,6 +540,9 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(cons
         head += head_step;
         if (head >= heads) head -= heads;
     }
+#if STAGE
+    wait_async();  // the last copy (of a row past the end: zeros) is not left in flight
+#endif
     team_finish();
 }
 """#
