@@ -28,6 +28,7 @@ extension CUDABackend {
             for: .forward, columns: problem.columns, rows: problem.rows, weightRows: problem.weightRows,
             vectorWidth: forwardVectorWidth(problem), rowElementBytes: rowDType.byteCount,
             inputElementBytes: [problem.x.dtype.byteCount] + (problem.residual.map { [$0.dtype.byteCount] } ?? []),
+            parameterElementBytes: [problem.weight, problem.bias].compactMap { $0?.dtype.byteCount },
             residual: problem.residual != nil, bias: problem.bias != nil, layer: problem.kind == .layer, gpu: gpu)
         return forwardPlan(for: problem, configuration: configuration)
     }

@@ -150,6 +150,7 @@ extension LaunchConfiguration.Tuning {
         if let vectors = integer("FUSEDNORM_CUDA_BACKWARD_VECTORS"), (1...8).contains(vectors) { tuning.backwardVectors = vectors }
         if let waves = integer("FUSEDNORM_CUDA_BACKWARD_WAVES"), (1...16).contains(waves) { tuning.backwardWaves = waves }
         if let registers = integer("FUSEDNORM_CUDA_BACKWARD_REGISTERS"), (32...255).contains(registers) { tuning.backwardRegisters = registers }
+        if let parameters = integer("FUSEDNORM_CUDA_PARAMETERS") { tuning.parameters = parameters != 0 }
         return tuning
     }()
 }

@@ -12,9 +12,12 @@
 ///   rows in flight fit there): forward, in ``segments`` passes of ``vectorsPerThread`` vectors per thread
 ///   and CTA; backward, one CTA per row.
 ///
-/// Grids are persistent: as many teams as are resident at once (sized from the SM count and the layout's
-/// registers and shared memory, never from the row count), each looping over its rows; the backward pass
-/// gives each team a fixed, contiguous share of one weight row's rows.
+/// Grids: forward rows of one CTA get a CTA per row group (the hardware overlaps CTAs ending and starting).
+/// Clusters, LayerNorm rows of large CTAs and the backward pass are persistent: as many teams as are resident
+/// at once (sized from the SM count and the layout's registers and shared memory, never from the row count),
+/// each looping over its rows, with the next rows *staged* (copied into shared memory by `cp.async` while the
+/// current one is reduced); the backward pass gives each team a fixed, contiguous share of one weight row's
+/// rows, so that its dweight partial sums come in a fixed order.
 struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     /// Which kernel the configuration is for.
     enum Pass: Sendable { case forward, backward }
@@ -50,6 +53,9 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     /// memory with `cp.async` while this one is reduced and written, so that a CTA always has a row's loads in
     /// flight (sm_80 and later; forward: x and the residual; backward: x and dy).
     var stagedBytes = 0
+    /// Forward: dynamic shared memory per CTA for the weight and bias of the thread's columns, copied once and
+    /// read per row instead of reloaded from L2 (0: none).
+    var parameterBytes = 0
     /// Teams in the grid (blocks = teams × clusterSize). Backward: teams = parts × weight rows.
     var teams: Int
     /// Forward, streaming: passes of ``vectorsPerThread`` vectors per thread over a CTA's part of the row.
@@ -64,7 +70,7 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
             "TPR=\(threadsPerRow)", "RPB=\(rowsPerBlock)", "CLUSTER=\(clusterSize)", "VEC=\(vectorWidth)",
             "VPT=\(vectorsPerThread)", "SPT=\(sharedVectorsPerThread)", "HOLD=\(rowStorage.rawValue)", "WREG=\(weightInRegisters ? 1 : 0)",
             "PREFETCH=\(prefetch ? 1 : 0)", "ACC_SHARED=\(sharedAccumulators ? 1 : 0)", "MAXREG=\(maxRegisters)",
-            "STAGE=\(stagedBytes > 0 ? 1 : 0)",
+            "STAGE=\(stagedBytes > 0 ? 1 : 0)", "WSHARED=\(parameterBytes > 0 ? 1 : 0)",
         ]
     }
 
@@ -75,6 +81,7 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
             + (rowStorage == .streaming && segments > 1 ? " (\(segments) passes)" : "")
             + (weightInRegisters ? ", weight in registers" : "") + (prefetch ? ", prefetch" : "")
             + (stagedBytes > 0 ? ", next row staged (\(stagedBytes) B)" : "")
+            + (parameterBytes > 0 ? ", parameters in shared memory (\(parameterBytes) B)" : "")
             + ", ≤\(maxRegisters) registers, \(teams) teams"
     }
 
@@ -101,7 +108,7 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
 
     /// Switches for measuring one layout against another in the same run (environment variables
     /// `FUSEDNORM_CUDA_` + `STAGE`, `WAVES`, `DECODE_THREADS`, `BACKWARD_VECTORS`, `BACKWARD_WAVES`,
-    /// `BACKWARD_REGISTERS`); nil and the defaults are the tuned heuristic.
+    /// `BACKWARD_REGISTERS`, `PARAMETERS`); nil and the defaults are the tuned heuristic.
     struct Tuning: Hashable, Sendable {
         /// Staging: 0 never, 1 where the heuristic uses it, 2 (backward) for every layout that holds rows.
         var staging = 1
@@ -115,6 +122,8 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
         var backwardWaves = 1
         /// Backward register cap with staging.
         var backwardRegisters: Int? = nil
+        /// Forward: parameters in shared memory where the heuristic puts them (false: reloaded per row).
+        var parameters = true
     }
 
     /// CTAs of `threads` threads with `registers` registers each and `sharedBytes` of shared memory that
@@ -169,6 +178,7 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     ///   - rowElementBytes: forward, bytes of the dtype the row is held in (s, or x); backward, of x plus dy.
     ///   - inputElementBytes: bytes of each dtype a row is read in, for staging: forward, x's then the
     ///     residual's (empty: `rowElementBytes`); backward, x's and dy's (empty: half of `rowElementBytes`).
+    ///   - parameterElementBytes: forward, bytes of the weight's and the bias's dtypes (those present).
     ///   - residual: forward: a residual is added (x and the residual are both loaded first).
     ///   - bias: forward: LayerNorm with a bias.
     ///   - layer: forward: LayerNorm (its registers do not leave room for rows held in shared memory).
@@ -176,15 +186,15 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     ///   - gpu: the GPU's SM count and limits.
     static func choose(
         for pass: Pass, columns: Int, rows: Int, weightRows: Int = 1, vectorWidth: Int, rowElementBytes: Int,
-        inputElementBytes: [Int] = [], residual: Bool = false, bias: Bool = false, layer: Bool = false, accumulators: Int = 0,
-        gpu: GPU
+        inputElementBytes: [Int] = [], parameterElementBytes: [Int] = [], residual: Bool = false, bias: Bool = false,
+        layer: Bool = false, accumulators: Int = 0, gpu: GPU
     ) -> LaunchConfiguration {
         switch pass {
         case .forward:
             return chooseForward(
                 columns: columns, rows: rows, weightRows: weightRows, vectorWidth: vectorWidth,
                 rowElementBytes: rowElementBytes, inputElementBytes: inputElementBytes.isEmpty ? [rowElementBytes] : inputElementBytes,
-                residual: residual, bias: bias, layer: layer, gpu: gpu)
+                parameterElementBytes: parameterElementBytes, residual: residual, bias: bias, layer: layer, gpu: gpu)
         case .backward:
             return chooseBackward(
                 columns: columns, rows: rows, weightRows: weightRows, vectorWidth: vectorWidth,
@@ -196,8 +206,8 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     /// Forward: sub-warp groups for short rows (several rows per CTA), one CTA per row up to 512 threads,
     /// then clusters of CTAs per row with the row in registers, and past what a cluster holds, streaming.
     private static func chooseForward(
-        columns: Int, rows: Int, weightRows: Int, vectorWidth: Int, rowElementBytes: Int, inputElementBytes: [Int], residual: Bool,
-        bias: Bool, layer: Bool, gpu: GPU
+        columns: Int, rows: Int, weightRows: Int, vectorWidth: Int, rowElementBytes: Int, inputElementBytes: [Int],
+        parameterElementBytes: [Int], residual: Bool, bias: Bool, layer: Bool, gpu: GPU
     ) -> LaunchConfiguration {
         let vectors = (columns + vectorWidth - 1) / vectorWidth
         let vectorBytes = vectorWidth * rowElementBytes
@@ -296,9 +306,8 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
             }
         }
 
-        // Teams loop over rows (never more teams than row groups). Clusters: exactly the resident ones
-        // (refined by the driver's occupancy query at launch); single CTAs: four times as many, so that
-        // CTAs finishing early take the remaining rows (no tail of one CTA's rows).
+        // Teams (never more than row groups). Clusters loop over rows: exactly the resident ones (refined by the
+        // driver's occupancy query at launch).
         let perSM = residentBlocks(
             threads: c.blockSize, registers: c.maxRegisters, sharedBytes: forwardSharedBytes(c, rowElementBytes: rowElementBytes),
             gpu: gpu)
@@ -306,7 +315,8 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
         // One CTA per row group: a grid of every row group (the hardware starts each CTA as one ends: rows in
         // flight at every phase; measured 0.95-0.98 of copy at N = 256-16384 against 0.92-0.95 for a persistent
         // grid); but LayerNorm rows in CTAs of which 2 fit per SM lose that way (two reductions per row with
-        // nothing to overlap them: 0.85 against 0.91), so they loop over rows, staged, in 4 waves of teams.
+        // nothing to overlap them: 0.85 against 0.91), so they loop over rows, staged, in 4 waves of teams (so
+        // that teams finishing early leave no long tail).
         let persistent = c.clusterSize > 1 || (layer && perSM <= 2)
         let waves = gpu.tuning.forwardWaves ?? (persistent ? (c.clusterSize == 1 ? 4 : 1) : 0)
         var teams = waves == 0 ? needed : max(1, min(needed, gpu.multiprocessors * perSM * waves / c.clusterSize))
@@ -316,13 +326,28 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
             if teams >= unit { teams -= teams % unit }
         }
         c.teams = teams
+        // Clusters (one weight row) of 8 CTAs or more, and LayerNorm's (weight and bias): the parameters in shared
+        // memory, when that keeps the CTAs per SM. Measured: bf16 N = 262144 0.853 → 0.884, LayerNorm 65536
+        // 0.675 → 0.721; RMSNorm in clusters of 2-4 lost 1-2 points (65536: 0.896 → 0.885).
+        if gpu.asyncCopies, gpu.tuning.parameters, c.clusterSize >= 8 || (c.clusterSize > 1 && bias),
+            c.rowStorage == .registers, c.sharedVectorsPerThread == 0, weightRows == 1, !c.weightInRegisters,
+            !parameterElementBytes.isEmpty,
+            parameterElementBytes.allSatisfy({ vectorWidth * $0 >= 4 })
+        {
+            let bytes = c.vectorsPerThread * c.blockSize * vectorWidth * parameterElementBytes.reduce(0, +)
+            if bytes <= gpu.sharedMemoryPerBlock - 4096,
+                residentBlocks(threads: c.blockSize, registers: c.maxRegisters, sharedBytes: bytes, gpu: gpu) >= perSM
+            {
+                c.parameterBytes = bytes
+            }
+        }
         // Staging, when a team has rows after its first and the copy fits beside the CTAs the registers allow.
         if stageable, c.rowStorage == .registers, c.sharedVectorsPerThread == 0, needed > teams, c.rowsPerBlock == 1,
             c.clusterSize == 1 || layer
         {
             let bytes = c.vectorsPerThread * c.blockSize * vectorWidth * inputElementBytes.reduce(0, +)
-            if bytes <= gpu.sharedMemoryPerBlock - 4096,
-                residentBlocks(threads: c.blockSize, registers: c.maxRegisters, sharedBytes: bytes, gpu: gpu) >= perSM
+            if bytes + c.parameterBytes <= gpu.sharedMemoryPerBlock - 4096,
+                residentBlocks(threads: c.blockSize, registers: c.maxRegisters, sharedBytes: bytes + c.parameterBytes, gpu: gpu) >= perSM
             {
                 c.stagedBytes = bytes
             }
@@ -401,9 +426,9 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
             // loaded earlier: bf16 N = 1024 0.88 → 0.75).
             var staged = c
             staged.prefetch = false
-            staged.stagedBytes = c.vectorsPerThread * c.blockSize * vectorWidth * inputElementBytes.reduce(0, +)
             staged.maxRegisters = gpu.tuning.backwardRegisters
                 ?? (c.vectorsPerThread * vectorWidth * pairBytes <= 64 ? backwardStagedRegisters : 128)
+            staged.stagedBytes = c.vectorsPerThread * c.blockSize * vectorWidth * inputElementBytes.reduce(0, +)
             if backwardSharedBytes(staged, columns: columns, accumulators: accumulators) <= gpu.sharedMemoryPerBlock - 2048 {
                 c = staged
             }
@@ -438,7 +463,7 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
 
     /// Dynamic shared memory of a forward CTA: the vectors held in shared memory, or the staged next row.
     static func forwardSharedBytes(_ c: LaunchConfiguration, rowElementBytes: Int) -> Int {
-        c.sharedVectorsPerThread * c.blockSize * c.vectorWidth * rowElementBytes + c.stagedBytes
+        c.sharedVectorsPerThread * c.blockSize * c.vectorWidth * rowElementBytes + c.stagedBytes + c.parameterBytes
     }
 
     /// Dynamic shared memory of a backward CTA: registers layout, the dweight/dbias sums of every thread

@@ -56,6 +56,7 @@ struct CUDAKernelCompileTests {
             #expect(Set(plans.map(\.1.configuration.clusterSize)).isSuperset(of: [1, 2, 16]))
             #expect(plans.contains { $0.0.hasPrefix("forward") && $0.1.configuration.stagedBytes > 0 })
             #expect(plans.contains { $0.0.hasPrefix("backward") && $0.1.configuration.stagedBytes > 0 })
+            #expect(plans.contains { $0.1.configuration.parameterBytes > 0 })
         }
         let start = ContinuousClock.now
         defer {

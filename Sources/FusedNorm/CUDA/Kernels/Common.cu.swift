@@ -12,6 +12,8 @@ struct half_t { fn_u16 bits; };
 struct bf16_t { fn_u16 bits; };
 template <typename T> struct IsBF16 { static constexpr bool value = false; };
 template <> struct IsBF16<bf16_t> { static constexpr bool value = true; };
+template <typename T> struct IsHalf { static constexpr bool value = false; };
+template <> struct IsHalf<half_t> { static constexpr bool value = true; };
 
 static __device__ __forceinline__ float to_float(float v) { return v; }
 static __device__ __forceinline__ float to_float(half_t v) {
@@ -84,13 +86,40 @@ static __device__ __forceinline__ void load_vec(const T* p, float (&f)[WIDTH]) {
     for (int k = 0; k < WIDTH; ++k) f[k] = to_float(u.e[k]);
 }
 
+/// WIDTH fp32 values rounded to T, as storage: elements, or 32-bit words of two 16-bit elements (one
+/// `cvt.rn.{bf16,f16}x2.f32` per pair on sm_80 and later: the same bits as two single conversions).
+template <typename T, int WIDTH> union Rounded {
+    typename VectorWords<T, WIDTH>::word w[VectorWords<T, WIDTH>::count];
+    T e[WIDTH];
+    unsigned int pairs[(WIDTH * sizeof(T) + 3) / 4];
+};
+
+template <typename T, int WIDTH>
+static __device__ __forceinline__ void round_all(const float (&f)[WIDTH], Rounded<T, WIDTH>& u) {
+#if __CUDA_ARCH__ >= 800
+    if constexpr ((IsBF16<T>::value || IsHalf<T>::value) && WIDTH % 2 == 0) {
+#pragma unroll
+        for (int k = 0; k < WIDTH / 2; ++k) {
+            // The first operand goes to the upper half (the element at the higher address).
+            if constexpr (IsBF16<T>::value) {
+                asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(u.pairs[k]) : "f"(f[2 * k + 1]), "f"(f[2 * k]));
+            } else {
+                asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(u.pairs[k]) : "f"(f[2 * k + 1]), "f"(f[2 * k]));
+            }
+        }
+        return;
+    }
+#endif
+#pragma unroll
+    for (int k = 0; k < WIDTH; ++k) u.e[k] = from_float<T>(f[k]);
+}
+
 /// Stores WIDTH fp32 values at p (aligned as for load_vec), each rounded to T.
 template <typename T, int WIDTH>
 static __device__ __forceinline__ void store_vec(T* p, const float (&f)[WIDTH]) {
     typedef VectorWords<T, WIDTH> W;
-    union { typename W::word w[W::count]; T e[WIDTH]; } u;
-#pragma unroll
-    for (int k = 0; k < WIDTH; ++k) u.e[k] = from_float<T>(f[k]);
+    Rounded<T, WIDTH> u;
+    round_all(f, u);
 #pragma unroll
     for (int k = 0; k < W::count; ++k) reinterpret_cast<typename W::word*>(p)[k] = u.w[k];
 }
@@ -163,9 +192,8 @@ static __device__ __forceinline__ void unpack_again(const Raw<T, WIDTH>& r, floa
 template <typename T, int WIDTH>
 static __device__ __forceinline__ void pack(const float (&f)[WIDTH], Raw<T, WIDTH>& r) {
     typedef VectorWords<T, WIDTH> W;
-    union { typename W::word w[W::count]; T e[WIDTH]; } u;
-#pragma unroll
-    for (int k = 0; k < WIDTH; ++k) u.e[k] = from_float<T>(f[k]);
+    Rounded<T, WIDTH> u;
+    round_all(f, u);
 #pragma unroll
     for (int k = 0; k < W::count; ++k) r.w[k] = u.w[k];
 }

@@ -243,7 +243,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         load_row(p, row, valid, first, x, dy, saved_mean, saved_rstd);
 #endif
 
-        float mean = saved_mean, rstd = saved_rstd;
+        float mean = LAYER ? saved_mean : 0.0f, rstd = saved_rstd;  // RMSNorm: μ = 0 known to the compiler
         if (p.rstd == nullptr) {
             float sum[1] = {0.0f};
 #if LAYER
@@ -395,8 +395,10 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
     [[maybe_unused]] float* dw_acc = dw_partial;
     [[maybe_unused]] float* db_acc = db_partial;
 #endif
+    // The first row's sums are stored, later rows' added (no pass of zeros, no read of them); a team without
+    // rows stores zeros.
     const float zeros[VEC] = {};
-    for (long long c = (long long)lane * VEC; c < n; c += step) {
+    for (long long c = (long long)lane * VEC; k_begin == k_end && c < n; c += step) {
 #if HAS_DW
         store_vec<float, VEC>(dw_acc + c, zeros);
 #endif
@@ -447,12 +449,12 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
             load_vec<DY_T, VEC>(dy_row + c, dy);
             load_weight(p, head, c, w);
 #if HAS_DW
-            float dw[VEC];
-            load_vec<float, VEC>(dw_acc + c, dw);
+            float dw[VEC] = {};
+            if (kk != k_begin) load_vec<float, VEC>(dw_acc + c, dw);
 #endif
 #if HAS_DB
-            float db[VEC];
-            load_vec<float, VEC>(db_acc + c, db);
+            float db[VEC] = {};
+            if (kk != k_begin) load_vec<float, VEC>(db_acc + c, db);
 #endif
 #pragma unroll
             for (int j = 0; j < VEC; ++j) {

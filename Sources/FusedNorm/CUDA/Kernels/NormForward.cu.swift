@@ -8,7 +8,8 @@
 ///   vector, `VPT` vectors per thread and pass, `HOLD` (1: the row stays in registers between its statistics
 ///   and its output; 0: it is read again, `segments` passes of VPT vectors per thread), `WREG` (the weight and
 ///   bias of the thread's columns stay in registers across rows), `MAXREG` (the register cap), `STAGE` (the
-///   group's next row is copied into shared memory by `cp.async` while this one is reduced and written).
+///   group's next row is copied into shared memory by `cp.async` while this one is reduced and written),
+///   `WSHARED` (the weight and bias of the thread's columns copied into shared memory once, read from there per row).
 ///
 /// Per row: s = x (+ residual, summed in fp32, stored to s in S_T and read back rounded);
 /// LayerNorm: μ = Σs/N, r = 1/sqrt(Σ(s−μ)²/N + ε), y = (s−μ)·r·w + b;
@@ -215,6 +216,24 @@ static __device__ __forceinline__ void receive_row(const RowPointers& q, bool va
 }
 #endif
 
+#ifndef WSHARED
+#define WSHARED 0
+#endif
+#if WSHARED
+/// The weight and bias of the thread's columns in shared memory (one weight row, SPT == 0), after the staged
+/// rows: copied once per kernel, read per row (no reload from L2 per row). Slot k·(TPR·RPB) + t.
+typedef Raw<W_T, VEC> WVec;
+typedef Raw<B_T, VEC> BVec;
+#define STAGED_BYTES (STAGE ? VPT * TPR * RPB * ((int)sizeof(Raw<X_T, VEC>) + (HAS_RESIDUAL ? (int)sizeof(Raw<R_T, VEC>) : 0)) : 0)
+static __device__ __forceinline__ WVec& shared_weight(int k) {
+    return reinterpret_cast<WVec*>(reinterpret_cast<char*>(fn_dynamic_shared) + STAGED_BYTES)[k * TPR * RPB + threadIdx.x];
+}
+static __device__ __forceinline__ BVec& shared_bias(int k) {
+    char* after_weight = reinterpret_cast<char*>(fn_dynamic_shared) + STAGED_BYTES + (HAS_WEIGHT ? VPT * TPR * RPB * (int)sizeof(WVec) : 0);
+    return reinterpret_cast<BVec*>(after_weight)[k * TPR * RPB + threadIdx.x];
+}
+#endif
+
 #if !HOLD
 /// The VPT vectors again, as stored (s, or x), zeros past the row's end. The same thread stored s there.
 static __device__ __forceinline__ void reload_row(const RowPointers& q, long long left, RowVec (&v)[VPT]) {
@@ -298,6 +317,23 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(cons
     const long long left0 = n - first;  // columns of the row from `first` on (may be <= 0)
     [[maybe_unused]] int phase = 0;
     team_start();
+#if WSHARED
+    {
+        const W_T* w = static_cast<const W_T*>(p.weight) + first;
+        const B_T* b = static_cast<const B_T*>(p.bias) + first;
+#pragma unroll
+        for (int k = 0; k < VPT; ++k) {
+#if HAS_WEIGHT
+            copy_async(shared_weight(k), w + k * STRIDE, k * STRIDE < left0);
+#endif
+#if HAS_BIAS
+            copy_async(shared_bias(k), b + k * STRIDE, k * STRIDE < left0);
+#endif
+        }
+        commit_async();
+        wait_async();
+    }
+#endif
     const long long step = teams * RPB;
     // The weight row of this group's row, advanced by step % heads per iteration (no division in the loop).
     long long head = (team * RPB + group) % heads;
@@ -465,11 +501,20 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(cons
                         zero_raw(wv[i]);
                         zero_raw(bv[i]);
                         if (offset + k * STRIDE < left0) {
+#if WSHARED
+#if HAS_WEIGHT
+                            wv[i] = shared_weight(k);
+#endif
+#if HAS_BIAS
+                            bv[i] = shared_bias(k);
+#endif
+#else
 #if HAS_WEIGHT
                             load_raw<W_T, VEC>(w_row + offset + k * STRIDE, wv[i]);
 #endif
 #if HAS_BIAS
                             load_raw<B_T, VEC>(b_row + offset + k * STRIDE, bv[i]);
+#endif
 #endif
                         }
                     }
