@@ -45,6 +45,22 @@ timeout 100 compute-sanitizer --tool racecheck "$bin/fusednorm" check --device c
 echo "exit $?"
 grep -E "RACECHECK SUMMARY|hazard|passed, " "$out/racecheck.log" | tail -3
 
+# fusednorm check has few rows per shape; layouts that loop over rows with the next one staged, and clusters
+# with their parameters in shared memory, need more rows than the grid has teams: fusednorm bench gives them.
+# (racecheck is slower: fewer shapes, just enough rows: LayerNorm's staged clusters with their parameters in
+# shared memory at N = 65536, the backward's staged 128-byte rows at 16384.)
+staged="bench --device cuda --ops rmsnorm,layernorm,rmsnorm_backward,layernorm_backward --dtypes bfloat16,float32 \
+  --cols 16384,65536,262144 --elements 33554432 --repeats 1 --time-limit 0.01"
+raced="bench --device cuda --ops layernorm,rmsnorm_backward --dtypes bfloat16 --cols 16384,65536 --elements 8388608 \
+  --repeats 1 --time-limit 0.01"
+step "compute-sanitizer memcheck and racecheck on staged layouts"
+timeout 100 compute-sanitizer --tool memcheck --leak-check no "$bin/fusednorm" $staged > "$out/memcheck-staged.log" 2>&1
+echo "memcheck exit $?"
+grep -E "ERROR SUMMARY" "$out/memcheck-staged.log" | tail -1
+FUSEDNORM_CUDA_LOG=1 timeout 150 compute-sanitizer --tool racecheck "$bin/fusednorm" $raced > "$out/racecheck-staged.log" 2>&1
+echo "racecheck exit $?"
+grep -E "RACECHECK SUMMARY" "$out/racecheck-staged.log" | tail -1
+
 step "fusednorm run: the GPU's output files against the CPU's"
 timeout 120 python3 bench/compare-run-devices.py --fusednorm "$bin/fusednorm" > "$out/run-devices.log" 2>&1
 echo "exit $?"

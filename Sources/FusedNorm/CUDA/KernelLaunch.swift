@@ -151,6 +151,7 @@ extension LaunchConfiguration.Tuning {
         if let waves = integer("FUSEDNORM_CUDA_BACKWARD_WAVES"), (1...16).contains(waves) { tuning.backwardWaves = waves }
         if let registers = integer("FUSEDNORM_CUDA_BACKWARD_REGISTERS"), (32...255).contains(registers) { tuning.backwardRegisters = registers }
         if let parameters = integer("FUSEDNORM_CUDA_PARAMETERS") { tuning.parameters = parameters != 0 }
+        if let vectors = integer("FUSEDNORM_CUDA_FORWARD_VECTORS"), (1...16).contains(vectors) { tuning.forwardVectors = vectors }
         return tuning
     }()
 }

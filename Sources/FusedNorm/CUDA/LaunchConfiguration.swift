@@ -108,7 +108,7 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
 
     /// Switches for measuring one layout against another in the same run (environment variables
     /// `FUSEDNORM_CUDA_` + `STAGE`, `WAVES`, `DECODE_THREADS`, `BACKWARD_VECTORS`, `BACKWARD_WAVES`,
-    /// `BACKWARD_REGISTERS`, `PARAMETERS`); nil and the defaults are the tuned heuristic.
+    /// `BACKWARD_REGISTERS`, `PARAMETERS`, `FORWARD_VECTORS`); nil and the defaults are the tuned heuristic.
     struct Tuning: Hashable, Sendable {
         /// Staging: 0 never, 1 where the heuristic uses it, 2 (backward) for every layout that holds rows.
         var staging = 1
@@ -124,6 +124,8 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
         var backwardRegisters: Int? = nil
         /// Forward: parameters in shared memory where the heuristic puts them (false: reloaded per row).
         var parameters = true
+        /// Forward, short and medium rows: vectors per thread instead of 64 bytes' worth.
+        var forwardVectors: Int? = nil
     }
 
     /// CTAs of `threads` threads with `registers` registers each and `sharedBytes` of shared memory that
@@ -223,7 +225,7 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
         // Measured (NOTES.md, "Staging"): staging gains for one CTA per row and for LayerNorm's clusters, loses
         // for sub-warp rows and RMSNorm's clusters.
         let stageable = gpu.asyncCopies && gpu.tuning.staging > 0 && inputElementBytes.allSatisfy { vectorWidth * $0 >= 4 }
-        let small = vectorsFor(forwardRowBudget(small: true, residual: residual, bias: bias))
+        let small = gpu.tuning.forwardVectors ?? vectorsFor(forwardRowBudget(small: true, residual: residual, bias: bias))
         let large = vectorsFor(forwardRowBudget(small: false, residual: residual, bias: bias, staged: stageable && layer))
         // Largest CTA (threads) of one row: residual rows keep 3 CTAs per SM at 80 registers.
         let maxBlock = residual ? 256 : 512
@@ -244,7 +246,7 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
             // Rows between powers of two: half the threads with up to 6 vectors each (no spill at the caps
             // below) rather than many threads idle in their last vector: more rows in flight per SM (N = 5120
             // bf16: 128 threads × 5 vectors, 9 CTAs per SM, instead of 256 × 3, 4 per SM).
-            if !residual, vectorBytes == 16, c.threadsPerRow > 32, (vectors + c.threadsPerRow / 2 - 1) / (c.threadsPerRow / 2) <= 6 {
+            if gpu.tuning.forwardVectors == nil, !residual, vectorBytes == 16, c.threadsPerRow > 32, (vectors + c.threadsPerRow / 2 - 1) / (c.threadsPerRow / 2) <= 6 {
                 c.threadsPerRow /= 2
             }
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow

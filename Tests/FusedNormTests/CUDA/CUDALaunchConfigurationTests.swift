@@ -19,7 +19,8 @@ struct CUDALaunchConfigurationTests {
                             for (residual, bias) in pass == .forward ? [(false, false), (true, false), (false, true)] : [(false, false)] {
                                 let c = LaunchConfiguration.choose(
                                     for: pass, columns: n, rows: rows, weightRows: 1, vectorWidth: width,
-                                    rowElementBytes: pass == .forward ? bytes : 2 * bytes, residual: residual, bias: bias,
+                                    rowElementBytes: pass == .forward ? bytes : 2 * bytes,
+                                    parameterElementBytes: pass == .forward ? (bias ? [bytes, bytes] : [bytes]) : [], residual: residual, bias: bias,
                                     accumulators: pass == .backward ? 2 : 0, gpu: gpu)
                                 let label = "\(pass) N=\(n) rows=\(rows) width=\(width) bytes=\(bytes) residual=\(residual): \(c)"
                                 #expect(c.blockSize % 32 == 0 && c.blockSize <= 1024, "\(label)")
