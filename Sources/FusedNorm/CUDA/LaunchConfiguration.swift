@@ -1,4 +1,5 @@
-/// How a normalization kernel is laid over the GPU. Pure data, chosen by ``choose(for:columns:rows:weightRows:vectorWidth:rowElementBytes:residual:bias:accumulators:gpu:)``
+/// How a normalization kernel is laid over the GPU. Pure data, chosen by
+/// ``choose(for:columns:rows:weightRows:vectorWidth:rowElementBytes:inputElementBytes:parameterElementBytes:residual:bias:layer:accumulators:gpu:)``
 /// and turned into `-D` definitions (compile-time shape) and a grid (run-time), apart from the kernels.
 ///
 /// A row of N elements is split into vectors of ``vectorWidth`` elements. A *team* works on one row at a
@@ -15,9 +16,9 @@
 /// Grids: forward rows of one CTA get a CTA per row group (the hardware overlaps CTAs ending and starting).
 /// Clusters, LayerNorm rows of large CTAs and the backward pass are persistent: as many teams as are resident
 /// at once (sized from the SM count and the layout's registers and shared memory, never from the row count),
-/// each looping over its rows, with the next rows *staged* (copied into shared memory by `cp.async` while the
-/// current one is reduced); the backward pass gives each team a fixed, contiguous share of one weight row's
-/// rows, so that its dweight partial sums come in a fixed order.
+/// each looping over its rows with the next row's loads issued early (into registers, or *staged*: copied into
+/// shared memory by `cp.async` while the current one is reduced); the backward pass gives each team a fixed,
+/// contiguous share of one weight row's rows, so that its dweight partial sums come in a fixed order.
 struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     /// Which kernel the configuration is for.
     enum Pass: Sendable { case forward, backward }
