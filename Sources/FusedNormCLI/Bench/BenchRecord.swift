@@ -20,9 +20,11 @@ struct BenchRecord: Codable, Equatable {
     var bytes: Int
     /// ``bytes`` / ``medianSeconds``, in 10⁹ bytes per second.
     var gbps: Double
-    /// The copy bandwidth measured just before this operation and dtype (bytes read + written).
+    /// The copy bandwidth (bytes read + written): on the CPU the median of the copies run in alternation
+    /// with this measurement's runs, on a GPU the copy measured just before this operation and dtype.
     var copyGbps: Double
-    /// ``gbps`` / ``copyGbps``.
+    /// On a GPU ``gbps`` / ``copyGbps``; on the CPU the median over the runs of each run's GB/s over the
+    /// GB/s of the copies just before and after it (close to ``gbps`` / ``copyGbps``).
     var fractionOfCopy: Double
     /// How many timed runs the median is over.
     var repeats: Int

@@ -103,4 +103,41 @@ struct BenchSampler {
         let sorted = values.sorted(), middle = sorted.count / 2
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
+
+    /// A kernel measured in alternation with the copy yardstick (the CPU's method; see ``BenchCommand``).
+    struct PairedSample {
+        /// The median over the kernel's timed runs.
+        var medianSeconds: Double
+        /// The median over the copy runs of the same window.
+        var copyMedianSeconds: Double
+        /// The median over the kernel runs of (kernel GB/s) / (GB/s of the copies just before and after it).
+        var fractionOfCopy: Double
+        var repeats: Int
+    }
+
+    /// Runs `call` and `copy` ``warmups`` times each, then times them in alternation, copy first and last:
+    /// copy, kernel, copy, kernel, ..., kernel, copy, for up to ``repeats`` kernel runs (at least one, then
+    /// as many as fit in the time limit). Kernel run i is compared with the mean time of the two copies
+    /// around it, so that both see the same state of a shared machine; the fraction is the median of
+    /// those per-run ratios.
+    func measure(_ call: BenchCall, against copy: BenchCall) throws -> PairedSample {
+        for run in 0..<warmups {
+            try copy.run(run)
+            try call.run(run)
+        }
+        func timed(_ work: BenchCall, _ run: Int) throws -> Double {
+            try timer.time(runs: 1) { _ in try work.run(run) }.seconds[0]
+        }
+        var copies = [try timed(copy, warmups)], kernels: [Double] = []
+        while kernels.count < repeats, kernels.isEmpty || kernels.reduce(0, +) + copies.reduce(0, +) < timeLimit {
+            kernels.append(try timed(call, warmups + kernels.count))
+            copies.append(try timed(copy, warmups + copies.count))
+        }
+        let ratios = kernels.indices.map { i in
+            (Double(call.bytes) / kernels[i]) / (Double(copy.bytes) / ((copies[i] + copies[i + 1]) / 2))
+        }
+        return PairedSample(
+            medianSeconds: median(kernels), copyMedianSeconds: median(copies), fractionOfCopy: median(ratios),
+            repeats: kernels.count)
+    }
 }
