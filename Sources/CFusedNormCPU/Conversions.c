@@ -1,67 +1,26 @@
-#include "CFusedNormCPU.h"
-
-#include <string.h>
+#include "Lanes.h"
 
 // MARK: Portable scalar implementations
 
-static inline uint32_t float_bits(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
-    return bits;
-}
-
-static inline float bits_float(uint32_t bits) {
-    float value;
-    memcpy(&value, &bits, sizeof value);
-    return value;
-}
-
-static inline uint16_t bf16_from_bits(uint32_t bits) {
-    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x0040u);  // NaN: quiet, sign kept
-    return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-}
-
-static inline uint32_t f16_to_f32_bits(uint16_t half) {
-    uint32_t sign = (uint32_t)(half & 0x8000u) << 16;
-    uint32_t exponent = (half >> 10) & 0x1Fu, mantissa = half & 0x3FFu;
-    if (exponent == 0x1F) return sign | 0x7F800000u | (mantissa ? 0x00400000u | (mantissa << 13) : 0);
-    if (exponent == 0) return sign | float_bits((float)mantissa * 0x1p-24f);  // zero or subnormal, exact
-    return sign | ((exponent + 112u) << 23) | (mantissa << 13);
-}
-
-static inline uint16_t f16_from_bits(uint32_t bits) {
-    uint32_t magnitude = bits & 0x7FFFFFFFu;
-    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
-    if (magnitude > 0x7F800000u) return sign | (uint16_t)(((magnitude >> 13) | 0x7E00u) & 0x7FFFu);  // NaN
-    if (magnitude >= 0x477FF000u) return sign | 0x7C00u;  // at or beyond 65520 (ties to even): ±Inf
-    if (magnitude >= 0x38800000u) {                       // normal half: rebias, round the mantissa
-        return sign | (uint16_t)((magnitude + 0xFFFu + ((magnitude >> 13) & 1u) - 0x38000000u) >> 13);
-    }
-    // Subnormal or zero: adding 0.5 rounds to a multiple of 2^-24 (nearest, ties to even).
-    float sum = bits_float(magnitude) + 0.5f;
-    return sign | (uint16_t)(float_bits(sum) - 0x3F000000u);
-}
-
 void cfn_bf16_to_f32_scalar(const uint16_t *source, float *destination, size_t count) {
-    for (size_t i = 0; i < count; i++) destination[i] = bits_float((uint32_t)source[i] << 16);
+    for (size_t i = 0; i < count; i++) destination[i] = cfn_bits_float((uint32_t)source[i] << 16);
 }
 
 void cfn_f32_to_bf16_scalar(const float *source, uint16_t *destination, size_t count) {
-    for (size_t i = 0; i < count; i++) destination[i] = bf16_from_bits(float_bits(source[i]));
+    for (size_t i = 0; i < count; i++) destination[i] = cfn_bf16_from_bits(cfn_float_bits(source[i]));
 }
 
 void cfn_f16_to_f32_scalar(const uint16_t *source, float *destination, size_t count) {
-    for (size_t i = 0; i < count; i++) destination[i] = bits_float(f16_to_f32_bits(source[i]));
+    for (size_t i = 0; i < count; i++) destination[i] = cfn_bits_float(cfn_f16_to_f32_bits(source[i]));
 }
 
 void cfn_f32_to_f16_scalar(const float *source, uint16_t *destination, size_t count) {
-    for (size_t i = 0; i < count; i++) destination[i] = f16_from_bits(float_bits(source[i]));
+    for (size_t i = 0; i < count; i++) destination[i] = cfn_f16_from_bits(cfn_float_bits(source[i]));
 }
 
 // MARK: AVX2 + F16C implementations (x86_64), the scalar code for tails
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
 
 #define VECTOR_TARGET __attribute__((target("avx2,f16c,fma")))
 
@@ -81,22 +40,11 @@ VECTOR_TARGET static void bf16_to_f32_avx2(const uint16_t *source, float *destin
     cfn_bf16_to_f32_scalar(source + i, destination + i, count - i);
 }
 
-// Eight floats to bfloat16 bit patterns in the low halves of 32-bit lanes.
-VECTOR_TARGET static inline __m256i bf16_lanes(__m256 values) {
-    __m256i bits = _mm256_castps_si256(values);
-    __m256i lowestKept = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-    __m256i bias = _mm256_add_epi32(lowestKept, _mm256_set1_epi32(0x7FFF));
-    __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
-    __m256i nan = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x0040));
-    __m256 isNaN = _mm256_cmp_ps(values, values, _CMP_UNORD_Q);
-    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(nan), isNaN));
-}
-
 VECTOR_TARGET static void f32_to_bf16_avx2(const float *source, uint16_t *destination, size_t count) {
     size_t i = 0;
     for (; i + 16 <= count; i += 16) {
-        __m256i low = bf16_lanes(_mm256_loadu_ps(source + i));
-        __m256i high = bf16_lanes(_mm256_loadu_ps(source + i + 8));
+        __m256i low = cfn_bf16_lanes(_mm256_loadu_ps(source + i));
+        __m256i high = cfn_bf16_lanes(_mm256_loadu_ps(source + i + 8));
         // packus works per 128-bit lane: [l0-3 h0-3 l4-7 h4-7] -> reorder the 64-bit quarters.
         __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(low, high), 0xD8);
         _mm256_storeu_si256((__m256i *)(destination + i), packed);
@@ -116,8 +64,8 @@ VECTOR_TARGET static void f32_to_bf16_stream_avx2(const float *source, uint16_t 
     cfn_f32_to_bf16_scalar(source, destination, head);
     size_t i = head;
     for (; i + 16 <= count; i += 16) {
-        __m256i low = bf16_lanes(_mm256_loadu_ps(source + i));
-        __m256i high = bf16_lanes(_mm256_loadu_ps(source + i + 8));
+        __m256i low = cfn_bf16_lanes(_mm256_loadu_ps(source + i));
+        __m256i high = cfn_bf16_lanes(_mm256_loadu_ps(source + i + 8));
         _mm256_stream_si256((__m256i *)(destination + i), _mm256_permute4x64_epi64(_mm256_packus_epi32(low, high), 0xD8));
     }
     cfn_f32_to_bf16_scalar(source + i, destination + i, count - i);
@@ -171,6 +119,8 @@ int cfn_uses_vector_conversions(void) {
     return level;
 }
 
+int cfn_row_kernels_available(void) { return cfn_uses_vector_conversions(); }
+
 #define DISPATCH(name, vector, Source, Destination)                                      \
     void name(const Source *source, Destination *destination, size_t count) {            \
         if (cfn_uses_vector_conversions()) vector(source, destination, count);           \
@@ -184,6 +134,7 @@ int cfn_uses_vector_conversions(void) {
 void cfn_store_fence(void) { _mm_sfence(); }
 #else
 int cfn_uses_vector_conversions(void) { return 0; }
+int cfn_row_kernels_available(void) { return 0; }
 void cfn_store_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 #define DISPATCH_STREAM(name, vector, portable)                                          \
     void name(const float *source, uint16_t *destination, size_t count) {                \

@@ -24,6 +24,7 @@ struct InfoCommand: ParsableCommand {
         if !processor.vectorFeatures.isEmpty {
             lines.append("  vector ISA:    \(processor.vectorFeatures.joined(separator: " "))")
         }
+        lines.append("  kernels:       \(CPUSettings.kernels.rawValue): \(CPUSettings.simdDescription)")
         lines.append("  SIMD width:    \(processor.assumedSIMDWidth) x Float (SIMD\(processor.assumedSIMDWidth)<Float>, \(processor.assumedSIMDWidth * 32)-bit); assumed from the instruction set, CPUSettings does not report one")
         return lines
     }

@@ -69,7 +69,12 @@ struct DeterminismTests {
         return (outputs, gradients, try x.toArray(), try dy.toArray(), try weight.toArray())
     }
 
-    @Test("dweight, dbias, dx and y are bit-identical for 1, 2, 3 and 7 threads and from run to run", arguments: problems)
+    @Test("dweight, dbias, dx and y are bit-identical for 1, 2, 3 and 7 threads and from run to run, with either CPU kernels",
+          arguments: problems, CPUSettings.Kernels.allCases)
+    func threadCountsAgree(_ p: Problem, kernels: CPUSettings.Kernels) throws {
+        try CPUSettings.$requestedKernels.withValue(kernels) { try threadCountsAgree(p) }
+    }
+
     func threadCountsAgree(_ p: Problem) throws {
         let (baseline, gradients, x, dy, weight) = try run(p, threads: 1)
         // Not vacuous: the baseline must be right.

@@ -42,6 +42,73 @@ void cfn_f32_to_f16_scalar(const float *source, uint16_t *destination, size_t co
 // 1 when the functions above use the AVX2 + F16C implementations, else 0.
 int cfn_uses_vector_conversions(void);
 
+// MARK: Row kernels (AVX2 + FMA + F16C)
+//
+// One row of a normalization, forward or backward, for the CPU backend's threads (which split the rows
+// and the gradient groups; see FusedNorm's CPUBackend). Call them only when cfn_row_kernels_available()
+// returns 1; elsewhere the Swift kernels run. They compute what the Swift kernels compute, operation for
+// operation (fp32 statistics in blocks of 1024 elements added in double, no fused multiply-add, the same
+// roundings), so the two paths differ only in the order of the additions inside a block's sums.
+// Outputs (y, s, dx) are written with non-temporal stores where their alignment allows: a thread must call
+// cfn_store_fence() after its last row, before other threads may read them.
+
+// Storage dtypes of rows.
+enum { CFN_FLOAT32 = 0, CFN_FLOAT16 = 1, CFN_BFLOAT16 = 2 };
+
+// 1 when the CPU has AVX2, FMA and F16C (the row kernels may run), else 0.
+int cfn_row_kernels_available(void);
+
+// One forward row: s = x (+ residual), statistics of s, y = ŝ·w + b with ŝ = (s − mean)·rstd.
+typedef struct {
+    size_t columns;               // N >= 1
+    int centered;                 // 1: LayerNorm (mean subtracted); 0: RMSNorm
+    int x_dtype;
+    const void *x;
+    int residual_dtype;
+    const void *residual;         // NULL: no residual
+    int residual_output_dtype;
+    void *residual_output;        // s, rounded to its dtype (the rounded values are then normalized); with a residual
+    int output_dtype;
+    void *output;                 // y
+    int hat_dtype;                // llama casting (RMSNorm): ŝ rounded to this dtype before the weight; CFN_FLOAT32: none
+    const float *weight;          // N floats, the weight offset already added; NULL: none
+    const float *bias;            // N floats; NULL: none
+    float epsilon;
+    float *stash;                 // N floats of scratch (s as floats), 32-byte aligned
+    float *mean;                  // where to store the row's mean (0 for RMSNorm), or NULL
+    float *rstd;                  // where to store the row's rstd, or NULL
+    const void *next_x;           // the next row's x and residual, prefetched while this row is written; NULL: none
+    const void *next_residual;
+} cfn_forward_row_args;
+
+void cfn_forward_row(const cfn_forward_row_args *args);
+
+// One backward row: ŝ = (x − mean)·rstd, g = dy·w, dx = rstd·(g − mean(g) − ŝ·mean(g·ŝ)) (+ the residual
+// gradient) (RMSNorm: no mean, no mean(g)); adds dy·ŝ to the dweight partial row and dy to the dbias
+// partial row, element by element (the caller keeps the order of rows fixed: deterministic sums).
+typedef struct {
+    size_t columns;
+    int centered;
+    int x_dtype;
+    const void *x;
+    int dy_dtype;
+    const void *dy;
+    int dx_dtype;
+    void *dx;
+    int residual_gradient_dtype;
+    const void *residual_gradient;  // added to dx; NULL: none
+    const float *weight;            // N floats with the offset added; NULL: none
+    int statistics_saved;           // 1: `mean` and `rstd` below; 0: computed from x with `epsilon`
+    float mean, rstd, epsilon;
+    float *weight_gradient;         // fp32 partial row, updated in place; present exactly when `weight` is
+    float *bias_gradient;           // fp32 partial row, updated in place; NULL: none
+    float *x_stash, *dy_stash;      // N floats each of scratch, 32-byte aligned
+    const void *next_x;             // the next row's x and dy, prefetched while this row's dx is written; NULL: none
+    const void *next_dy;
+} cfn_backward_row_args;
+
+void cfn_backward_row(const cfn_backward_row_args *args);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,6 @@
 extension CPUBackend {
-    /// The backward pass: tasks are the fixed ``GradientGroups`` (or slices of a group's parameter rows),
+    /// The backward pass, through the C row kernels (``VectorBackwardRows``) when ``CPUSettings/kernels`` is
+    /// ``CPUSettings/Kernels/vector``, else the Swift kernels below: tasks are the fixed ``GradientGroups`` (or slices of a group's parameter rows),
     /// which the threads take in contiguous chunks; each row's x and dy are read from memory once
     /// (converted to Floats in per-thread scratch unless they are float32), reduced (pass A), then
     /// differentiated from cache (pass B). dweight and dbias are summed per group into fp32 partials,
@@ -21,8 +22,17 @@ extension CPUBackend {
             problem: problem, weights: weights, groups: groups, headSplits: headSplits,
             weightPartials: weightPartials.map { UInt(bitPattern: $0) }, biasPartials: biasPartials.map { UInt(bitPattern: $0) })
         let rowsPerTask = problem.rows / (groups.count * headSplits)
-        ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) { chunks in
-            pass.run(chunks)
+        if CPUSettings.kernels == .vector {
+            let rows = VectorBackwardRows(
+                problem: problem, weights: weights, groups: groups, headSplits: headSplits, weightPartials: pass.weightPartials,
+                biasPartials: pass.biasPartials)
+            ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) { chunks in
+                rows.run(chunks)
+            }
+        } else {
+            ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) { chunks in
+                pass.run(chunks)
+            }
         }
         if let weightPartials, let dweight = problem.dweight { groups.reduce(weightPartials, into: dweight) }
         if let biasPartials, let dbias = problem.dbias { groups.reduce(biasPartials, into: dbias) }

@@ -1,0 +1,150 @@
+// cfn_forward_row: one row of RMSNorm or LayerNorm forward (see CFusedNormCPU.h).
+//
+// Pass 1 reads the row from memory once: x (+ residual, rounded to s's dtype and streamed to the
+// residual output) into the stash as floats, unless x is float32 without a residual (then x itself stays
+// in cache), and takes the statistics block by block. Pass 2 normalizes it from cache and streams y out.
+
+#include "Lanes.h"
+
+#ifdef CFN_HAS_LANES
+
+// Pass 1 of a block with a residual: s = x + residual, rounded to and stored in the residual output
+// (streaming) and in the stash; the block's sums around `shift` (Σ s² alone when not centered).
+CFN_LANES void residual_block(
+    const cfn_forward_row_args *a, size_t start, size_t count, int xd, int rd, int sd, int centered, float shift,
+    float *sum, float *squares, cfn_prefetch *prefetch
+) {
+    int stream;
+    size_t head = cfn_stream_head(a->residual_output, start, sd, &stream);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(shift);
+#define STEP(i, lanes, k, st)                                                                         \
+    {                                                                                                 \
+        if (lanes == 8) cfn_prefetch_step(prefetch);                                                  \
+        __m256 v = _mm256_add_ps(cfn_load(a->x, i, lanes, xd), cfn_load(a->residual, i, lanes, rd));  \
+        v = cfn_store(a->residual_output, i, lanes, sd, v, st);                                       \
+        cfn_store(a->stash, i, lanes, CFN_FLOAT32, v, 0);                                             \
+        __m256 d = v;                                                                                 \
+        if (centered) {                                                                               \
+            d = _mm256_sub_ps(v, c);                                                                  \
+            if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                               \
+            acc[k] = _mm256_add_ps(acc[k], d);                                                        \
+        }                                                                                             \
+        sq[k] = _mm256_add_ps(sq[k], _mm256_mul_ps(d, d));                                            \
+    }
+    CFN_FOR_LANES(start, start + count, head, stream, STEP);
+#undef STEP
+    *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
+    *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
+}
+
+CFN_LANES void residual_row(
+    const cfn_forward_row_args *a, int xd, int rd, int sd, int centered, float *mean, float *meanError, float *rstd,
+    cfn_prefetch *prefetch
+) {
+    cfn_stats stats;
+    // x's first values stand in for s's in the first shift (any finite shift is correct).
+    cfn_stats_init(&stats, centered, a->x, xd, a->columns);
+    for (size_t start = 0; start < a->columns; start += CFN_BLOCK) {
+        size_t count = a->columns - start < CFN_BLOCK ? a->columns - start : CFN_BLOCK;
+        float sum, squares;
+        residual_block(a, start, count, xd, rd, sd, centered, stats.shift, &sum, &squares, prefetch);
+        cfn_stats_add(&stats, a->stash + start, count, sum, squares);
+    }
+    cfn_stats_finish(&stats, a->epsilon, mean, meanError, rstd);
+}
+
+CFN_VECTOR static void residual_statistics(
+    const cfn_forward_row_args *a, float *mean, float *meanError, float *rstd, cfn_prefetch *prefetch
+) {
+    int xd = a->x_dtype, rd = a->residual_dtype, sd = a->residual_output_dtype, c = a->centered;
+    // Specialized when every dtype is the same; the general case switches on the dtypes as it goes.
+#define CASE(d)                                                                       \
+    case d:                                                                           \
+        if (c) residual_row(a, d, d, d, 1, mean, meanError, rstd, prefetch);                    \
+        else residual_row(a, d, d, d, 0, mean, meanError, rstd, prefetch);                      \
+        return;
+    if (xd == rd && rd == sd) {
+        switch (xd) {
+            CASE(CFN_FLOAT32)
+            CASE(CFN_FLOAT16)
+            CASE(CFN_BFLOAT16)
+        }
+    }
+#undef CASE
+    if (c) residual_row(a, xd, rd, sd, 1, mean, meanError, rstd, prefetch);
+    else residual_row(a, xd, rd, sd, 0, mean, meanError, rstd, prefetch);
+}
+
+// Pass 2: y = ((s − mean − meanError)·rstd [rounded to hd]) · w + b, streamed to the output.
+CFN_LANES void normalize_row(
+    const cfn_forward_row_args *a, const float *s, int od, int centered, int weighted, int biased, int hd, float mean,
+    float meanError, float rstd, cfn_prefetch *prefetch
+) {
+    int stream;
+    size_t head = cfn_stream_head(a->output, 0, od, &stream);
+    __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
+    const float *w = a->weight, *b = a->bias;
+    void *out = a->output;
+#define STEP(i, lanes, k, st)                                                            \
+    {                                                                                    \
+        if (lanes == 8) cfn_prefetch_step(prefetch);                                     \
+        __m256 v = cfn_load(s, i, lanes, CFN_FLOAT32);                                   \
+        if (centered) v = _mm256_sub_ps(_mm256_sub_ps(v, m), e);                         \
+        v = _mm256_mul_ps(v, r);                                                         \
+        if (hd != CFN_FLOAT32) v = cfn_round8(v, hd);                                    \
+        if (weighted) v = _mm256_mul_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32));          \
+        if (biased) v = _mm256_add_ps(v, cfn_load(b, i, lanes, CFN_FLOAT32));            \
+        cfn_store(out, i, lanes, od, v, st);                                             \
+    }
+    CFN_FOR_LANES(0, a->columns, head, stream, STEP);
+#undef STEP
+}
+
+CFN_VECTOR static void normalize(
+    const cfn_forward_row_args *a, const float *s, float mean, float meanError, float rstd, cfn_prefetch *prefetch
+) {
+    int w = a->weight != NULL, b = a->bias != NULL, hd = a->hat_dtype;
+#define BY_OUTPUT(C, W, B, HD)                                                                          \
+    switch (a->output_dtype) {                                                                          \
+    case CFN_FLOAT32: normalize_row(a, s, CFN_FLOAT32, C, W, B, HD, mean, meanError, rstd, prefetch); return;     \
+    case CFN_FLOAT16: normalize_row(a, s, CFN_FLOAT16, C, W, B, HD, mean, meanError, rstd, prefetch); return;     \
+    default: normalize_row(a, s, CFN_BFLOAT16, C, W, B, HD, mean, meanError, rstd, prefetch); return;             \
+    }
+    if (hd != CFN_FLOAT32) {
+        // llama casting: RMSNorm, no bias.
+        if (w) BY_OUTPUT(0, 1, 0, hd) else BY_OUTPUT(0, 0, 0, hd)
+    }
+    if (a->centered) {
+        if (w && b) BY_OUTPUT(1, 1, 1, CFN_FLOAT32)
+        if (w) BY_OUTPUT(1, 1, 0, CFN_FLOAT32)
+        if (b) BY_OUTPUT(1, 0, 1, CFN_FLOAT32)
+        BY_OUTPUT(1, 0, 0, CFN_FLOAT32)
+    }
+    if (w && b) BY_OUTPUT(0, 1, 1, CFN_FLOAT32)
+    if (w) BY_OUTPUT(0, 1, 0, CFN_FLOAT32)
+    if (b) BY_OUTPUT(0, 0, 1, CFN_FLOAT32)
+    BY_OUTPUT(0, 0, 0, CFN_FLOAT32)
+#undef BY_OUTPUT
+}
+
+CFN_VECTOR void cfn_forward_row(const cfn_forward_row_args *a) {
+    float mean, meanError, rstd;
+    const float *s;
+    size_t n = a->columns, xSize = a->x_dtype == CFN_FLOAT32 ? 4 : 2, rSize = a->residual_dtype == CFN_FLOAT32 ? 4 : 2;
+    // The next row's inputs, spread over this row's two passes (about n / 4 full steps).
+    cfn_prefetch next = cfn_prefetch_rows(a->next_x, n * xSize, a->residual ? a->next_residual : NULL, n * rSize, n / 4);
+    if (a->residual) {
+        residual_statistics(a, &mean, &meanError, &rstd, &next);
+        s = a->stash;
+    } else {
+        cfn_row_statistics(a->x, a->x_dtype, n, a->centered, a->epsilon, a->stash, &mean, &meanError, &rstd, &next);
+        s = a->x_dtype == CFN_FLOAT32 ? (const float *)a->x : a->stash;
+    }
+    if (a->mean) *a->mean = mean;
+    if (a->rstd) *a->rstd = rstd;
+    normalize(a, s, mean, meanError, rstd, &next);
+}
+
+#else
+void cfn_forward_row(const cfn_forward_row_args *a) { (void)a; __builtin_trap(); }
+#endif

@@ -1,0 +1,146 @@
+// Row statistics for the row kernels, block by block, as FusedNorm's Swift `RowStatistics` takes them
+// (see Lanes.h), and the partial loads and stores of Lanes.h.
+
+#include "Lanes.h"
+
+#ifdef CFN_HAS_LANES
+#include <math.h>
+
+CFN_VECTOR __m256 cfn_load_partial(const void *row, size_t index, size_t lanes, int dtype) {
+    float buffer[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t k = 0; k < lanes; k++) buffer[k] = cfn_load1(row, index + k, dtype);
+    return _mm256_loadu_ps(buffer);
+}
+
+CFN_VECTOR __m256 cfn_store_partial(void *row, size_t index, size_t lanes, int dtype, __m256 values) {
+    float buffer[8];
+    _mm256_storeu_ps(buffer, values);
+    for (size_t k = 0; k < lanes; k++) buffer[k] = cfn_store1(row, index + k, dtype, buffer[k]);
+    return _mm256_loadu_ps(buffer);
+}
+
+void cfn_stats_init(cfn_stats *stats, int centered, const void *x, int dtype, size_t columns) {
+    stats->centered = centered;
+    stats->shift = 0;
+    stats->count = stats->mean = stats->squares = 0;
+    if (!centered) return;
+    // The first shift: the mean of the row's first sixteen values (any finite value is correct).
+    size_t lanes = columns < 16 ? columns : 16;
+    float sum = 0;
+    for (size_t i = 0; i < lanes; i++) sum += cfn_load1(x, i, dtype);
+    float estimate = sum / (float)lanes;
+    stats->shift = isfinite(estimate) ? estimate : 0;
+}
+
+// Σ (v − center) and Σ (v − center)² over `count` floats.
+CFN_VECTOR static void deviation_sums(const float *values, size_t count, float center, float *sum, float *squares) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(center);
+#define STEP(i, lanes, k, stream_)                                                                \
+    {                                                                                             \
+        __m256 d = _mm256_sub_ps(cfn_load(values, i, lanes, CFN_FLOAT32), c);                     \
+        if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                               \
+        acc[k] = _mm256_add_ps(acc[k], d);                                                        \
+        sq[k] = _mm256_add_ps(sq[k], _mm256_mul_ps(d, d));                                        \
+    }
+    CFN_FOR_LANES(0, count, 0, 0, STEP);
+#undef STEP
+    *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
+    *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
+}
+
+void cfn_stats_add(cfn_stats *stats, const float *values, size_t count, float sum, float squares) {
+    double n = (double)count;
+    if (!stats->centered) {
+        stats->squares += (double)squares;
+        stats->count += n;
+        return;
+    }
+    float center = stats->shift;
+    if (!(squares - sum * sum / (float)count >= squares / 16)) {
+        // Far from the block's mean (or not finite): take the sums again around it.
+        center += sum / (float)count;
+        deviation_sums(values, count, center, &sum, &squares);
+    }
+    double blockMean = (double)center + (double)sum / n;
+    double blockSquares = (double)squares - (double)sum * (double)sum / n;
+    double total = stats->count + n;
+    double delta = blockMean - stats->mean;
+    stats->mean += delta * (n / total);
+    stats->squares += blockSquares + delta * delta * (stats->count * n / total);
+    stats->count = total;
+    float next = (float)stats->mean;
+    stats->shift = isfinite(next) ? next : 0;
+}
+
+void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float *meanError, float *rstd) {
+    double quotient = stats->squares / stats->count;
+    double variance = quotient < 0 ? 0 : quotient;  // rounding can leave a constant row's variance at -tiny
+    float roundedMean = (float)stats->mean;
+    double r = 1 / sqrt(variance + (double)epsilon);
+    // The mean's rounding error matters when the mean is large against the spread; below 2^-26 after
+    // scaling it changes ŝ by less than its own rounding, and is dropped.
+    double error = stats->mean - (double)roundedMean;
+    *mean = roundedMean;
+    *meanError = fabs(error * r) < 0x1p-26 ? 0 : (float)error;
+    *rstd = (float)r;
+}
+
+// The sums of one block of x around `shift` (Σ v² alone when not centered), its floats stored in `stash`
+// when the dtype is 16-bit.
+CFN_LANES void block_sums(
+    const void *x, int dtype, size_t start, size_t count, int centered, float shift, float *stash, float *sum, float *squares,
+    cfn_prefetch *prefetch
+) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(shift);
+#define STEP(i, lanes, k, stream_)                                                                \
+    {                                                                                             \
+        if (lanes == 8 && prefetch) cfn_prefetch_step(prefetch);                                  \
+        __m256 v = cfn_load(x, i, lanes, dtype);                                                  \
+        if (dtype != CFN_FLOAT32) cfn_store(stash, i, lanes, CFN_FLOAT32, v, 0);                  \
+        __m256 d = v;                                                                             \
+        if (centered) {                                                                           \
+            d = _mm256_sub_ps(v, c);                                                              \
+            if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                           \
+            acc[k] = _mm256_add_ps(acc[k], d);                                                    \
+        }                                                                                         \
+        sq[k] = _mm256_add_ps(sq[k], _mm256_mul_ps(d, d));                                        \
+    }
+    CFN_FOR_LANES(start, start + count, 0, 0, STEP);
+#undef STEP
+    *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
+    *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
+}
+
+CFN_LANES void row_statistics(
+    const void *x, int dtype, size_t columns, int centered, float epsilon, float *stash, float *mean, float *meanError,
+    float *rstd, cfn_prefetch *prefetch
+) {
+    cfn_stats stats;
+    cfn_stats_init(&stats, centered, x, dtype, columns);
+    for (size_t start = 0; start < columns; start += CFN_BLOCK) {
+        size_t count = columns - start < CFN_BLOCK ? columns - start : CFN_BLOCK;
+        float sum, squares;
+        block_sums(x, dtype, start, count, centered, stats.shift, stash, &sum, &squares, prefetch);
+        cfn_stats_add(&stats, dtype == CFN_FLOAT32 ? (const float *)x + start : stash + start, count, sum, squares);
+    }
+    cfn_stats_finish(&stats, epsilon, mean, meanError, rstd);
+}
+
+CFN_VECTOR void cfn_row_statistics(
+    const void *x, int dtype, size_t columns, int centered, float epsilon, float *stash, float *mean, float *meanError,
+    float *rstd, cfn_prefetch *prefetch
+) {
+    // One specialization per dtype and centering, so that the loops hold no run-time switch.
+#define CASE(d)                                                                                       \
+    case d:                                                                                           \
+        if (centered) row_statistics(x, d, columns, 1, epsilon, stash, mean, meanError, rstd, prefetch);       \
+        else row_statistics(x, d, columns, 0, epsilon, stash, mean, meanError, rstd, prefetch);                \
+        return;
+    switch (dtype) {
+        CASE(CFN_FLOAT32)
+        CASE(CFN_FLOAT16)
+        CASE(CFN_BFLOAT16)
+    }
+#undef CASE
+}
+#endif

@@ -1,0 +1,112 @@
+import FusedNorm
+import FusedNormReference
+import Foundation
+import Testing
+
+/// The CPU backend has two implementations of its row kernels (``CPUSettings/Kernels``): the C kernels
+/// (AVX2 + FMA + F16C), the default where the CPU has them, which every other CPU test runs, and the
+/// portable Swift kernels. These tests run every forward and backward case of the other suites on the
+/// portable kernels, check that the setting picks what it says, and compare the two paths directly.
+@Suite("CPU kernels: the portable path and the choice between the two")
+struct CPUKernelTests {
+    static let forwardCases = RMSNormForwardCases.shapes + RMSNormForwardCases.dtypeCombinations + RMSNormForwardCases.others
+        + LayerNormForwardCases.shapes + LayerNormForwardCases.dtypeCombinations + LayerNormForwardCases.others
+        + ResidualCases.dtypeCombinations + ResidualCases.mixed + ResidualCases.others + PerHeadCases.forward
+    static let backwardCases = BackwardCases.rmsSweep + BackwardCases.rmsDTypes + BackwardCases.rmsOthers
+        + BackwardCases.layerSweep + BackwardCases.layerDTypes + BackwardCases.layerOthers + PerHeadCases.backward
+
+    @Test("forward cases of every suite on the portable kernels", arguments: forwardCases)
+    func portableForward(_ c: ForwardCase) throws {
+        try CPUSettings.$requestedKernels.withValue(.portable) { try checkForward(c, on: .cpu) }
+    }
+
+    @Test("backward cases of every suite on the portable kernels", arguments: backwardCases)
+    func portableBackward(_ c: BackwardCase) throws {
+        try CPUSettings.$requestedKernels.withValue(.portable) { try checkBackward(c, on: .cpu) }
+    }
+
+    @Test("forward cases of every suite on the vector kernels, asked for explicitly", .enabled(if: CPUSettings.vectorKernelsAvailable),
+          arguments: forwardCases)
+    func vectorForward(_ c: ForwardCase) throws {
+        try CPUSettings.$requestedKernels.withValue(.vector) {
+            #expect(CPUSettings.kernels == .vector)
+            try checkForward(c, on: .cpu)
+        }
+    }
+
+    @Test("backward cases of every suite on the vector kernels, asked for explicitly", .enabled(if: CPUSettings.vectorKernelsAvailable),
+          arguments: backwardCases)
+    func vectorBackward(_ c: BackwardCase) throws {
+        try CPUSettings.$requestedKernels.withValue(.vector) {
+            #expect(CPUSettings.kernels == .vector)
+            try checkBackward(c, on: .cpu)
+        }
+    }
+
+    @Test("The setting picks the kernels it names; vector needs AVX2, FMA and F16C, as /proc/cpuinfo lists them")
+    func choice() throws {
+        #expect(CPUSettings.$requestedKernels.withValue(.portable) { CPUSettings.kernels } == .portable)
+        let vector = CPUSettings.$requestedKernels.withValue(.vector) { CPUSettings.kernels }
+        #expect(vector == (CPUSettings.vectorKernelsAvailable ? .vector : .portable))
+        #if arch(x86_64) && os(Linux)
+        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set(info.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        let expected = ["avx2", "fma", "f16c"].allSatisfy(flags.contains)
+        #expect(CPUSettings.vectorKernelsAvailable == expected, "flags say \(expected), the C library says \(CPUSettings.vectorKernelsAvailable)")
+        #endif
+    }
+
+    /// Outputs of both paths for one problem; they differ only by the order of additions in the sums.
+    struct PathCase: Sendable, CustomTestStringConvertible {
+        var norm: Norm
+        var columns: Int
+        var dtype: DType
+        var testDescription: String { "\(norm) N=\(columns) \(dtype)" }
+    }
+
+    static let pathCases = [Norm.rms, .layer].flatMap { norm in
+        sweptColumns.flatMap { n in DType.allCases.map { PathCase(norm: norm, columns: n, dtype: $0) } }
+    }
+
+    @Test("Both paths agree with each other within the dtype's tolerance (y, s, rstd, dx, dweight)", arguments: pathCases)
+    func pathsAgree(_ c: PathCase) throws {
+        func outputs() throws -> [String: [Float]] {
+            var rng = SplitMix64(label: c.testDescription)
+            let rows = c.columns > 10_000 ? 2 : 5, n = c.columns, count = rows * n
+            let x = try Tensor(rng.values(count, -1.5, 2.5), shape: [rows, n], dtype: c.dtype)
+            let residual = try Tensor(rng.values(count), shape: [rows, n], dtype: c.dtype)
+            let dy = try Tensor(rng.values(count, -1, 1), shape: [rows, n], dtype: c.dtype)
+            let weight = try Tensor(rng.values(n, 0.5, 1.5), shape: [n], dtype: c.dtype)
+            let bias = try Tensor(rng.values(n, -0.5, 0.5), shape: [n], dtype: c.dtype)
+            switch c.norm {
+            case .rms:
+                let forward = try rmsNormForward(x, residual: residual, weight: weight, casting: .llama)
+                let gradients = try rmsNormBackward(dy, input: forward.residual!, weight: weight, rstd: forward.rstd)
+                return ["y": try forward.output.toArray(), "s": try forward.residual!.toArray(), "rstd": try forward.rstd.toArray(),
+                        "dx": try gradients.input.toArray(), "dweight": try gradients.weight!.toArray()]
+            case .layer:
+                let forward = try layerNormForward(x, residual: residual, weight: weight, bias: bias)
+                let gradients = try layerNormBackward(dy, input: forward.residual!, weight: weight, bias: bias)
+                return ["y": try forward.output.toArray(), "s": try forward.residual!.toArray(), "rstd": try forward.rstd.toArray(),
+                        "mean": try forward.mean!.toArray(), "dx": try gradients.input.toArray(),
+                        "dweight": try gradients.weight!.toArray(), "dbias": try gradients.bias!.toArray()]
+            }
+        }
+        let portable = try CPUSettings.$requestedKernels.withValue(.portable) { try outputs() }
+        let vector = try CPUSettings.$requestedKernels.withValue(.vector) { try outputs() }
+        #expect(portable.keys.sorted() == vector.keys.sorted())
+        for (name, values) in portable {
+            let other = try #require(vector[name])
+            // s = round(x + residual) involves no sum: the two paths must give the same bits.
+            if name == "s" {
+                #expect(differingBits(values, other) == 0, "\(c): s differs between the paths")
+                continue
+            }
+            // Twice the dtype's tolerance (each path is within it of the float64 reference; the llama
+            // rounding of ŝ to the dtype may flip one ulp of it).
+            let tolerance = 2 * (name == "rstd" || name == "mean" ? Reference.tolerance(.float32) : Reference.tolerance(c.dtype, casting: .llama))
+            let error = Reference.relativeError(other, values.map(Double.init))
+            #expect(error <= tolerance, "\(c): \(name) of the vector path differs from the portable path by \(error) > \(tolerance)")
+        }
+    }
+}
