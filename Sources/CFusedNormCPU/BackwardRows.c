@@ -1,50 +1,59 @@
 // cfn_backward_row: one row of RMSNorm or LayerNorm backward (see CFusedNormCPU.h).
 //
-// x's statistics (saved, or taken from x, which then lands in the stash), then pass A reads x and dy from
-// memory once (16-bit rows converted into the stashes) and sums g and g·ŝ block by block; pass B computes
-// dx from cache, streams it out, and adds dy·ŝ and dy to the partial rows.
+// x's statistics (saved, or taken from x, which then lands in the x stash), then pass A reads x and dy
+// from memory once (16-bit rows: ŝ into the x stash, dy as floats into the dy stash), adds dy·ŝ and dy to
+// the partial rows and sums g and g·ŝ block by block; pass B computes dx from cache and streams it out.
 
 #include "Lanes.h"
 
 #ifdef CFN_HAS_LANES
 
-// Pass A over a block: Σ g (centered only) and Σ g·ŝ in fp32, with ŝ = (x − mean − meanError)·rstd and
-// g = dy·w; x (dtype xd) and dy (dtype dyd) are copied into their stashes as floats unless float32.
+// Pass A over a block: ŝ = (x − mean − meanError)·rstd (the mean only when centered, its error only when
+// `error`), kept in the x stash when `keep`, dy into the dy stash unless float32; dy·ŝ added to the dweight
+// partial row and dy to the dbias partial row (here rather than in pass B, whose non-temporal dx stores
+// hold up other stores); and Σ g (centered only) and Σ g·ŝ in fp32 with g = dy·w.
 CFN_LANES void gradient_sums_block(
-    const cfn_backward_row_args *a, const void *x, int xd, size_t start, size_t count, int dyd, int centered,
-    int weighted, __m256 m, __m256 e, __m256 r, float *sumG, float *sumGHat, cfn_prefetch *prefetch
+    const cfn_backward_row_args *a, const void *x, int xd, size_t start, size_t count, int dyd, int centered, int error,
+    int weighted, int biased, int keep, __m256 m, __m256 e, __m256 r, float *sumG, float *sumGHat, cfn_prefetch prefetch
 ) {
     const float *w = a->weight;
-    __m256 gs[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, ghs[2] = {gs[0], gs[0]};
-#define STEP(i, lanes, k, st)                                                                  \
-    {                                                                                          \
-        if (lanes == 8) cfn_prefetch_step(prefetch);                                           \
-        __m256 hat = cfn_load(x, i, lanes, xd);                                                \
-        if (xd != CFN_FLOAT32) cfn_store(a->x_stash, i, lanes, CFN_FLOAT32, hat, 0);           \
-        __m256 d = cfn_load(a->dy, i, lanes, dyd);                                             \
-        if (dyd != CFN_FLOAT32) cfn_store(a->dy_stash, i, lanes, CFN_FLOAT32, d, 0);           \
-        if (centered) hat = _mm256_sub_ps(_mm256_sub_ps(hat, m), e);                           \
-        hat = _mm256_mul_ps(hat, r);                                                           \
-        __m256 g = weighted ? _mm256_mul_ps(d, cfn_load(w, i, lanes, CFN_FLOAT32)) : d;        \
-        if (centered) gs[k] = _mm256_add_ps(gs[k], g);                                         \
-        ghs[k] = _mm256_add_ps(ghs[k], _mm256_mul_ps(g, hat));                                 \
+    float *hats = a->x_stash, *wg = a->weight_gradient, *bg = a->bias_gradient;
+    __m256 gs[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, ghs[2] = {gs[0], gs[0]}, px = gs[0], pd = gs[0];
+#define STEP(i, lanes, k, st)                                                                                  \
+    {                                                                                                          \
+        __m256 hat = cfn_load_k(x, i, lanes, xd, k, &px);                                                      \
+        __m256 d = cfn_load_k(a->dy, i, lanes, dyd, k, &pd);                                                   \
+        if (dyd != CFN_FLOAT32) cfn_store(a->dy_stash, i, lanes, CFN_FLOAT32, d, 0);                           \
+        if (centered) hat = _mm256_sub_ps(hat, m);                                                             \
+        if (error) hat = _mm256_sub_ps(hat, e);                                                                \
+        hat = _mm256_mul_ps(hat, r);                                                                           \
+        if (keep) cfn_store(hats, i, lanes, CFN_FLOAT32, hat, 0);                                              \
+        __m256 g = d;                                                                                          \
+        if (weighted) {                                                                                        \
+            g = _mm256_mul_ps(d, cfn_load(w, i, lanes, CFN_FLOAT32));                                          \
+            __m256 partial = cfn_load(wg, i, lanes, CFN_FLOAT32);                                              \
+            cfn_store(wg, i, lanes, CFN_FLOAT32, _mm256_add_ps(partial, _mm256_mul_ps(d, hat)), 0);            \
+        }                                                                                                      \
+        if (biased) cfn_store(bg, i, lanes, CFN_FLOAT32, _mm256_add_ps(cfn_load(bg, i, lanes, CFN_FLOAT32), d), 0); \
+        if (centered) gs[k & 1] = _mm256_add_ps(gs[k & 1], g);                                                 \
+        ghs[k & 1] = _mm256_fmadd_ps(g, hat, ghs[k & 1]);                                                      \
     }
-    CFN_FOR_LANES(start, start + count, 0, 0, STEP);
+    CFN_FOR_LANES(start, start + count, 0, 0, prefetch, STEP);
 #undef STEP
     *sumG = cfn_sum8(_mm256_add_ps(gs[0], gs[1]));
     *sumGHat = cfn_sum8(_mm256_add_ps(ghs[0], ghs[1]));
 }
 
 CFN_LANES void gradient_sums(
-    const cfn_backward_row_args *a, const void *x, int xd, int dyd, int centered, int weighted, float mean,
-    float meanError, float rstd, double *sumG, double *sumGHat, cfn_prefetch *prefetch
+    const cfn_backward_row_args *a, const void *x, int xd, int dyd, int centered, int error, int weighted, int biased,
+    int keep, float mean, float meanError, float rstd, double *sumG, double *sumGHat, cfn_prefetch prefetch
 ) {
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     *sumG = *sumGHat = 0;
     for (size_t start = 0; start < a->columns; start += CFN_BLOCK) {
         size_t count = a->columns - start < CFN_BLOCK ? a->columns - start : CFN_BLOCK;
         float g, gh;
-        gradient_sums_block(a, x, xd, start, count, dyd, centered, weighted, m, e, r, &g, &gh, prefetch);
+        gradient_sums_block(a, x, xd, start, count, dyd, centered, error, weighted, biased, keep, m, e, r, &g, &gh, prefetch);
         *sumG += (double)g;
         *sumGHat += (double)gh;
     }
@@ -52,14 +61,28 @@ CFN_LANES void gradient_sums(
 
 CFN_VECTOR static void gradient_sums_dispatch(
     const cfn_backward_row_args *a, const void *x, int xd, float mean, float meanError, float rstd, double *sumG,
-    double *sumGHat, cfn_prefetch *prefetch
+    double *sumGHat, cfn_prefetch prefetch
 ) {
-    int dyd = a->dy_dtype, c = a->centered, w = a->weight != NULL;
-#define FLAGS(XD, DYD)                                                                                       \
-    if (c && w) gradient_sums(a, x, XD, DYD, 1, 1, mean, meanError, rstd, sumG, sumGHat, prefetch);                    \
-    else if (c) gradient_sums(a, x, XD, DYD, 1, 0, mean, meanError, rstd, sumG, sumGHat, prefetch);                    \
-    else if (w) gradient_sums(a, x, XD, DYD, 0, 1, mean, meanError, rstd, sumG, sumGHat, prefetch);                    \
-    else gradient_sums(a, x, XD, DYD, 0, 0, mean, meanError, rstd, sumG, sumGHat, prefetch);                           \
+    int dyd = a->dy_dtype, c = a->centered, w = a->weight != NULL, b = a->bias_gradient != NULL;
+    // The mean's error is 0 with saved statistics, and unless the mean is large against the spread.
+    int e = c && meanError != 0;
+    // A float32 x is read again in pass B (ŝ recomputed: fewer bytes through the L1 cache than a stash of
+    // ŝ); a 16-bit x, converted anyway, leaves ŝ in the stash.
+    int keep = a->x_dtype != CFN_FLOAT32;
+#define CALL(XD, DYD, C, E, W, B) gradient_sums(a, x, XD, DYD, C, E, W, B, keep, mean, meanError, rstd, sumG, sumGHat, prefetch)
+#define FLAGS(XD, DYD)                                   \
+    if (c) {                                             \
+        if (e) {                                         \
+            if (w && b) CALL(XD, DYD, 1, 1, 1, 1);       \
+            else if (w) CALL(XD, DYD, 1, 1, 1, 0);       \
+            else if (b) CALL(XD, DYD, 1, 1, 0, 1);       \
+            else CALL(XD, DYD, 1, 1, 0, 0);              \
+        } else if (w && b) CALL(XD, DYD, 1, 0, 1, 1);    \
+        else if (w) CALL(XD, DYD, 1, 0, 1, 0);           \
+        else if (b) CALL(XD, DYD, 1, 0, 0, 1);           \
+        else CALL(XD, DYD, 1, 0, 0, 0);                  \
+    } else if (w) CALL(XD, DYD, 0, 0, 1, 0);             \
+    else CALL(XD, DYD, 0, 0, 0, 0);                      \
     return;
     // Specialized when x (as read here) and dy share a dtype; the general case switches as it goes.
     if (xd == dyd) {
@@ -77,67 +100,71 @@ CFN_VECTOR static void gradient_sums_dispatch(
     }
     FLAGS(xd, dyd)
 #undef FLAGS
+#undef CALL
 }
 
-// Pass B: dx = ((g − meanG) − ŝ·meanGHat)·rstd (+ residual gradient), streamed out; dweight partial += dy·ŝ,
-// dbias partial += dy. x and dy are floats here (memory or stash).
+// Pass B: dx = ((g − meanG) − ŝ·meanGHat)·rstd (+ residual gradient), streamed out. ŝ from the x stash, or (`fromX`) computed again from x (float32) as in pass A; dy as
+// floats (memory or stash).
 CFN_LANES void input_gradient_row(
-    const cfn_backward_row_args *a, const float *x, const float *dy, int dxd, int centered, int weighted, int biased,
-    float mean, float meanError, float rstd, float meanG, float meanGHat, cfn_prefetch *prefetch
+    const cfn_backward_row_args *a, const float *dy, int dxd, int centered, int weighted, int fromX, int error,
+    float mean, float meanError, float rstd, float meanG, float meanGHat, cfn_prefetch prefetch
 ) {
     int stream;
     size_t head = cfn_stream_head(a->dx, 0, dxd, &stream);
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     __m256 mg = _mm256_set1_ps(meanG), mgh = _mm256_set1_ps(meanGHat);
-    const float *w = a->weight;
-    float *wg = a->weight_gradient, *bg = a->bias_gradient;
+    const float *w = a->weight, *hats = fromX ? (const float *)a->x : a->x_stash;
     const void *rg = a->residual_gradient;
     int rgd = a->residual_gradient_dtype;
     void *out = a->dx;
+    __m256i po = _mm256_setzero_si256();
 #define STEP(i, lanes, k, st)                                                                                  \
     {                                                                                                          \
-        if (lanes == 8) cfn_prefetch_step(prefetch);                                                           \
-        __m256 hat = cfn_load(x, i, lanes, CFN_FLOAT32);                                                       \
-        if (centered) hat = _mm256_sub_ps(_mm256_sub_ps(hat, m), e);                                           \
-        hat = _mm256_mul_ps(hat, r);                                                                           \
-        __m256 d = cfn_load(dy, i, lanes, CFN_FLOAT32), g = d;                                                 \
-        if (weighted) {                                                                                        \
-            g = _mm256_mul_ps(g, cfn_load(w, i, lanes, CFN_FLOAT32));                                          \
-            __m256 partial = cfn_load(wg, i, lanes, CFN_FLOAT32);                                              \
-            cfn_store(wg, i, lanes, CFN_FLOAT32, _mm256_add_ps(partial, _mm256_mul_ps(d, hat)), 0);            \
+        __m256 hat = cfn_load(hats, i, lanes, CFN_FLOAT32);                                                    \
+        if (fromX) {                                                                                           \
+            if (centered) hat = _mm256_sub_ps(hat, m);                                                         \
+            if (error) hat = _mm256_sub_ps(hat, e);                                                            \
+            hat = _mm256_mul_ps(hat, r);                                                                       \
         }                                                                                                      \
-        if (biased) cfn_store(bg, i, lanes, CFN_FLOAT32, _mm256_add_ps(cfn_load(bg, i, lanes, CFN_FLOAT32), d), 0); \
+        __m256 g = cfn_load(dy, i, lanes, CFN_FLOAT32);                                                        \
+        if (weighted) g = _mm256_mul_ps(g, cfn_load(w, i, lanes, CFN_FLOAT32));                                \
         if (centered) g = _mm256_sub_ps(g, mg);                                                                \
         __m256 dx = _mm256_mul_ps(_mm256_sub_ps(g, _mm256_mul_ps(hat, mgh)), r);                               \
         if (rg) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                           \
-        cfn_store(out, i, lanes, dxd, dx, st);                                                                 \
+        cfn_store_k(out, i, lanes, dxd, dx, st, k, &po);                                                       \
     }
-    CFN_FOR_LANES(0, a->columns, head, stream, STEP);
+    CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
 #undef STEP
 }
 
 CFN_VECTOR static void input_gradient(
-    const cfn_backward_row_args *a, const float *x, const float *dy, float mean, float meanError, float rstd, float meanG,
-    float meanGHat, cfn_prefetch *prefetch
+    const cfn_backward_row_args *a, const float *dy, float mean, float meanError, float rstd, float meanG, float meanGHat,
+    cfn_prefetch prefetch
 ) {
-    int c = a->centered, w = a->weight != NULL, b = a->bias_gradient != NULL;
-#define BY_OUTPUT(C, W, B)                                                                                          \
-    switch (a->dx_dtype) {                                                                                          \
-    case CFN_FLOAT32: input_gradient_row(a, x, dy, CFN_FLOAT32, C, W, B, mean, meanError, rstd, meanG, meanGHat, prefetch); return; \
-    case CFN_FLOAT16: input_gradient_row(a, x, dy, CFN_FLOAT16, C, W, B, mean, meanError, rstd, meanG, meanGHat, prefetch); return; \
-    default: input_gradient_row(a, x, dy, CFN_BFLOAT16, C, W, B, mean, meanError, rstd, meanG, meanGHat, prefetch); return;      \
+    int c = a->centered, w = a->weight != NULL, fromX = a->x_dtype == CFN_FLOAT32;
+    int e = c && meanError != 0;
+#define CALL(OUT, C, W, X, E) input_gradient_row(a, dy, OUT, C, W, X, E, mean, meanError, rstd, meanG, meanGHat, prefetch)
+#define BY_OUTPUT(C, W, X, E)                                 \
+    switch (a->dx_dtype) {                                    \
+    case CFN_FLOAT32: CALL(CFN_FLOAT32, C, W, X, E); return;  \
+    case CFN_FLOAT16: CALL(CFN_FLOAT16, C, W, X, E); return;  \
+    default: CALL(CFN_BFLOAT16, C, W, X, E); return;          \
+    }
+#define BY_WEIGHT(C, X, E)          \
+    {                               \
+        if (w) BY_OUTPUT(C, 1, X, E) \
+        BY_OUTPUT(C, 0, X, E)       \
     }
     if (c) {
-        if (w && b) BY_OUTPUT(1, 1, 1)
-        if (w) BY_OUTPUT(1, 1, 0)
-        if (b) BY_OUTPUT(1, 0, 1)
-        BY_OUTPUT(1, 0, 0)
+        if (!fromX) BY_WEIGHT(1, 0, 0)
+        if (e) BY_WEIGHT(1, 1, 1)
+        BY_WEIGHT(1, 1, 0)
     }
-    if (w && b) BY_OUTPUT(0, 1, 1)
-    if (w) BY_OUTPUT(0, 1, 0)
-    if (b) BY_OUTPUT(0, 0, 1)
-    BY_OUTPUT(0, 0, 0)
+    if (!fromX) BY_WEIGHT(0, 0, 0)
+    BY_WEIGHT(0, 1, 0)
+#undef BY_WEIGHT
 #undef BY_OUTPUT
+#undef CALL
 }
 
 CFN_VECTOR void cfn_backward_row(const cfn_backward_row_args *a) {
@@ -145,25 +172,24 @@ CFN_VECTOR void cfn_backward_row(const cfn_backward_row_args *a) {
     float mean, meanError, rstd;
     const void *x = a->x;
     int xd = a->x_dtype;
-    // The next row's inputs, spread over this row's passes (about n / 4 full steps; n / 8 more when the
-    // statistics are taken here).
-    cfn_prefetch next = cfn_prefetch_rows(a->next_x, n * xSize, a->next_dy, n * dySize, a->statistics_saved ? n / 4 : n / 4 + n / 8);
+    // The next row's x while pass A reads this row, its dy while pass B writes dx (measured best of: both
+    // in pass A, split, both in pass B).
+    cfn_prefetch first = {a->next_x, NULL, 16 * xSize, 0}, second = {a->next_dy, NULL, 16 * dySize, 0};
     if (a->statistics_saved) {
         mean = a->mean;
         meanError = 0;
         rstd = a->rstd;
     } else {
-        cfn_row_statistics(x, xd, n, a->centered, a->epsilon, a->x_stash, &mean, &meanError, &rstd, &next);
-        if (xd != CFN_FLOAT32) {  // x is in the stash now
+        cfn_row_statistics(x, xd, n, a->centered, a->epsilon, a->x_stash, &mean, &meanError, &rstd, (cfn_prefetch){0});
+        if (xd != CFN_FLOAT32) {  // x is in the stash now (pass A replaces it by ŝ, element by element)
             x = a->x_stash;
             xd = CFN_FLOAT32;
         }
     }
     double sumG, sumGHat;
-    gradient_sums_dispatch(a, x, xd, mean, meanError, rstd, &sumG, &sumGHat, &next);
-    const float *x32 = a->x_dtype == CFN_FLOAT32 ? (const float *)a->x : a->x_stash;
-    const float *dy32 = a->dy_dtype == CFN_FLOAT32 ? (const float *)a->dy : a->dy_stash;
-    input_gradient(a, x32, dy32, mean, meanError, rstd, (float)(sumG / (double)n), (float)(sumGHat / (double)n), &next);
+    gradient_sums_dispatch(a, x, xd, mean, meanError, rstd, &sumG, &sumGHat, first);
+    const float *dy = a->dy_dtype == CFN_FLOAT32 ? (const float *)a->dy : a->dy_stash;
+    input_gradient(a, dy, mean, meanError, rstd, (float)(sumG / (double)n), (float)(sumGHat / (double)n), second);
 }
 
 #else

@@ -12,26 +12,27 @@
 // (streaming) and in the stash; the block's sums around `shift` (Σ s² alone when not centered).
 CFN_LANES void residual_block(
     const cfn_forward_row_args *a, size_t start, size_t count, int xd, int rd, int sd, int centered, float shift,
-    float *sum, float *squares, cfn_prefetch *prefetch
+    float *sum, float *squares, cfn_prefetch prefetch
 ) {
     int stream;
     size_t head = cfn_stream_head(a->residual_output, start, sd, &stream);
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(shift);
+    __m256 px = acc[0], pr = acc[0];
+    __m256i ps = _mm256_setzero_si256();
 #define STEP(i, lanes, k, st)                                                                         \
     {                                                                                                 \
-        if (lanes == 8) cfn_prefetch_step(prefetch);                                                  \
-        __m256 v = _mm256_add_ps(cfn_load(a->x, i, lanes, xd), cfn_load(a->residual, i, lanes, rd));  \
-        v = cfn_store(a->residual_output, i, lanes, sd, v, st);                                       \
+        __m256 v = _mm256_add_ps(cfn_load_k(a->x, i, lanes, xd, k, &px), cfn_load_k(a->residual, i, lanes, rd, k, &pr)); \
+        v = cfn_store_k(a->residual_output, i, lanes, sd, v, st, k, &ps);                             \
         cfn_store(a->stash, i, lanes, CFN_FLOAT32, v, 0);                                             \
         __m256 d = v;                                                                                 \
         if (centered) {                                                                               \
             d = _mm256_sub_ps(v, c);                                                                  \
             if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                               \
-            acc[k] = _mm256_add_ps(acc[k], d);                                                        \
+            acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                                \
         }                                                                                             \
-        sq[k] = _mm256_add_ps(sq[k], _mm256_mul_ps(d, d));                                            \
+        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                    \
     }
-    CFN_FOR_LANES(start, start + count, head, stream, STEP);
+    CFN_FOR_LANES(start, start + count, head, stream, prefetch, STEP);
 #undef STEP
     *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
     *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
@@ -39,7 +40,7 @@ CFN_LANES void residual_block(
 
 CFN_LANES void residual_row(
     const cfn_forward_row_args *a, int xd, int rd, int sd, int centered, float *mean, float *meanError, float *rstd,
-    cfn_prefetch *prefetch
+    cfn_prefetch prefetch
 ) {
     cfn_stats stats;
     // x's first values stand in for s's in the first shift (any finite shift is correct).
@@ -54,7 +55,7 @@ CFN_LANES void residual_row(
 }
 
 CFN_VECTOR static void residual_statistics(
-    const cfn_forward_row_args *a, float *mean, float *meanError, float *rstd, cfn_prefetch *prefetch
+    const cfn_forward_row_args *a, float *mean, float *meanError, float *rstd, cfn_prefetch prefetch
 ) {
     int xd = a->x_dtype, rd = a->residual_dtype, sd = a->residual_output_dtype, c = a->centered;
     // Specialized when every dtype is the same; the general case switches on the dtypes as it goes.
@@ -75,55 +76,63 @@ CFN_VECTOR static void residual_statistics(
     else residual_row(a, xd, rd, sd, 0, mean, meanError, rstd, prefetch);
 }
 
-// Pass 2: y = ((s − mean − meanError)·rstd [rounded to hd]) · w + b, streamed to the output.
+// Pass 2: y = ((s − mean − meanError)·rstd [rounded to hd]) · w + b, streamed to the output (the mean
+// only when centered, its error only when `error`).
 CFN_LANES void normalize_row(
-    const cfn_forward_row_args *a, const float *s, int od, int centered, int weighted, int biased, int hd, float mean,
-    float meanError, float rstd, cfn_prefetch *prefetch
+    const cfn_forward_row_args *a, const float *s, int od, int centered, int error, int weighted, int biased, int hd,
+    float mean, float meanError, float rstd, cfn_prefetch prefetch
 ) {
     int stream;
     size_t head = cfn_stream_head(a->output, 0, od, &stream);
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     const float *w = a->weight, *b = a->bias;
     void *out = a->output;
+    __m256i po = _mm256_setzero_si256();
 #define STEP(i, lanes, k, st)                                                            \
     {                                                                                    \
-        if (lanes == 8) cfn_prefetch_step(prefetch);                                     \
         __m256 v = cfn_load(s, i, lanes, CFN_FLOAT32);                                   \
-        if (centered) v = _mm256_sub_ps(_mm256_sub_ps(v, m), e);                         \
+        if (centered) v = _mm256_sub_ps(v, m);                                           \
+        if (error) v = _mm256_sub_ps(v, e);                                              \
         v = _mm256_mul_ps(v, r);                                                         \
         if (hd != CFN_FLOAT32) v = cfn_round8(v, hd);                                    \
         if (weighted) v = _mm256_mul_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32));          \
         if (biased) v = _mm256_add_ps(v, cfn_load(b, i, lanes, CFN_FLOAT32));            \
-        cfn_store(out, i, lanes, od, v, st);                                             \
+        cfn_store_k(out, i, lanes, od, v, st, k, &po);                                   \
     }
-    CFN_FOR_LANES(0, a->columns, head, stream, STEP);
+    CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
 #undef STEP
 }
 
 CFN_VECTOR static void normalize(
-    const cfn_forward_row_args *a, const float *s, float mean, float meanError, float rstd, cfn_prefetch *prefetch
+    const cfn_forward_row_args *a, const float *s, float mean, float meanError, float rstd, cfn_prefetch prefetch
 ) {
     int w = a->weight != NULL, b = a->bias != NULL, hd = a->hat_dtype;
-#define BY_OUTPUT(C, W, B, HD)                                                                          \
-    switch (a->output_dtype) {                                                                          \
-    case CFN_FLOAT32: normalize_row(a, s, CFN_FLOAT32, C, W, B, HD, mean, meanError, rstd, prefetch); return;     \
-    case CFN_FLOAT16: normalize_row(a, s, CFN_FLOAT16, C, W, B, HD, mean, meanError, rstd, prefetch); return;     \
-    default: normalize_row(a, s, CFN_BFLOAT16, C, W, B, HD, mean, meanError, rstd, prefetch); return;             \
+#define BY_OUTPUT(C, E, W, B, HD)                                                                                 \
+    switch (a->output_dtype) {                                                                                    \
+    case CFN_FLOAT32: normalize_row(a, s, CFN_FLOAT32, C, E, W, B, HD, mean, meanError, rstd, prefetch); return;  \
+    case CFN_FLOAT16: normalize_row(a, s, CFN_FLOAT16, C, E, W, B, HD, mean, meanError, rstd, prefetch); return;  \
+    default: normalize_row(a, s, CFN_BFLOAT16, C, E, W, B, HD, mean, meanError, rstd, prefetch); return;          \
+    }
+#define BY_PARAMETERS(C, E)                            \
+    {                                                  \
+        if (w && b) BY_OUTPUT(C, E, 1, 1, CFN_FLOAT32) \
+        if (w) BY_OUTPUT(C, E, 1, 0, CFN_FLOAT32)      \
+        if (b) BY_OUTPUT(C, E, 0, 1, CFN_FLOAT32)      \
+        BY_OUTPUT(C, E, 0, 0, CFN_FLOAT32)             \
     }
     if (hd != CFN_FLOAT32) {
         // llama casting: RMSNorm, no bias.
-        if (w) BY_OUTPUT(0, 1, 0, hd) else BY_OUTPUT(0, 0, 0, hd)
+        if (w) BY_OUTPUT(0, 0, 1, 0, hd) else BY_OUTPUT(0, 0, 0, 0, hd)
     }
     if (a->centered) {
-        if (w && b) BY_OUTPUT(1, 1, 1, CFN_FLOAT32)
-        if (w) BY_OUTPUT(1, 1, 0, CFN_FLOAT32)
-        if (b) BY_OUTPUT(1, 0, 1, CFN_FLOAT32)
-        BY_OUTPUT(1, 0, 0, CFN_FLOAT32)
+        // The mean's error is 0 unless the mean is large against the spread: a loop without it.
+        if (meanError != 0) {
+            BY_PARAMETERS(1, 1)
+        }
+        BY_PARAMETERS(1, 0)
     }
-    if (w && b) BY_OUTPUT(0, 1, 1, CFN_FLOAT32)
-    if (w) BY_OUTPUT(0, 1, 0, CFN_FLOAT32)
-    if (b) BY_OUTPUT(0, 0, 1, CFN_FLOAT32)
-    BY_OUTPUT(0, 0, 0, CFN_FLOAT32)
+    BY_PARAMETERS(0, 0)
+#undef BY_PARAMETERS
 #undef BY_OUTPUT
 }
 
@@ -131,18 +140,27 @@ CFN_VECTOR void cfn_forward_row(const cfn_forward_row_args *a) {
     float mean, meanError, rstd;
     const float *s;
     size_t n = a->columns, xSize = a->x_dtype == CFN_FLOAT32 ? 4 : 2, rSize = a->residual_dtype == CFN_FLOAT32 ? 4 : 2;
-    // The next row's inputs, spread over this row's two passes (about n / 4 full steps).
-    cfn_prefetch next = cfn_prefetch_rows(a->next_x, n * xSize, a->residual ? a->next_residual : NULL, n * rSize, n / 4);
+    const char *nx = a->next_x, *nr = a->residual ? a->next_residual : NULL;
+    // The next row's x while pass 1 reads this row, its residual while pass 2 writes y; without a residual,
+    // half of the next x in each pass (measured best of: all in pass 1, split, all in pass 2).
+    cfn_prefetch first = {0}, second = {0};
+    if (nr) {
+        first = (cfn_prefetch){nx, NULL, 16 * xSize, 0};
+        second = (cfn_prefetch){nr, NULL, 16 * rSize, 0};
+    } else if (nx) {
+        first = (cfn_prefetch){nx, NULL, 8 * xSize, 0};
+        second = (cfn_prefetch){nx + n * xSize / 2, NULL, 8 * xSize, 0};
+    }
     if (a->residual) {
-        residual_statistics(a, &mean, &meanError, &rstd, &next);
+        residual_statistics(a, &mean, &meanError, &rstd, first);
         s = a->stash;
     } else {
-        cfn_row_statistics(a->x, a->x_dtype, n, a->centered, a->epsilon, a->stash, &mean, &meanError, &rstd, &next);
+        cfn_row_statistics(a->x, a->x_dtype, n, a->centered, a->epsilon, a->stash, &mean, &meanError, &rstd, first);
         s = a->x_dtype == CFN_FLOAT32 ? (const float *)a->x : a->stash;
     }
     if (a->mean) *a->mean = mean;
     if (a->rstd) *a->rstd = rstd;
-    normalize(a, s, mean, meanError, rstd, &next);
+    normalize(a, s, mean, meanError, rstd, second);
 }
 
 #else

@@ -17,7 +17,8 @@
 #include <immintrin.h>
 #define CFN_HAS_LANES 1
 
-// Plain multiplies and adds, never fused: the kernels compute exactly what FusedNorm's Swift kernels do.
+// Element-wise multiplies and adds are never fused (as in FusedNorm's Swift kernels); only the sums of
+// products use explicit fused multiply-adds (_mm256_fmadd_ps).
 #pragma clang fp contract(off)
 
 #define CFN_VECTOR __attribute__((target("avx2,fma,f16c")))
@@ -85,6 +86,39 @@ CFN_LANES __m256 cfn_store(void *row, size_t index, size_t lanes, int dtype, __m
     return cfn_unpack8(halves, dtype);
 }
 
+// Steps come in pairs (k = 0, then k = 1 for the next eight elements) in the main loops, and alone
+// (k = 2) at a row's head and tail. For bfloat16 a pair is loaded and stored as one 32-byte vector
+// (fewer shuffles than two halves); `pending` carries the second half of a load, or the first half of a
+// store, from k = 0 to k = 1. Other dtypes load and store each half on its own.
+
+// Like cfn_load, for step k of a pair.
+CFN_LANES __m256 cfn_load_k(const void *row, size_t index, size_t lanes, int dtype, int k, __m256 *pending) {
+    if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) return cfn_load(row, index, lanes, dtype);
+    if (k == 1) return *pending;
+    // [e0-3 e4-7 e8-11 e12-15] -> [e0-3 e8-11 | e4-7 e12-15]: unpacking the low and high words of each
+    // 128-bit lane above zeros then gives e0-7 and e8-15 as floats.
+    __m256i raw = _mm256_permute4x64_epi64(_mm256_loadu_si256((const __m256i *)((const uint16_t *)row + index)), 0xD8);
+    __m256i zero = _mm256_setzero_si256();
+    *pending = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, raw));
+    return _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, raw));
+}
+
+// Like cfn_store, for step k of a pair (stream: the pair's 32 bytes are aligned).
+CFN_LANES __m256 cfn_store_k(void *row, size_t index, size_t lanes, int dtype, __m256 values, int stream, int k, __m256i *pending) {
+    if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) return cfn_store(row, index, lanes, dtype, values, stream);
+    __m256i rounded = cfn_bf16_lanes(values);
+    if (k == 0) {
+        *pending = rounded;
+    } else {
+        // packus works per 128-bit lane: [a0-3 b0-3 | a4-7 b4-7] -> reorder the 64-bit quarters.
+        __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(*pending, rounded), 0xD8);
+        __m256i *p = (__m256i *)((uint16_t *)row + index - 8);
+        if (stream) _mm256_stream_si256(p, packed);
+        else _mm256_storeu_si256(p, packed);
+    }
+    return _mm256_castsi256_ps(_mm256_slli_epi32(rounded, 16));
+}
+
 // All-ones in the first `lanes` lanes, zeros after.
 CFN_LANES __m256 cfn_lane_mask(size_t lanes) {
     __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -98,11 +132,11 @@ CFN_LANES float cfn_sum8(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1)));
 }
 
-// Elements before `row` + `index` reaches the 32-byte (float32) or 16-byte (16-bit) boundary from which
-// full vectors may be stored non-temporally; *stream is 0 (and the result 0) when the elements are not
-// aligned to their own size, so that no boundary can be reached.
+// Elements before `row` + `index` reaches the 32-byte boundary from which full vectors (and bfloat16
+// pairs) may be stored non-temporally; *stream is 0 (and the result 0) when the elements are not aligned
+// to their own size, so that no boundary can be reached.
 static inline size_t cfn_stream_head(const void *row, size_t index, int dtype, int *stream) {
-    size_t size = dtype == CFN_FLOAT32 ? 4 : 2, vector = 8 * size;
+    size_t size = dtype == CFN_FLOAT32 ? 4 : 2, vector = 32;
     uintptr_t address = (uintptr_t)row + index * size;
     if (address % size) {
         *stream = 0;
@@ -112,62 +146,46 @@ static inline size_t cfn_stream_head(const void *row, size_t index, int dtype, i
     return ((vector - address % vector) % vector) / size;
 }
 
-// Up to two regions (the next row's inputs) fetched into the L2 cache while a row is processed, spread
-// evenly over the row's full steps (both passes), so that memory keeps reading while this row is
-// computed from cache, and the next row's first pass finds its inputs in L2.
+// The next row's inputs, fetched into the L2 cache while this row is processed from cache, so that memory
+// keeps reading and the next row's first pass finds its inputs in L2. Up to two regions per pass, each
+// spread over the pass: at the pair of full steps from element i, the line at a + (i / 16)·stepA (and
+// likewise b; NULL: none). A region of the next row with elements of e bytes, spread over a pass of this
+// row, takes stepA = 16·e (the whole row) or 8·e (half of it). Passed by value: it holds no state.
 typedef struct {
-    const char *next, *end, *next2, *end2;
-    uint64_t credit, rate;  // lines due, in 1/65536 of a line; lines per step, likewise
+    const char *a, *b;
+    size_t stepA, stepB;
 } cfn_prefetch;
 
-// `a` and `b` (either may be NULL) over `steps` full steps of eight lanes.
-static inline cfn_prefetch cfn_prefetch_rows(const void *a, size_t bytesA, const void *b, size_t bytesB, size_t steps) {
-    size_t lines = (a ? (bytesA + 63) / 64 : 0) + (b ? (bytesB + 63) / 64 : 0);
-    cfn_prefetch p = {(const char *)a, a ? (const char *)a + bytesA : NULL, (const char *)b, b ? (const char *)b + bytesB : NULL,
-                      0, steps ? ((uint64_t)lines << 16) / steps + 1 : 0};
-    return p;
+CFN_LANES void cfn_prefetch_at(cfn_prefetch p, size_t index) {
+    if (p.a) _mm_prefetch(p.a + (index >> 4) * p.stepA, _MM_HINT_T1);
+    if (p.b) _mm_prefetch(p.b + (index >> 4) * p.stepB, _MM_HINT_T1);
 }
 
-// One full step's share of the prefetches.
-CFN_LANES void cfn_prefetch_step(cfn_prefetch *p) {
-    p->credit += p->rate;
-    while (p->credit >= 65536) {
-        p->credit -= 65536;
-        if (p->next < p->end) {
-            _mm_prefetch(p->next, _MM_HINT_T1);
-            p->next += 64;
-        } else if (p->next2 < p->end2) {
-            _mm_prefetch(p->next2, _MM_HINT_T1);
-            p->next2 += 64;
-        } else {
-            p->rate = p->credit = 0;
-        }
-    }
-}
 
-// Runs STEP(i, lanes, k, stream) over the elements [begin, end): first the `head` elements (one partial
-// step, no streaming), then two full vectors at a time (k = 0 and 1: the step's accumulators, so that
-// two addition chains run at once; streaming when `stream`), then the tail, at most eight at a time
-// (k = 0).
-#define CFN_FOR_LANES(begin, end, head, stream, STEP)                                    \
+// Runs STEP(i, lanes, k, stream) over the elements [begin, end): first the `head` elements (partial or
+// single steps, k = 2, no streaming), then pairs of full vectors (k = 0 and 1: a pair of steps, whose
+// sums go to two accumulators, acc[k & 1], so that two addition chains run at once; streaming when
+// `stream`), each pair after cfn_prefetch_at(prefetch, i), then the tail, at most eight at a time (k = 2).
+#define CFN_FOR_LANES(begin, end, head, stream, prefetch, STEP)                          \
     do {                                                                                 \
         size_t i_ = (begin), e_ = (end), h_ = (begin) + (head);                          \
         if (h_ > e_) h_ = e_;                                                            \
-        if (i_ < h_) {                                                                   \
-            STEP(i_, h_ - i_, 0, 0);                                                      \
-            i_ = h_;                                                                     \
+        while (i_ < h_) {                                                                \
+            size_t l_ = h_ - i_ < 8 ? h_ - i_ : 8;                                       \
+            STEP(i_, l_, 2, 0);                                                          \
+            i_ += l_;                                                                    \
         }                                                                                \
         for (; i_ + 16 <= e_; i_ += 16) {                                                \
-            STEP(i_, 8, 0, stream);                                                       \
-            STEP(i_ + 8, 8, 1, stream);                                                   \
+            cfn_prefetch_at(prefetch, i_);                                               \
+            STEP(i_, 8, 0, stream);                                                      \
+            STEP(i_ + 8, 8, 1, stream);                                                  \
         }                                                                                \
         while (i_ < e_) {                                                                \
             size_t l_ = e_ - i_ < 8 ? e_ - i_ : 8;                                       \
-            STEP(i_, l_, 0, 0);                                                           \
+            STEP(i_, l_, 2, 0);                                                          \
             i_ += l_;                                                                    \
         }                                                                                \
     } while (0)
-
 
 // MARK: Row statistics (Statistics.c)
 
@@ -189,10 +207,9 @@ void cfn_stats_add(cfn_stats *stats, const float *values, size_t count, float su
 void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float *meanError, float *rstd);
 // The statistics of row `x` (`columns` elements of `dtype`), converted into `stash` as floats unless the
 // dtype is float32 (then `stash` is not touched).
-// `prefetch` (or NULL) advances once per full step.
 void cfn_row_statistics(
     const void *x, int dtype, size_t columns, int centered, float epsilon, float *stash, float *mean, float *meanError,
-    float *rstd, cfn_prefetch *prefetch);
+    float *rstd, cfn_prefetch prefetch);
 
 #endif  // CFN_HAS_LANES
 

@@ -35,14 +35,15 @@ void cfn_stats_init(cfn_stats *stats, int centered, const void *x, int dtype, si
 // Σ (v − center) and Σ (v − center)² over `count` floats.
 CFN_VECTOR static void deviation_sums(const float *values, size_t count, float center, float *sum, float *squares) {
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(center);
+    cfn_prefetch none = {0};
 #define STEP(i, lanes, k, stream_)                                                                \
     {                                                                                             \
         __m256 d = _mm256_sub_ps(cfn_load(values, i, lanes, CFN_FLOAT32), c);                     \
         if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                               \
-        acc[k] = _mm256_add_ps(acc[k], d);                                                        \
-        sq[k] = _mm256_add_ps(sq[k], _mm256_mul_ps(d, d));                                        \
+        acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                                        \
+        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                        \
     }
-    CFN_FOR_LANES(0, count, 0, 0, STEP);
+    CFN_FOR_LANES(0, count, 0, 0, none, STEP);
 #undef STEP
     *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
     *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
@@ -89,23 +90,23 @@ void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float 
 // when the dtype is 16-bit.
 CFN_LANES void block_sums(
     const void *x, int dtype, size_t start, size_t count, int centered, float shift, float *stash, float *sum, float *squares,
-    cfn_prefetch *prefetch
+    cfn_prefetch prefetch
 ) {
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(shift);
+    __m256 pending = acc[0];
 #define STEP(i, lanes, k, stream_)                                                                \
     {                                                                                             \
-        if (lanes == 8 && prefetch) cfn_prefetch_step(prefetch);                                  \
-        __m256 v = cfn_load(x, i, lanes, dtype);                                                  \
+        __m256 v = cfn_load_k(x, i, lanes, dtype, k, &pending);                                   \
         if (dtype != CFN_FLOAT32) cfn_store(stash, i, lanes, CFN_FLOAT32, v, 0);                  \
         __m256 d = v;                                                                             \
         if (centered) {                                                                           \
             d = _mm256_sub_ps(v, c);                                                              \
             if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                           \
-            acc[k] = _mm256_add_ps(acc[k], d);                                                    \
+            acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                                    \
         }                                                                                         \
-        sq[k] = _mm256_add_ps(sq[k], _mm256_mul_ps(d, d));                                        \
+        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                        \
     }
-    CFN_FOR_LANES(start, start + count, 0, 0, STEP);
+    CFN_FOR_LANES(start, start + count, 0, 0, prefetch, STEP);
 #undef STEP
     *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
     *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
@@ -113,7 +114,7 @@ CFN_LANES void block_sums(
 
 CFN_LANES void row_statistics(
     const void *x, int dtype, size_t columns, int centered, float epsilon, float *stash, float *mean, float *meanError,
-    float *rstd, cfn_prefetch *prefetch
+    float *rstd, cfn_prefetch prefetch
 ) {
     cfn_stats stats;
     cfn_stats_init(&stats, centered, x, dtype, columns);
@@ -128,7 +129,7 @@ CFN_LANES void row_statistics(
 
 CFN_VECTOR void cfn_row_statistics(
     const void *x, int dtype, size_t columns, int centered, float epsilon, float *stash, float *mean, float *meanError,
-    float *rstd, cfn_prefetch *prefetch
+    float *rstd, cfn_prefetch prefetch
 ) {
     // One specialization per dtype and centering, so that the loops hold no run-time switch.
 #define CASE(d)                                                                                       \

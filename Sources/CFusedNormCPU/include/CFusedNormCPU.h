@@ -47,8 +47,9 @@ int cfn_uses_vector_conversions(void);
 // One row of a normalization, forward or backward, for the CPU backend's threads (which split the rows
 // and the gradient groups; see FusedNorm's CPUBackend). Call them only when cfn_row_kernels_available()
 // returns 1; elsewhere the Swift kernels run. They compute what the Swift kernels compute, operation for
-// operation (fp32 statistics in blocks of 1024 elements added in double, no fused multiply-add, the same
-// roundings), so the two paths differ only in the order of the additions inside a block's sums.
+// operation (fp32 statistics in blocks of 1024 elements added in double, the same roundings, element-wise
+// arithmetic never fused), so the two paths differ only inside each block's sums (order of additions; here
+// sums of products accumulate with fused multiply-adds).
 // Outputs (y, s, dx) are written with non-temporal stores where their alignment allows: a thread must call
 // cfn_store_fence() after its last row, before other threads may read them.
 
