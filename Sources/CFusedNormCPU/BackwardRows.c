@@ -1,33 +1,31 @@
 // cfn_backward_row: one row of RMSNorm or LayerNorm backward (see CFusedNormCPU.h).
 //
-// x's statistics (saved, or taken from x, which then lands in the x stash), then pass A reads x and dy
-// from memory once (16-bit rows: ŝ into the x stash, dy as floats into the dy stash), adds dy·ŝ and dy to
-// the partial rows and sums g and g·ŝ block by block; pass B computes dx from cache and streams it out.
+// x's statistics (saved, or taken from x, which then lands in the stash as floats), then pass A reads x and
+// dy from memory once, adds dy·ŝ and dy to the partial rows and sums g and g·ŝ block by block; pass B reads
+// them again from cache (16-bit rows stay 16-bit there: fewer bytes through L1 than float copies, and
+// converting again costs less than storing and loading those copies), computes dx and streams it out.
 
 #include "Lanes.h"
 
 #ifdef CFN_HAS_LANES
 
 // Pass A over a block: ŝ = (x − mean − meanError)·rstd (the mean only when centered, its error only when
-// `error`), kept in the x stash when `keep`, dy into the dy stash unless float32; dy·ŝ added to the dweight
-// partial row and dy to the dbias partial row (here rather than in pass B, whose non-temporal dx stores
-// hold up other stores); and Σ g (centered only) and Σ g·ŝ in fp32 with g = dy·w.
+// `error`) and g = dy·w; dy·ŝ added to the dweight partial row and dy to the dbias partial row (here rather
+// than in pass B, whose non-temporal dx stores hold up other stores); Σ g (centered only) and Σ g·ŝ in fp32.
 CFN_LANES void gradient_sums_block(
     const cfn_backward_row_args *a, const void *x, int xd, size_t start, size_t count, int dyd, int centered, int error,
-    int weighted, int biased, int keep, __m256 m, __m256 e, __m256 r, float *sumG, float *sumGHat, cfn_prefetch prefetch
+    int weighted, int biased, __m256 m, __m256 e, __m256 r, float *sumG, float *sumGHat, cfn_prefetch prefetch
 ) {
     const float *w = a->weight;
-    float *hats = a->x_stash, *wg = a->weight_gradient, *bg = a->bias_gradient;
+    float *wg = a->weight_gradient, *bg = a->bias_gradient;
     __m256 gs[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, ghs[2] = {gs[0], gs[0]}, px = gs[0], pd = gs[0];
 #define STEP(i, lanes, k, st)                                                                                  \
     {                                                                                                          \
         __m256 hat = cfn_load_k(x, i, lanes, xd, k, &px);                                                      \
         __m256 d = cfn_load_k(a->dy, i, lanes, dyd, k, &pd);                                                   \
-        if (dyd != CFN_FLOAT32) cfn_store(a->dy_stash, i, lanes, CFN_FLOAT32, d, 0);                           \
         if (centered) hat = _mm256_sub_ps(hat, m);                                                             \
         if (error) hat = _mm256_sub_ps(hat, e);                                                                \
         hat = _mm256_mul_ps(hat, r);                                                                           \
-        if (keep) cfn_store(hats, i, lanes, CFN_FLOAT32, hat, 0);                                              \
         __m256 g = d;                                                                                          \
         if (weighted) {                                                                                        \
             g = _mm256_mul_ps(d, cfn_load(w, i, lanes, CFN_FLOAT32));                                          \
@@ -46,14 +44,14 @@ CFN_LANES void gradient_sums_block(
 
 CFN_LANES void gradient_sums(
     const cfn_backward_row_args *a, const void *x, int xd, int dyd, int centered, int error, int weighted, int biased,
-    int keep, float mean, float meanError, float rstd, double *sumG, double *sumGHat, cfn_prefetch prefetch
+    float mean, float meanError, float rstd, double *sumG, double *sumGHat, cfn_prefetch prefetch
 ) {
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     *sumG = *sumGHat = 0;
     for (size_t start = 0; start < a->columns; start += CFN_BLOCK) {
         size_t count = a->columns - start < CFN_BLOCK ? a->columns - start : CFN_BLOCK;
         float g, gh;
-        gradient_sums_block(a, x, xd, start, count, dyd, centered, error, weighted, biased, keep, m, e, r, &g, &gh, prefetch);
+        gradient_sums_block(a, x, xd, start, count, dyd, centered, error, weighted, biased, m, e, r, &g, &gh, prefetch);
         *sumG += (double)g;
         *sumGHat += (double)gh;
     }
@@ -66,10 +64,7 @@ CFN_VECTOR static void gradient_sums_dispatch(
     int dyd = a->dy_dtype, c = a->centered, w = a->weight != NULL, b = a->bias_gradient != NULL;
     // The mean's error is 0 with saved statistics, and unless the mean is large against the spread.
     int e = c && meanError != 0;
-    // A float32 x is read again in pass B (ŝ recomputed: fewer bytes through the L1 cache than a stash of
-    // ŝ); a 16-bit x, converted anyway, leaves ŝ in the stash.
-    int keep = a->x_dtype != CFN_FLOAT32;
-#define CALL(XD, DYD, C, E, W, B) gradient_sums(a, x, XD, DYD, C, E, W, B, keep, mean, meanError, rstd, sumG, sumGHat, prefetch)
+#define CALL(XD, DYD, C, E, W, B) gradient_sums(a, x, XD, DYD, C, E, W, B, mean, meanError, rstd, sumG, sumGHat, prefetch)
 #define FLAGS(XD, DYD)                                   \
     if (c) {                                             \
         if (e) {                                         \
@@ -103,67 +98,68 @@ CFN_VECTOR static void gradient_sums_dispatch(
 #undef CALL
 }
 
-// Pass B: dx = ((g − meanG) − ŝ·meanGHat)·rstd (+ residual gradient), streamed out. ŝ from the x stash, or (`fromX`) computed again from x (float32) as in pass A; dy as
-// floats (memory or stash).
+// Pass B: dx = ((g − meanG) − ŝ·meanGHat)·rstd (+ residual gradient), streamed out, with ŝ and g computed
+// again as in pass A from x (dtype xd: the row, or the stash) and dy (dtype dyd), in cache since pass A.
 CFN_LANES void input_gradient_row(
-    const cfn_backward_row_args *a, const float *dy, int dxd, int centered, int weighted, int fromX, int error,
+    const cfn_backward_row_args *a, const void *x, int xd, int dyd, int dxd, int centered, int weighted, int error,
     float mean, float meanError, float rstd, float meanG, float meanGHat, cfn_prefetch prefetch
 ) {
     int stream;
     size_t head = cfn_stream_head(a->dx, 0, dxd, &stream);
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     __m256 mg = _mm256_set1_ps(meanG), mgh = _mm256_set1_ps(meanGHat);
-    const float *w = a->weight, *hats = fromX ? (const float *)a->x : a->x_stash;
-    const void *rg = a->residual_gradient;
+    const float *w = a->weight;
+    const void *dy = a->dy, *rg = a->residual_gradient;
     int rgd = a->residual_gradient_dtype;
     void *out = a->dx;
-    __m256i po = _mm256_setzero_si256();
+    __m256 po = _mm256_setzero_ps(), px = po, pd = po;
 #define STEP(i, lanes, k, st)                                                                                  \
     {                                                                                                          \
-        __m256 hat = cfn_load(hats, i, lanes, CFN_FLOAT32);                                                    \
-        if (fromX) {                                                                                           \
-            if (centered) hat = _mm256_sub_ps(hat, m);                                                         \
-            if (error) hat = _mm256_sub_ps(hat, e);                                                            \
-            hat = _mm256_mul_ps(hat, r);                                                                       \
-        }                                                                                                      \
-        __m256 g = cfn_load(dy, i, lanes, CFN_FLOAT32);                                                        \
+        __m256 hat = cfn_load_k(x, i, lanes, xd, k, &px);                                                      \
+        if (centered) hat = _mm256_sub_ps(hat, m);                                                             \
+        if (error) hat = _mm256_sub_ps(hat, e);                                                                \
+        hat = _mm256_mul_ps(hat, r);                                                                           \
+        __m256 g = cfn_load_k(dy, i, lanes, dyd, k, &pd);                                                      \
         if (weighted) g = _mm256_mul_ps(g, cfn_load(w, i, lanes, CFN_FLOAT32));                                \
         if (centered) g = _mm256_sub_ps(g, mg);                                                                \
         __m256 dx = _mm256_mul_ps(_mm256_sub_ps(g, _mm256_mul_ps(hat, mgh)), r);                               \
         if (rg) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                           \
-        cfn_store_k(out, i, lanes, dxd, dx, st, k, &po);                                                       \
+        cfn_put_k(out, i, lanes, dxd, dx, st, k, &po);                                                         \
     }
     CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
 #undef STEP
 }
 
 CFN_VECTOR static void input_gradient(
-    const cfn_backward_row_args *a, const float *dy, float mean, float meanError, float rstd, float meanG, float meanGHat,
-    cfn_prefetch prefetch
+    const cfn_backward_row_args *a, const void *x, int xd, float mean, float meanError, float rstd, float meanG,
+    float meanGHat, cfn_prefetch prefetch
 ) {
-    int c = a->centered, w = a->weight != NULL, fromX = a->x_dtype == CFN_FLOAT32;
+    int c = a->centered, w = a->weight != NULL, dyd = a->dy_dtype, dxd = a->dx_dtype;
     int e = c && meanError != 0;
-#define CALL(OUT, C, W, X, E) input_gradient_row(a, dy, OUT, C, W, X, E, mean, meanError, rstd, meanG, meanGHat, prefetch)
-#define BY_OUTPUT(C, W, X, E)                                 \
-    switch (a->dx_dtype) {                                    \
-    case CFN_FLOAT32: CALL(CFN_FLOAT32, C, W, X, E); return;  \
-    case CFN_FLOAT16: CALL(CFN_FLOAT16, C, W, X, E); return;  \
-    default: CALL(CFN_BFLOAT16, C, W, X, E); return;          \
+#define CALL(XD, DYD, DXD, C, W, E) \
+    input_gradient_row(a, x, XD, DYD, DXD, C, W, E, mean, meanError, rstd, meanG, meanGHat, prefetch)
+#define FLAGS(XD, DYD, DXD)                                   \
+    {                                                         \
+        if (c) {                                              \
+            if (e) {                                          \
+                if (w) CALL(XD, DYD, DXD, 1, 1, 1);           \
+                else CALL(XD, DYD, DXD, 1, 0, 1);             \
+            } else if (w) CALL(XD, DYD, DXD, 1, 1, 0);        \
+            else CALL(XD, DYD, DXD, 1, 0, 0);                 \
+        } else if (w) CALL(XD, DYD, DXD, 0, 1, 0);            \
+        else CALL(XD, DYD, DXD, 0, 0, 0);                     \
+        return;                                               \
     }
-#define BY_WEIGHT(C, X, E)          \
-    {                               \
-        if (w) BY_OUTPUT(C, 1, X, E) \
-        BY_OUTPUT(C, 0, X, E)       \
+    // Specialized when x (as read here), dy and dx share a dtype; the general case switches as it goes.
+    if (xd == dyd && dyd == dxd) {
+        switch (xd) {
+        case CFN_FLOAT32: FLAGS(CFN_FLOAT32, CFN_FLOAT32, CFN_FLOAT32)
+        case CFN_FLOAT16: FLAGS(CFN_FLOAT16, CFN_FLOAT16, CFN_FLOAT16)
+        default: FLAGS(CFN_BFLOAT16, CFN_BFLOAT16, CFN_BFLOAT16)
+        }
     }
-    if (c) {
-        if (!fromX) BY_WEIGHT(1, 0, 0)
-        if (e) BY_WEIGHT(1, 1, 1)
-        BY_WEIGHT(1, 1, 0)
-    }
-    if (!fromX) BY_WEIGHT(0, 0, 0)
-    BY_WEIGHT(0, 1, 0)
-#undef BY_WEIGHT
-#undef BY_OUTPUT
+    FLAGS(xd, dyd, dxd)
+#undef FLAGS
 #undef CALL
 }
 
@@ -188,8 +184,7 @@ CFN_VECTOR void cfn_backward_row(const cfn_backward_row_args *a) {
     }
     double sumG, sumGHat;
     gradient_sums_dispatch(a, x, xd, mean, meanError, rstd, &sumG, &sumGHat, first);
-    const float *dy = a->dy_dtype == CFN_FLOAT32 ? (const float *)a->dy : a->dy_stash;
-    input_gradient(a, dy, mean, meanError, rstd, (float)(sumG / (double)n), (float)(sumGHat / (double)n), second);
+    input_gradient(a, x, xd, mean, meanError, rstd, (float)(sumG / (double)n), (float)(sumGHat / (double)n), second);
 }
 
 #else

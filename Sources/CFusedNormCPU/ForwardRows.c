@@ -87,7 +87,7 @@ CFN_LANES void normalize_row(
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     const float *w = a->weight, *b = a->bias;
     void *out = a->output;
-    __m256i po = _mm256_setzero_si256();
+    __m256 po = _mm256_setzero_ps();
 #define STEP(i, lanes, k, st)                                                            \
     {                                                                                    \
         __m256 v = cfn_load(s, i, lanes, CFN_FLOAT32);                                   \
@@ -97,7 +97,7 @@ CFN_LANES void normalize_row(
         if (hd != CFN_FLOAT32) v = cfn_round8(v, hd);                                    \
         if (weighted) v = _mm256_mul_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32));          \
         if (biased) v = _mm256_add_ps(v, cfn_load(b, i, lanes, CFN_FLOAT32));            \
-        cfn_store_k(out, i, lanes, od, v, st, k, &po);                                   \
+        cfn_put_k(out, i, lanes, od, v, st, k, &po);                                          \
     }
     CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
 #undef STEP

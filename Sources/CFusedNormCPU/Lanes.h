@@ -119,6 +119,35 @@ CFN_LANES __m256 cfn_store_k(void *row, size_t index, size_t lanes, int dtype, _
     return _mm256_castsi256_ps(_mm256_slli_epi32(rounded, 16));
 }
 
+// Sixteen floats (a: the first eight) as bfloat16, in order: rounding without the NaN fix-up, then one
+// test for a NaN in either vector (rare), which takes the exact path.
+CFN_LANES __m256i cfn_bf16_pack16(__m256 a, __m256 b) {
+    __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF);
+    __m256i ba = _mm256_castps_si256(a), bb = _mm256_castps_si256(b);
+    __m256i ra = _mm256_add_epi32(_mm256_add_epi32(ba, bias), _mm256_and_si256(_mm256_srli_epi32(ba, 16), one));
+    __m256i rb = _mm256_add_epi32(_mm256_add_epi32(bb, bias), _mm256_and_si256(_mm256_srli_epi32(bb, 16), one));
+    __m256i lanes = _mm256_packus_epi32(_mm256_srli_epi32(ra, 16), _mm256_srli_epi32(rb, 16));
+    __m256 nan = _mm256_cmp_ps(a, b, _CMP_UNORD_Q);
+    if (__builtin_expect(!_mm256_testz_ps(nan, nan), 0)) lanes = _mm256_packus_epi32(cfn_bf16_lanes(a), cfn_bf16_lanes(b));
+    // packus works per 128-bit lane: [a0-3 b0-3 | a4-7 b4-7] -> reorder the 64-bit quarters.
+    return _mm256_permute4x64_epi64(lanes, 0xD8);
+}
+
+// Like cfn_store_k for an output whose stored values are not needed back (y, dx): a bfloat16 pair is
+// rounded together at k = 1 (`pending` holds the first half's floats).
+CFN_LANES void cfn_put_k(void *row, size_t index, size_t lanes, int dtype, __m256 values, int stream, int k, __m256 *pending) {
+    if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) {
+        cfn_store(row, index, lanes, dtype, values, stream);
+    } else if (k == 0) {
+        *pending = values;
+    } else {
+        __m256i packed = cfn_bf16_pack16(*pending, values);
+        __m256i *p = (__m256i *)((uint16_t *)row + index - 8);
+        if (stream) _mm256_stream_si256(p, packed);
+        else _mm256_storeu_si256(p, packed);
+    }
+}
+
 // All-ones in the first `lanes` lanes, zeros after.
 CFN_LANES __m256 cfn_lane_mask(size_t lanes) {
     __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

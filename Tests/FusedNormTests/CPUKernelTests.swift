@@ -109,4 +109,45 @@ struct CPUKernelTests {
             #expect(error <= tolerance, "\(c): \(name) of the vector path differs from the portable path by \(error) > \(tolerance)")
         }
     }
+
+    @Test("NaN results in 16-bit outputs: the same bits on both paths, NaN exactly where the reference has it",
+          arguments: [DType.bfloat16, .float16], [5, 4096, 5120])
+    func nonFiniteOutputs(dtype: DType, columns n: Int) throws {
+        // RMSNorm of float32 rows into a 16-bit y. Row 1 holds ±Inf: rstd = 0, so y is 0 except NaN (Inf·0)
+        // there. Row 3 holds NaNs whose payloads have low bits set, which y keeps at their positions (a
+        // bfloat16 rounding that forgot NaN would carry into the payload). The vector path rounds sixteen
+        // bfloat16 values at a time, with a separate path for NaN, which these reach in some pairs only.
+        var rng = SplitMix64(label: "non-finite \(dtype) \(n)")
+        let rows = 4
+        var x = rng.values(rows * n)
+        let positions = Array(Set([0, n / 2, n - 1])).sorted()
+        for p in positions {
+            x[n + p] = p % 2 == 0 ? .infinity : -.infinity
+            x[3 * n + p] = Float(bitPattern: (p % 2 == 0 ? 0x7FC0_FFFF : 0xFFA0_8001) as UInt32)
+        }
+        let input = try Tensor(x, shape: [rows, n])
+        let weight = try Tensor(rng.values(n, 0.5, 1.5), shape: [n])
+        func y() throws -> [Float] { try rmsNorm(input, weight: weight, outputDType: dtype).toArray() }
+        let portable = try CPUSettings.$requestedKernels.withValue(.portable) { try y() }
+        let vector = try CPUSettings.$requestedKernels.withValue(.vector) { try y() }
+        // Row 1's bits depend on no sum (rstd is exactly 0), so both paths must agree on every one.
+        let infRow = Array(vector[n..<(2 * n)])
+        #expect(differingBits(Array(portable[n..<(2 * n)]), infRow) == 0, "\(dtype) N=\(n): the paths differ in row 1")
+        #expect(infRow.indices.filter { infRow[$0].isNaN } == positions, "\(dtype) N=\(n): NaN where there was no Inf")
+        #expect(infRow.enumerated().allSatisfy { positions.contains($0.offset) || $0.element == 0 })
+        // A NaN row is NaN throughout; at the NaN inputs y keeps their sign and upper payload bits (elsewhere
+        // the payload is rstd's, which depends on the order of the sum).
+        let nanRow = Array(vector[(3 * n)..<(4 * n)])
+        #expect(nanRow.allSatisfy { $0.isNaN }, "\(dtype) N=\(n): a row with NaN should be NaN throughout")
+        for p in positions {
+            let expected = dtype.round(x[3 * n + p])
+            #expect(nanRow[p].bitPattern == expected.bitPattern,
+                    "\(dtype) N=\(n): y[3, \(p)] is \(String(nanRow[p].bitPattern, radix: 16)), expected \(String(expected.bitPattern, radix: 16))")
+        }
+        let reference = Reference.rmsNorm(x: x, residual: nil, weight: try weight.toArray(), rows: rows, columns: n, epsilon: 1e-6)
+        for r in [0, 2] {
+            let error = Reference.relativeError(Array(vector[(r * n)..<((r + 1) * n)]), Array(reference.output[(r * n)..<((r + 1) * n)]))
+            #expect(error <= Reference.tolerance(dtype), "\(dtype) N=\(n): clean row \(r) relative error \(error)")
+        }
+    }
 }

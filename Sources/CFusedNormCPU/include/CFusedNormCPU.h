@@ -103,7 +103,7 @@ typedef struct {
     float mean, rstd, epsilon;
     float *weight_gradient;         // fp32 partial row, updated in place; present exactly when `weight` is
     float *bias_gradient;           // fp32 partial row, updated in place; NULL: none
-    float *x_stash, *dy_stash;      // N floats each of scratch, 32-byte aligned
+    float *x_stash;                 // N floats of scratch, 32-byte aligned (x as floats when the statistics are taken here)
     const void *next_x;             // the next row's x and dy, prefetched while this row's dx is written; NULL: none
     const void *next_dy;
 } cfn_backward_row_args;

@@ -9,12 +9,16 @@ extension CPUBackend {
         precondition((problem.weight == nil) == (problem.dweight == nil), "dweight comes with a weight")
         let weights = ParameterRows(problem.weight, rows: problem.weightRows, columns: problem.columns, offset: problem.weightOffset)
         let groups = GradientGroups(rows: problem.rows, columns: problem.columns, weightRows: problem.weightRows)
-        let weightPartials = problem.dweight.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: groups.partialCount) }
-        let biasPartials = problem.dbias.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: groups.partialCount) }
+        // One allocation for both partial buffers, the bias partials 64 bytes past a page boundary relative to
+        // the weight partials: rows of the two that share their low 12 address bits (4K aliasing) would make
+        // each load of a bias partial wait for the store to the weight partial just before it.
+        let partialStride = (groups.partialCount + 1023) / 1024 * 1024 + 16
+        let partialBuffer = UnsafeMutablePointer<Float>.allocate(capacity: 2 * partialStride)
+        let weightPartials = problem.dweight.map { _ in partialBuffer }
+        let biasPartials = problem.dbias.map { _ in partialBuffer + partialStride }
         defer {
             weights?.deallocate()
-            weightPartials?.deallocate()
-            biasPartials?.deallocate()
+            partialBuffer.deallocate()
         }
         // Slicing a group's parameter rows over threads changes no sum, so it may follow the thread count.
         let headSplits = min(problem.weightRows, max(1, (CPUSettings.threadCount + groups.count - 1) / groups.count))
