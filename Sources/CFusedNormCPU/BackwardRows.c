@@ -1,9 +1,9 @@
 // cfn_backward_row: one row of RMSNorm or LayerNorm backward (see CFusedNormCPU.h).
 //
-// x's statistics (saved, or taken from x, which then lands in the stash as floats), then pass A reads x and
-// dy from memory once, adds dy·ŝ and dy to the partial rows and sums g and g·ŝ block by block; pass B reads
-// them again from cache (16-bit rows stay 16-bit there: fewer bytes through L1 than float copies, and
-// converting again costs less than storing and loading those copies), computes dx and streams it out.
+// x's statistics (saved, or taken from x), then pass A reads x and dy (from memory once), adds dy·ŝ and dy
+// to the partial rows and sums g and g·ŝ block by block; pass B reads them again from cache (16-bit rows
+// stay 16-bit: fewer bytes through L1 than float copies, and converting again costs less than storing and
+// loading those copies), computes dx and streams it out.
 
 #include "Lanes.h"
 
@@ -16,13 +16,15 @@ CFN_LANES void gradient_sums_block(
     const cfn_backward_row_args *a, const void *x, int xd, size_t start, size_t count, int dyd, int centered, int error,
     int weighted, int biased, __m256 m, __m256 e, __m256 r, float *sumG, float *sumGHat, cfn_prefetch prefetch
 ) {
+    // Locals, not a->...: the vector stores may alias anything, which would reload the fields every step.
     const float *w = a->weight;
+    const void *dy = a->dy;
     float *wg = a->weight_gradient, *bg = a->bias_gradient;
     __m256 gs[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, ghs[2] = {gs[0], gs[0]}, px = gs[0], pd = gs[0];
 #define STEP(i, lanes, k, st)                                                                                  \
     {                                                                                                          \
         __m256 hat = cfn_load_k(x, i, lanes, xd, k, &px);                                                      \
-        __m256 d = cfn_load_k(a->dy, i, lanes, dyd, k, &pd);                                                   \
+        __m256 d = cfn_load_k(dy, i, lanes, dyd, k, &pd);                                                      \
         if (centered) hat = _mm256_sub_ps(hat, m);                                                             \
         if (error) hat = _mm256_sub_ps(hat, e);                                                                \
         hat = _mm256_mul_ps(hat, r);                                                                           \
@@ -87,19 +89,13 @@ CFN_VECTOR static void gradient_sums_dispatch(
         default: FLAGS(CFN_BFLOAT16, CFN_BFLOAT16)
         }
     }
-    if (xd == CFN_FLOAT32) {  // x already in the stash
-        switch (dyd) {
-        case CFN_FLOAT16: FLAGS(CFN_FLOAT32, CFN_FLOAT16)
-        default: FLAGS(CFN_FLOAT32, CFN_BFLOAT16)
-        }
-    }
     FLAGS(xd, dyd)
 #undef FLAGS
 #undef CALL
 }
 
 // Pass B: dx = ((g − meanG) − ŝ·meanGHat)·rstd (+ residual gradient), streamed out, with ŝ and g computed
-// again as in pass A from x (dtype xd: the row, or the stash) and dy (dtype dyd), in cache since pass A.
+// again as in pass A from x (dtype xd) and dy (dtype dyd), in cache since pass A.
 CFN_LANES void input_gradient_row(
     const cfn_backward_row_args *a, const void *x, int xd, int dyd, int dxd, int centered, int weighted, int error,
     float mean, float meanError, float rstd, float meanG, float meanGHat, cfn_prefetch prefetch
@@ -176,11 +172,7 @@ CFN_VECTOR void cfn_backward_row(const cfn_backward_row_args *a) {
         meanError = 0;
         rstd = a->rstd;
     } else {
-        cfn_row_statistics(x, xd, n, a->centered, a->epsilon, a->x_stash, &mean, &meanError, &rstd, (cfn_prefetch){0});
-        if (xd != CFN_FLOAT32) {  // x is in the stash now (pass A replaces it by ŝ, element by element)
-            x = a->x_stash;
-            xd = CFN_FLOAT32;
-        }
+        cfn_row_statistics(x, xd, n, a->centered, a->epsilon, &mean, &meanError, &rstd, (cfn_prefetch){0});
     }
     double sumG, sumGHat;
     gradient_sums_dispatch(a, x, xd, mean, meanError, rstd, &sumG, &sumGHat, first);

@@ -1,8 +1,8 @@
 // cfn_forward_row: one row of RMSNorm or LayerNorm forward (see CFusedNormCPU.h).
 //
-// Pass 1 reads the row from memory once: x (+ residual, rounded to s's dtype and streamed to the
-// residual output) into the stash as floats, unless x is float32 without a residual (then x itself stays
-// in cache), and takes the statistics block by block. Pass 2 normalizes it from cache and streams y out.
+// Pass 1 reads the row from memory once and takes the statistics block by block: x itself (which then
+// stays in cache, in its dtype), or with a residual s = x + residual, rounded to s's dtype, streamed to the
+// residual output and kept in the stash as floats. Pass 2 normalizes it from cache and streams y out.
 
 #include "Lanes.h"
 
@@ -19,11 +19,15 @@ CFN_LANES void residual_block(
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(shift);
     __m256 px = acc[0], pr = acc[0];
     __m256i ps = _mm256_setzero_si256();
+    // Locals, not a->...: the vector stores may alias anything, which would reload the fields every step.
+    const void *x = a->x, *residual = a->residual;
+    void *residualOutput = a->residual_output;
+    float *stash = a->stash;
 #define STEP(i, lanes, k, st)                                                                         \
     {                                                                                                 \
-        __m256 v = _mm256_add_ps(cfn_load_k(a->x, i, lanes, xd, k, &px), cfn_load_k(a->residual, i, lanes, rd, k, &pr)); \
-        v = cfn_store_k(a->residual_output, i, lanes, sd, v, st, k, &ps);                             \
-        cfn_store(a->stash, i, lanes, CFN_FLOAT32, v, 0);                                             \
+        __m256 v = _mm256_add_ps(cfn_load_k(x, i, lanes, xd, k, &px), cfn_load_k(residual, i, lanes, rd, k, &pr)); \
+        v = cfn_store_k(residualOutput, i, lanes, sd, v, st, k, &ps);                                 \
+        cfn_store(stash, i, lanes, CFN_FLOAT32, v, 0);                                                \
         __m256 d = v;                                                                                 \
         if (centered) {                                                                               \
             d = _mm256_sub_ps(v, c);                                                                  \
@@ -49,7 +53,7 @@ CFN_LANES void residual_row(
         size_t count = a->columns - start < CFN_BLOCK ? a->columns - start : CFN_BLOCK;
         float sum, squares;
         residual_block(a, start, count, xd, rd, sd, centered, stats.shift, &sum, &squares, prefetch);
-        cfn_stats_add(&stats, a->stash + start, count, sum, squares);
+        cfn_stats_add(&stats, a->stash, CFN_FLOAT32, start, count, sum, squares);
     }
     cfn_stats_finish(&stats, a->epsilon, mean, meanError, rstd);
 }
@@ -77,9 +81,9 @@ CFN_VECTOR static void residual_statistics(
 }
 
 // Pass 2: y = ((s − mean − meanError)·rstd [rounded to hd]) · w + b, streamed to the output (the mean
-// only when centered, its error only when `error`).
+// only when centered, its error only when `error`); s of dtype sd: the stash, or x itself.
 CFN_LANES void normalize_row(
-    const cfn_forward_row_args *a, const float *s, int od, int centered, int error, int weighted, int biased, int hd,
+    const cfn_forward_row_args *a, const void *s, int sd, int od, int centered, int error, int weighted, int biased, int hd,
     float mean, float meanError, float rstd, cfn_prefetch prefetch
 ) {
     int stream;
@@ -87,58 +91,69 @@ CFN_LANES void normalize_row(
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     const float *w = a->weight, *b = a->bias;
     void *out = a->output;
-    __m256 po = _mm256_setzero_ps();
+    __m256 po = _mm256_setzero_ps(), ps = po;
 #define STEP(i, lanes, k, st)                                                            \
     {                                                                                    \
-        __m256 v = cfn_load(s, i, lanes, CFN_FLOAT32);                                   \
+        __m256 v = cfn_load_k(s, i, lanes, sd, k, &ps);                                  \
         if (centered) v = _mm256_sub_ps(v, m);                                           \
         if (error) v = _mm256_sub_ps(v, e);                                              \
         v = _mm256_mul_ps(v, r);                                                         \
         if (hd != CFN_FLOAT32) v = cfn_round8(v, hd);                                    \
         if (weighted) v = _mm256_mul_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32));          \
         if (biased) v = _mm256_add_ps(v, cfn_load(b, i, lanes, CFN_FLOAT32));            \
-        cfn_put_k(out, i, lanes, od, v, st, k, &po);                                          \
+        cfn_put_k(out, i, lanes, od, v, st, k, &po);                                     \
     }
     CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
 #undef STEP
 }
 
 CFN_VECTOR static void normalize(
-    const cfn_forward_row_args *a, const float *s, float mean, float meanError, float rstd, cfn_prefetch prefetch
+    const cfn_forward_row_args *a, const void *s, int sd, float mean, float meanError, float rstd, cfn_prefetch prefetch
 ) {
-    int w = a->weight != NULL, b = a->bias != NULL, hd = a->hat_dtype;
-#define BY_OUTPUT(C, E, W, B, HD)                                                                                 \
-    switch (a->output_dtype) {                                                                                    \
-    case CFN_FLOAT32: normalize_row(a, s, CFN_FLOAT32, C, E, W, B, HD, mean, meanError, rstd, prefetch); return;  \
-    case CFN_FLOAT16: normalize_row(a, s, CFN_FLOAT16, C, E, W, B, HD, mean, meanError, rstd, prefetch); return;  \
-    default: normalize_row(a, s, CFN_BFLOAT16, C, E, W, B, HD, mean, meanError, rstd, prefetch); return;          \
+    int w = a->weight != NULL, b = a->bias != NULL, hd = a->hat_dtype, od = a->output_dtype;
+#define CALL(SD, OD, C, E, W, B, HD) normalize_row(a, s, SD, OD, C, E, W, B, HD, mean, meanError, rstd, prefetch)
+    // Specialized for s as floats (the stash, or float32 x) into any output, and for 16-bit x into its own
+    // dtype; other pairs switch on the dtypes as they go.
+#define BY_DTYPES(C, E, W, B, HD)                                                       \
+    {                                                                                   \
+        if (sd == CFN_FLOAT32) {                                                        \
+            if (od == CFN_FLOAT32) CALL(CFN_FLOAT32, CFN_FLOAT32, C, E, W, B, HD);      \
+            else if (od == CFN_FLOAT16) CALL(CFN_FLOAT32, CFN_FLOAT16, C, E, W, B, HD); \
+            else CALL(CFN_FLOAT32, CFN_BFLOAT16, C, E, W, B, HD);                       \
+        } else if (sd == od) {                                                          \
+            if (od == CFN_FLOAT16) CALL(CFN_FLOAT16, CFN_FLOAT16, C, E, W, B, HD);      \
+            else CALL(CFN_BFLOAT16, CFN_BFLOAT16, C, E, W, B, HD);                      \
+        } else {                                                                        \
+            CALL(sd, od, C, E, W, B, HD);                                               \
+        }                                                                               \
+        return;                                                                         \
     }
 #define BY_PARAMETERS(C, E)                            \
     {                                                  \
-        if (w && b) BY_OUTPUT(C, E, 1, 1, CFN_FLOAT32) \
-        if (w) BY_OUTPUT(C, E, 1, 0, CFN_FLOAT32)      \
-        if (b) BY_OUTPUT(C, E, 0, 1, CFN_FLOAT32)      \
-        BY_OUTPUT(C, E, 0, 0, CFN_FLOAT32)             \
+        if (w && b) BY_DTYPES(C, E, 1, 1, CFN_FLOAT32) \
+        if (w) BY_DTYPES(C, E, 1, 0, CFN_FLOAT32)      \
+        if (b) BY_DTYPES(C, E, 0, 1, CFN_FLOAT32)      \
+        BY_DTYPES(C, E, 0, 0, CFN_FLOAT32)             \
     }
     if (hd != CFN_FLOAT32) {
         // llama casting: RMSNorm, no bias.
-        if (w) BY_OUTPUT(0, 0, 1, 0, hd) else BY_OUTPUT(0, 0, 0, 0, hd)
+        if (w) CALL(sd, od, 0, 0, 1, 0, hd);
+        else CALL(sd, od, 0, 0, 0, 0, hd);
+        return;
     }
     if (a->centered) {
         // The mean's error is 0 unless the mean is large against the spread: a loop without it.
-        if (meanError != 0) {
-            BY_PARAMETERS(1, 1)
-        }
+        if (meanError != 0) BY_PARAMETERS(1, 1)
         BY_PARAMETERS(1, 0)
     }
     BY_PARAMETERS(0, 0)
 #undef BY_PARAMETERS
-#undef BY_OUTPUT
+#undef BY_DTYPES
+#undef CALL
 }
 
 CFN_VECTOR void cfn_forward_row(const cfn_forward_row_args *a) {
     float mean, meanError, rstd;
-    const float *s;
     size_t n = a->columns, xSize = a->x_dtype == CFN_FLOAT32 ? 4 : 2, rSize = a->residual_dtype == CFN_FLOAT32 ? 4 : 2;
     const char *nx = a->next_x, *nr = a->residual ? a->next_residual : NULL;
     // The next row's x while pass 1 reads this row, its residual while pass 2 writes y; without a residual,
@@ -151,16 +166,22 @@ CFN_VECTOR void cfn_forward_row(const cfn_forward_row_args *a) {
         first = (cfn_prefetch){nx, NULL, 8 * xSize, 0};
         second = (cfn_prefetch){nx + n * xSize / 2, NULL, 8 * xSize, 0};
     }
+    const void *s;
+    int sd;
     if (a->residual) {
         residual_statistics(a, &mean, &meanError, &rstd, first);
         s = a->stash;
+        sd = CFN_FLOAT32;
     } else {
-        cfn_row_statistics(a->x, a->x_dtype, n, a->centered, a->epsilon, a->stash, &mean, &meanError, &rstd, first);
-        s = a->x_dtype == CFN_FLOAT32 ? (const float *)a->x : a->stash;
+        // x stays in cache between the passes as it is (16-bit rows too: fewer bytes than floats, and
+        // converting again costs less than storing and loading a float copy).
+        cfn_row_statistics(a->x, a->x_dtype, n, a->centered, a->epsilon, &mean, &meanError, &rstd, first);
+        s = a->x;
+        sd = a->x_dtype;
     }
     if (a->mean) *a->mean = mean;
     if (a->rstd) *a->rstd = rstd;
-    normalize(a, s, mean, meanError, rstd, second);
+    normalize(a, s, sd, mean, meanError, rstd, second);
 }
 
 #else

@@ -186,10 +186,11 @@ typedef struct {
 } cfn_prefetch;
 
 CFN_LANES void cfn_prefetch_at(cfn_prefetch p, size_t index) {
+    // Every pair, also when the step is less than a line (a line is then asked for twice or four times:
+    // measured faster than once, as a prefetch that finds no free miss buffer may be dropped).
     if (p.a) _mm_prefetch(p.a + (index >> 4) * p.stepA, _MM_HINT_T1);
     if (p.b) _mm_prefetch(p.b + (index >> 4) * p.stepB, _MM_HINT_T1);
 }
-
 
 // Runs STEP(i, lanes, k, stream) over the elements [begin, end): first the `head` elements (partial or
 // single steps, k = 2, no streaming), then pairs of full vectors (k = 0 and 1: a pair of steps, whose
@@ -229,16 +230,15 @@ typedef struct {
 } cfn_stats;
 
 void cfn_stats_init(cfn_stats *stats, int centered, const void *x, int dtype, size_t columns);
-// Adds a block of `count` floats whose sums around stats->shift are `sum` and `squares` (Σ s² alone when
-// not centered).
-void cfn_stats_add(cfn_stats *stats, const float *values, size_t count, float sum, float squares);
+// Adds the block [start, start + count) of a row of `dtype`, whose sums around stats->shift are `sum` and
+// `squares` (Σ s² alone when not centered); reads the block again if the sums must be taken again.
+void cfn_stats_add(cfn_stats *stats, const void *row, int dtype, size_t start, size_t count, float sum, float squares);
 // mean (0 when not centered), its rounding error (0 when negligible), rstd.
 void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float *meanError, float *rstd);
-// The statistics of row `x` (`columns` elements of `dtype`), converted into `stash` as floats unless the
-// dtype is float32 (then `stash` is not touched).
+// The statistics of row `x` (`columns` elements of `dtype`).
 void cfn_row_statistics(
-    const void *x, int dtype, size_t columns, int centered, float epsilon, float *stash, float *mean, float *meanError,
-    float *rstd, cfn_prefetch prefetch);
+    const void *x, int dtype, size_t columns, int centered, float epsilon, float *mean, float *meanError, float *rstd,
+    cfn_prefetch prefetch);
 
 #endif  // CFN_HAS_LANES
 

@@ -32,24 +32,26 @@ void cfn_stats_init(cfn_stats *stats, int centered, const void *x, int dtype, si
     stats->shift = isfinite(estimate) ? estimate : 0;
 }
 
-// Σ (v − center) and Σ (v − center)² over `count` floats.
-CFN_VECTOR static void deviation_sums(const float *values, size_t count, float center, float *sum, float *squares) {
+// Σ (v − center) and Σ (v − center)² over elements [start, start + count) of a row of `dtype`.
+CFN_VECTOR static void deviation_sums(
+    const void *row, int dtype, size_t start, size_t count, float center, float *sum, float *squares
+) {
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(center);
     cfn_prefetch none = {0};
 #define STEP(i, lanes, k, stream_)                                                                \
     {                                                                                             \
-        __m256 d = _mm256_sub_ps(cfn_load(values, i, lanes, CFN_FLOAT32), c);                     \
+        __m256 d = _mm256_sub_ps(cfn_load(row, i, lanes, dtype), c);                              \
         if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                               \
-        acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                                        \
-        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                        \
+        acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                                \
+        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                             \
     }
-    CFN_FOR_LANES(0, count, 0, 0, none, STEP);
+    CFN_FOR_LANES(start, start + count, 0, 0, none, STEP);
 #undef STEP
     *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
     *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
 }
 
-void cfn_stats_add(cfn_stats *stats, const float *values, size_t count, float sum, float squares) {
+void cfn_stats_add(cfn_stats *stats, const void *row, int dtype, size_t start, size_t count, float sum, float squares) {
     double n = (double)count;
     if (!stats->centered) {
         stats->squares += (double)squares;
@@ -60,7 +62,7 @@ void cfn_stats_add(cfn_stats *stats, const float *values, size_t count, float su
     if (!(squares - sum * sum / (float)count >= squares / 16)) {
         // Far from the block's mean (or not finite): take the sums again around it.
         center += sum / (float)count;
-        deviation_sums(values, count, center, &sum, &squares);
+        deviation_sums(row, dtype, start, count, center, &sum, &squares);
     }
     double blockMean = (double)center + (double)sum / n;
     double blockSquares = (double)squares - (double)sum * (double)sum / n;
@@ -86,10 +88,9 @@ void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float 
     *rstd = (float)r;
 }
 
-// The sums of one block of x around `shift` (Σ v² alone when not centered), its floats stored in `stash`
-// when the dtype is 16-bit.
+// The sums of one block of x around `shift` (Σ v² alone when not centered).
 CFN_LANES void block_sums(
-    const void *x, int dtype, size_t start, size_t count, int centered, float shift, float *stash, float *sum, float *squares,
+    const void *x, int dtype, size_t start, size_t count, int centered, float shift, float *sum, float *squares,
     cfn_prefetch prefetch
 ) {
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(shift);
@@ -97,14 +98,13 @@ CFN_LANES void block_sums(
 #define STEP(i, lanes, k, stream_)                                                                \
     {                                                                                             \
         __m256 v = cfn_load_k(x, i, lanes, dtype, k, &pending);                                   \
-        if (dtype != CFN_FLOAT32) cfn_store(stash, i, lanes, CFN_FLOAT32, v, 0);                  \
         __m256 d = v;                                                                             \
         if (centered) {                                                                           \
             d = _mm256_sub_ps(v, c);                                                              \
             if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                           \
-            acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                                    \
+            acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                            \
         }                                                                                         \
-        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                        \
+        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                             \
     }
     CFN_FOR_LANES(start, start + count, 0, 0, prefetch, STEP);
 #undef STEP
@@ -113,29 +113,29 @@ CFN_LANES void block_sums(
 }
 
 CFN_LANES void row_statistics(
-    const void *x, int dtype, size_t columns, int centered, float epsilon, float *stash, float *mean, float *meanError,
-    float *rstd, cfn_prefetch prefetch
+    const void *x, int dtype, size_t columns, int centered, float epsilon, float *mean, float *meanError, float *rstd,
+    cfn_prefetch prefetch
 ) {
     cfn_stats stats;
     cfn_stats_init(&stats, centered, x, dtype, columns);
     for (size_t start = 0; start < columns; start += CFN_BLOCK) {
         size_t count = columns - start < CFN_BLOCK ? columns - start : CFN_BLOCK;
         float sum, squares;
-        block_sums(x, dtype, start, count, centered, stats.shift, stash, &sum, &squares, prefetch);
-        cfn_stats_add(&stats, dtype == CFN_FLOAT32 ? (const float *)x + start : stash + start, count, sum, squares);
+        block_sums(x, dtype, start, count, centered, stats.shift, &sum, &squares, prefetch);
+        cfn_stats_add(&stats, x, dtype, start, count, sum, squares);
     }
     cfn_stats_finish(&stats, epsilon, mean, meanError, rstd);
 }
 
 CFN_VECTOR void cfn_row_statistics(
-    const void *x, int dtype, size_t columns, int centered, float epsilon, float *stash, float *mean, float *meanError,
-    float *rstd, cfn_prefetch prefetch
+    const void *x, int dtype, size_t columns, int centered, float epsilon, float *mean, float *meanError, float *rstd,
+    cfn_prefetch prefetch
 ) {
     // One specialization per dtype and centering, so that the loops hold no run-time switch.
 #define CASE(d)                                                                                       \
     case d:                                                                                           \
-        if (centered) row_statistics(x, d, columns, 1, epsilon, stash, mean, meanError, rstd, prefetch);       \
-        else row_statistics(x, d, columns, 0, epsilon, stash, mean, meanError, rstd, prefetch);                \
+        if (centered) row_statistics(x, d, columns, 1, epsilon, mean, meanError, rstd, prefetch);    \
+        else row_statistics(x, d, columns, 0, epsilon, mean, meanError, rstd, prefetch);             \
         return;
     switch (dtype) {
         CASE(CFN_FLOAT32)

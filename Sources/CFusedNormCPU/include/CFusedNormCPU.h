@@ -75,7 +75,7 @@ typedef struct {
     const float *weight;          // N floats, the weight offset already added; NULL: none
     const float *bias;            // N floats; NULL: none
     float epsilon;
-    float *stash;                 // N floats of scratch (s as floats), 32-byte aligned
+    float *stash;                 // with a residual: N floats of scratch (s as floats), 32-byte aligned
     float *mean;                  // where to store the row's mean (0 for RMSNorm), or NULL
     float *rstd;                  // where to store the row's rstd, or NULL
     const void *next_x;           // the next row's x and residual, prefetched while this row is written; NULL: none
@@ -103,7 +103,6 @@ typedef struct {
     float mean, rstd, epsilon;
     float *weight_gradient;         // fp32 partial row, updated in place; present exactly when `weight` is
     float *bias_gradient;           // fp32 partial row, updated in place; NULL: none
-    float *x_stash;                 // N floats of scratch, 32-byte aligned (x as floats when the statistics are taken here)
     const void *next_x;             // the next row's x and dy, prefetched while this row's dx is written; NULL: none
     const void *next_dy;
 } cfn_backward_row_args;

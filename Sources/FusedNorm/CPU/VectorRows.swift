@@ -1,7 +1,4 @@
 import CFusedNormCPU
-import Foundation
-
-let prefetchDistance = 1
 
 /// The CPU backend's rows through the C row kernels of `CFusedNormCPU` (``CPUSettings/Kernels/vector``):
 /// the same passes, partition and partial sums as the Swift kernels, one C call per row.
@@ -16,7 +13,7 @@ extension DType {
     }
 }
 
-/// Forward rows with `cfn_forward_row`: pass 1 (x (+ residual) into a per-thread stash, statistics) and
+/// Forward rows with `cfn_forward_row`: pass 1 (statistics; with a residual, s into a per-thread stash) and
 /// pass 2 (y, streamed) per row.
 struct VectorForwardRows: Sendable {
     let problem: NormForwardProblem
@@ -45,7 +42,7 @@ struct VectorForwardRows: Sendable {
               for row in rows {
                 args.x = UnsafeRawPointer(p.x.pointer(row: row))
                 // The next row of the chunk is prefetched while this one is written.
-                let next = row + prefetchDistance < rows.upperBound ? row + prefetchDistance : nil
+                let next = row + 1 < rows.upperBound ? row + 1 : nil
                 args.next_x = next.map { UnsafeRawPointer(p.x.pointer(row: $0)) }
                 if let residual = p.residual, let residualOutput = p.residualOutput {
                     args.residual = UnsafeRawPointer(residual.pointer(row: row))
@@ -77,7 +74,7 @@ struct VectorBackwardRows: Sendable {
     func run(_ chunks: Chunks) {
         defer { DType.fenceStreamingStores() }
         let p = problem, n = p.columns
-        Scratch.with(rows: 1, columns: n, blocks: 0) { scratch in
+        do {
             var args = cfn_backward_row_args()
             args.columns = n
             args.centered = p.kind == .layer ? 1 : 0
@@ -87,7 +84,6 @@ struct VectorBackwardRows: Sendable {
             args.residual_gradient_dtype = p.residualGradient?.dtype.rowKernelCode ?? 0
             args.statistics_saved = p.rstd == nil ? 0 : 1
             args.epsilon = p.epsilon
-            args.x_stash = scratch.row(0)
             let means = p.mean.map { UnsafePointer<Float>(bitPattern: $0)! }
             let rstds = p.rstd.map { UnsafePointer<Float>(bitPattern: $0)! }
             func partial(_ address: UInt?, _ offset: Int) -> UnsafeMutablePointer<Float>? {
@@ -108,9 +104,7 @@ struct VectorBackwardRows: Sendable {
                         args.x = UnsafeRawPointer(p.x.pointer(row: row))
                         args.dy = UnsafeRawPointer(p.dy.pointer(row: row))
                         // The task's next row is prefetched while this one's dx is written.
-                        let next = heads.count == 1 && p.weightRows == 1
-                            ? (batch + prefetchDistance < batches.upperBound ? row + prefetchDistance : nil)
-                            : head + 1 < heads.upperBound
+                        let next = head + 1 < heads.upperBound
                             ? row + 1 : batch + 1 < batches.upperBound ? (batch + 1) * p.weightRows + heads.lowerBound : nil
                         args.next_x = next.map { UnsafeRawPointer(p.x.pointer(row: $0)) }
                         args.next_dy = next.map { UnsafeRawPointer(p.dy.pointer(row: $0)) }
