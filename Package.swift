@@ -13,8 +13,8 @@ let package = Package(
     targets: [
         // The library: backend-agnostic API in Core/Operations/Layers, one folder per backend.
         .target(name: "FusedNorm", dependencies: ["CFusedNormCPU"]),
-        // Row conversions between float32 and the 16-bit formats in C, with AVX2/F16C versions picked at
-        // run time (Swift has no per-function target attributes); used by the CPU backend.
+        // The CPU backend's row kernels and row conversions in C, compiled per function for AVX2/FMA/F16C and
+        // picked at run time (Swift has no per-function target attributes); the Swift kernels are the fallback.
         .target(name: "CFusedNormCPU"),
         // A simple float64 implementation of every operation, the yardstick for tests and `fusednorm check`.
         .target(name: "FusedNormReference", dependencies: ["FusedNorm"]),
