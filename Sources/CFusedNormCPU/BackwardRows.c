@@ -66,7 +66,8 @@ CFN_VECTOR static void gradient_sums_dispatch(
     int dyd = a->dy_dtype, c = a->centered, w = a->weight != NULL, b = a->bias_gradient != NULL;
     // The mean's error is 0 with saved statistics, and unless the mean is large against the spread.
     int e = c && meanError != 0;
-#define CALL(XD, DYD, C, E, W, B) gradient_sums(a, x, XD, DYD, C, E, W, B, mean, meanError, rstd, sumG, sumGHat, prefetch)
+#define CALL(XD, DYD, C, E, W, B) \
+    gradient_sums(a, x, XD, DYD, C, E, W, B, mean, meanError, rstd, sumG, sumGHat, prefetch)
 #define FLAGS(XD, DYD)                                   \
     if (c) {                                             \
         if (e) {                                         \

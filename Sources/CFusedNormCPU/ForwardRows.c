@@ -83,8 +83,8 @@ CFN_VECTOR static void residual_statistics(
 // Pass 2: y = ((s − mean − meanError)·rstd [rounded to hd]) · w + b, streamed to the output (the mean
 // only when centered, its error only when `error`); s of dtype sd: the stash, or x itself.
 CFN_LANES void normalize_row(
-    const cfn_forward_row_args *a, const void *s, int sd, int od, int centered, int error, int weighted, int biased, int hd,
-    float mean, float meanError, float rstd, cfn_prefetch prefetch
+    const cfn_forward_row_args *a, const void *s, int sd, int od, int centered, int error, int weighted, int biased,
+    int hd, float mean, float meanError, float rstd, cfn_prefetch prefetch
 ) {
     int stream;
     size_t head = cfn_stream_head(a->output, 0, od, &stream);

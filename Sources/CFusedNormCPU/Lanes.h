@@ -104,7 +104,9 @@ CFN_LANES __m256 cfn_load_k(const void *row, size_t index, size_t lanes, int dty
 }
 
 // Like cfn_store, for step k of a pair (stream: the pair's 32 bytes are aligned).
-CFN_LANES __m256 cfn_store_k(void *row, size_t index, size_t lanes, int dtype, __m256 values, int stream, int k, __m256i *pending) {
+CFN_LANES __m256 cfn_store_k(
+    void *row, size_t index, size_t lanes, int dtype, __m256 values, int stream, int k, __m256i *pending
+) {
     if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) return cfn_store(row, index, lanes, dtype, values, stream);
     __m256i rounded = cfn_bf16_lanes(values);
     if (k == 0) {
@@ -128,14 +130,18 @@ CFN_LANES __m256i cfn_bf16_pack16(__m256 a, __m256 b) {
     __m256i rb = _mm256_add_epi32(_mm256_add_epi32(bb, bias), _mm256_and_si256(_mm256_srli_epi32(bb, 16), one));
     __m256i lanes = _mm256_packus_epi32(_mm256_srli_epi32(ra, 16), _mm256_srli_epi32(rb, 16));
     __m256 nan = _mm256_cmp_ps(a, b, _CMP_UNORD_Q);
-    if (__builtin_expect(!_mm256_testz_ps(nan, nan), 0)) lanes = _mm256_packus_epi32(cfn_bf16_lanes(a), cfn_bf16_lanes(b));
+    if (__builtin_expect(!_mm256_testz_ps(nan, nan), 0)) {
+        lanes = _mm256_packus_epi32(cfn_bf16_lanes(a), cfn_bf16_lanes(b));
+    }
     // packus works per 128-bit lane: [a0-3 b0-3 | a4-7 b4-7] -> reorder the 64-bit quarters.
     return _mm256_permute4x64_epi64(lanes, 0xD8);
 }
 
 // Like cfn_store_k for an output whose stored values are not needed back (y, dx): a bfloat16 pair is
 // rounded together at k = 1 (`pending` holds the first half's floats).
-CFN_LANES void cfn_put_k(void *row, size_t index, size_t lanes, int dtype, __m256 values, int stream, int k, __m256 *pending) {
+CFN_LANES void cfn_put_k(
+    void *row, size_t index, size_t lanes, int dtype, __m256 values, int stream, int k, __m256 *pending
+) {
     if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) {
         cfn_store(row, index, lanes, dtype, values, stream);
     } else if (k == 0) {

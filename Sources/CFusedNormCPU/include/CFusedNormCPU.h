@@ -71,7 +71,8 @@ typedef struct {
     void *residual_output;        // s, rounded to its dtype (the rounded values are then normalized); with a residual
     int output_dtype;
     void *output;                 // y
-    int hat_dtype;                // llama casting (RMSNorm): ŝ rounded to this dtype before the weight; CFN_FLOAT32: none
+    int hat_dtype;                // llama casting (RMSNorm): ŝ rounded to this dtype before the weight;
+                                  // CFN_FLOAT32: none
     const float *weight;          // N floats, the weight offset already added; NULL: none
     const float *bias;            // N floats; NULL: none
     float epsilon;

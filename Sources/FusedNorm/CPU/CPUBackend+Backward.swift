@@ -1,7 +1,8 @@
 extension CPUBackend {
     /// The backward pass, through the C row kernels (``VectorBackwardRows``) when ``CPUSettings/kernels`` is
-    /// ``CPUSettings/Kernels/vector``, else the Swift kernels below: tasks are the fixed ``GradientGroups`` (or slices of a group's parameter rows),
-    /// which the threads take in contiguous chunks; each row's x and dy are read from memory once
+    /// ``CPUSettings/Kernels/vector``, else the Swift kernels below: tasks are the fixed ``GradientGroups``
+    /// (or slices of a group's parameter rows), which the threads take in contiguous chunks; each row's x
+    /// and dy are read from memory once
     /// (converted to Floats in per-thread scratch unless they are float32), reduced (pass A), then
     /// differentiated from cache (pass B). dweight and dbias are summed per group into fp32 partials,
     /// then over the groups in a fixed order, so they are bit-identical whatever the thread count.
@@ -28,14 +29,14 @@ extension CPUBackend {
         let rowsPerTask = problem.rows / (groups.count * headSplits)
         if CPUSettings.kernels == .vector {
             let rows = VectorBackwardRows(
-                problem: problem, weights: weights, groups: groups, headSplits: headSplits, weightPartials: pass.weightPartials,
-                biasPartials: pass.biasPartials)
-            ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) { chunks in
-                rows.run(chunks)
+                problem: problem, weights: weights, groups: groups, headSplits: headSplits,
+                weightPartials: pass.weightPartials, biasPartials: pass.biasPartials)
+            ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) {
+                rows.run($0)
             }
         } else {
-            ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) { chunks in
-                pass.run(chunks)
+            ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) {
+                pass.run($0)
             }
         }
         if let weightPartials, let dweight = problem.dweight { groups.reduce(weightPartials, into: dweight) }

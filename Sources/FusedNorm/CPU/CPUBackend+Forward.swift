@@ -1,7 +1,7 @@
 extension CPUBackend {
     /// The forward pass, through the C row kernels (``VectorForwardRows``) when ``CPUSettings/kernels`` is
-    /// ``CPUSettings/Kernels/vector``, else the Swift kernels below: rows go to the threads in contiguous chunks (``ParallelRows``); pass 1 reads a
-    /// row from memory once (converting it to Floats in per-thread scratch unless it is float32, adding
+    /// ``CPUSettings/Kernels/vector``, else the Swift kernels below: rows go to the threads in contiguous
+    /// chunks (``ParallelRows``); pass 1 reads a row from memory once (converting it to Floats in per-thread scratch unless it is float32, adding
     /// the residual and storing s) and reduces it to its statistics; pass 2 normalizes it from cache and
     /// writes y once. Per-row results never depend on the thread count.
     func run(_ problem: NormForwardProblem) throws {

@@ -39,23 +39,23 @@ struct VectorForwardRows: Sendable {
             let means = p.mean.map { UnsafeMutablePointer<Float>(bitPattern: $0)! }
             let rstds = p.rstd.map { UnsafeMutablePointer<Float>(bitPattern: $0)! }
             for rows in chunks {
-              for row in rows {
-                args.x = UnsafeRawPointer(p.x.pointer(row: row))
-                // The next row of the chunk is prefetched while this one is written.
-                let next = row + 1 < rows.upperBound ? row + 1 : nil
-                args.next_x = next.map { UnsafeRawPointer(p.x.pointer(row: $0)) }
-                if let residual = p.residual, let residualOutput = p.residualOutput {
-                    args.residual = UnsafeRawPointer(residual.pointer(row: row))
-                    args.residual_output = residualOutput.pointer(row: row)
-                    args.next_residual = next.map { UnsafeRawPointer(residual.pointer(row: $0)) }
+                for row in rows {
+                    args.x = UnsafeRawPointer(p.x.pointer(row: row))
+                    // The next row of the chunk is prefetched while this one is written.
+                    let next = row + 1 < rows.upperBound ? row + 1 : nil
+                    args.next_x = next.map { UnsafeRawPointer(p.x.pointer(row: $0)) }
+                    if let residual = p.residual, let residualOutput = p.residualOutput {
+                        args.residual = UnsafeRawPointer(residual.pointer(row: row))
+                        args.residual_output = residualOutput.pointer(row: row)
+                        args.next_residual = next.map { UnsafeRawPointer(residual.pointer(row: $0)) }
+                    }
+                    args.output = p.output.pointer(row: row)
+                    args.weight = weights?.row(row % p.weightRows)
+                    args.bias = biases?.row(row % p.weightRows)
+                    args.mean = means.map { $0 + row }
+                    args.rstd = rstds.map { $0 + row }
+                    cfn_forward_row(&args)
                 }
-                args.output = p.output.pointer(row: row)
-                args.weight = weights?.row(row % p.weightRows)
-                args.bias = biases?.row(row % p.weightRows)
-                args.mean = means.map { $0 + row }
-                args.rstd = rstds.map { $0 + row }
-                cfn_forward_row(&args)
-              }
             }
         }
     }
@@ -74,49 +74,47 @@ struct VectorBackwardRows: Sendable {
     func run(_ chunks: Chunks) {
         defer { DType.fenceStreamingStores() }
         let p = problem, n = p.columns
-        do {
-            var args = cfn_backward_row_args()
-            args.columns = n
-            args.centered = p.kind == .layer ? 1 : 0
-            args.x_dtype = p.x.dtype.rowKernelCode
-            args.dy_dtype = p.dy.dtype.rowKernelCode
-            args.dx_dtype = p.dx.dtype.rowKernelCode
-            args.residual_gradient_dtype = p.residualGradient?.dtype.rowKernelCode ?? 0
-            args.statistics_saved = p.rstd == nil ? 0 : 1
-            args.epsilon = p.epsilon
-            let means = p.mean.map { UnsafePointer<Float>(bitPattern: $0)! }
-            let rstds = p.rstd.map { UnsafePointer<Float>(bitPattern: $0)! }
-            func partial(_ address: UInt?, _ offset: Int) -> UnsafeMutablePointer<Float>? {
-                address.map { UnsafeMutablePointer<Float>(bitPattern: $0)! + offset }
+        var args = cfn_backward_row_args()
+        args.columns = n
+        args.centered = p.kind == .layer ? 1 : 0
+        args.x_dtype = p.x.dtype.rowKernelCode
+        args.dy_dtype = p.dy.dtype.rowKernelCode
+        args.dx_dtype = p.dx.dtype.rowKernelCode
+        args.residual_gradient_dtype = p.residualGradient?.dtype.rowKernelCode ?? 0
+        args.statistics_saved = p.rstd == nil ? 0 : 1
+        args.epsilon = p.epsilon
+        let means = p.mean.map { UnsafePointer<Float>(bitPattern: $0)! }
+        let rstds = p.rstd.map { UnsafePointer<Float>(bitPattern: $0)! }
+        func partial(_ address: UInt?, _ offset: Int) -> UnsafeMutablePointer<Float>? {
+            address.map { UnsafeMutablePointer<Float>(bitPattern: $0)! + offset }
+        }
+        for task in chunks.joined() {
+            let (group, split) = task.quotientAndRemainder(dividingBy: headSplits)
+            let heads = ParallelRows.range(split, of: headSplits, splitting: p.weightRows)
+            for head in heads {
+                let offset = groups.partialOffset(group: group, head: head)
+                partial(weightPartials, offset)?.initialize(repeating: 0, count: n)
+                partial(biasPartials, offset)?.initialize(repeating: 0, count: n)
             }
-            for task in chunks.joined() {
-                let (group, split) = task.quotientAndRemainder(dividingBy: headSplits)
-                let heads = ParallelRows.range(split, of: headSplits, splitting: p.weightRows)
+            let batches = groups.batches(inGroup: group)
+            for batch in batches {
                 for head in heads {
-                    let offset = groups.partialOffset(group: group, head: head)
-                    partial(weightPartials, offset)?.initialize(repeating: 0, count: n)
-                    partial(biasPartials, offset)?.initialize(repeating: 0, count: n)
-                }
-                let batches = groups.batches(inGroup: group)
-                for batch in batches {
-                    for head in heads {
-                        let row = batch * p.weightRows + head, offset = groups.partialOffset(group: group, head: head)
-                        args.x = UnsafeRawPointer(p.x.pointer(row: row))
-                        args.dy = UnsafeRawPointer(p.dy.pointer(row: row))
-                        // The task's next row is prefetched while this one's dx is written.
-                        let next = head + 1 < heads.upperBound
-                            ? row + 1 : batch + 1 < batches.upperBound ? (batch + 1) * p.weightRows + heads.lowerBound : nil
-                        args.next_x = next.map { UnsafeRawPointer(p.x.pointer(row: $0)) }
-                        args.next_dy = next.map { UnsafeRawPointer(p.dy.pointer(row: $0)) }
-                        args.dx = p.dx.pointer(row: row)
-                        args.residual_gradient = p.residualGradient.map { UnsafeRawPointer($0.pointer(row: row)) }
-                        args.weight = weights?.row(head)
-                        args.mean = means?[row] ?? 0
-                        args.rstd = rstds?[row] ?? 0
-                        args.weight_gradient = partial(weightPartials, offset)
-                        args.bias_gradient = partial(biasPartials, offset)
-                        cfn_backward_row(&args)
-                    }
+                    let row = batch * p.weightRows + head, offset = groups.partialOffset(group: group, head: head)
+                    args.x = UnsafeRawPointer(p.x.pointer(row: row))
+                    args.dy = UnsafeRawPointer(p.dy.pointer(row: row))
+                    // The task's next row is prefetched while this one's dx is written.
+                    let next = head + 1 < heads.upperBound
+                        ? row + 1 : batch + 1 < batches.upperBound ? (batch + 1) * p.weightRows + heads.lowerBound : nil
+                    args.next_x = next.map { UnsafeRawPointer(p.x.pointer(row: $0)) }
+                    args.next_dy = next.map { UnsafeRawPointer(p.dy.pointer(row: $0)) }
+                    args.dx = p.dx.pointer(row: row)
+                    args.residual_gradient = p.residualGradient.map { UnsafeRawPointer($0.pointer(row: row)) }
+                    args.weight = weights?.row(head)
+                    args.mean = means?[row] ?? 0
+                    args.rstd = rstds?[row] ?? 0
+                    args.weight_gradient = partial(weightPartials, offset)
+                    args.bias_gradient = partial(biasPartials, offset)
+                    cfn_backward_row(&args)
                 }
             }
         }
