@@ -110,12 +110,12 @@ struct CPUKernelTests {
         }
     }
 
-    @Test("NaN results in 16-bit outputs: the same bits on both paths, NaN exactly where the reference has it",
+    @Test("NaN and Inf in 16-bit outputs: the same bits on both paths where no NaN payload is chosen, NaN exactly where the reference has it",
           arguments: [DType.bfloat16, .float16], [5, 4096, 5120])
     func nonFiniteOutputs(dtype: DType, columns n: Int) throws {
         // RMSNorm of float32 rows into a 16-bit y. Row 1 holds ±Inf: rstd = 0, so y is 0 except NaN (Inf·0)
-        // there. Row 3 holds NaNs whose payloads have low bits set, which y keeps at their positions (a
-        // bfloat16 rounding that forgot NaN would carry into the payload). The vector path rounds sixteen
+        // there. Row 3 holds NaNs whose payloads have low bits set (a bfloat16 rounding that forgot NaN would
+        // carry them into the exponent and sign, leaving a number). The vector path rounds sixteen
         // bfloat16 values at a time, with a separate path for NaN, which these reach in some pairs only.
         var rng = SplitMix64(label: "non-finite \(dtype) \(n)")
         let rows = 4
@@ -135,15 +135,13 @@ struct CPUKernelTests {
         #expect(differingBits(Array(portable[n..<(2 * n)]), infRow) == 0, "\(dtype) N=\(n): the paths differ in row 1")
         #expect(infRow.indices.filter { infRow[$0].isNaN } == positions, "\(dtype) N=\(n): NaN where there was no Inf")
         #expect(infRow.enumerated().allSatisfy { positions.contains($0.offset) || $0.element == 0 })
-        // A NaN row is NaN throughout; at the NaN inputs y keeps their sign and upper payload bits (elsewhere
-        // the payload is rstd's, which depends on the order of the sum).
+        // A NaN row is NaN throughout, on both paths (a 16-bit rounding that forgot NaN would carry the payload into
+        // the exponent or sign and leave a number). Which payload a NaN keeps is not specified: at the NaN inputs
+        // x·r multiplies two NaNs (r is NaN too), and which operand's payload an FMA returns differs between CPU
+        // vendors (AMD kept x's, an Intel Xeon r's, with the same binary).
         let nanRow = Array(vector[(3 * n)..<(4 * n)])
         #expect(nanRow.allSatisfy { $0.isNaN }, "\(dtype) N=\(n): a row with NaN should be NaN throughout")
-        for p in positions {
-            let expected = dtype.round(x[3 * n + p])
-            #expect(nanRow[p].bitPattern == expected.bitPattern,
-                    "\(dtype) N=\(n): y[3, \(p)] is \(String(nanRow[p].bitPattern, radix: 16)), expected \(String(expected.bitPattern, radix: 16))")
-        }
+        #expect(portable[(3 * n)..<(4 * n)].allSatisfy { $0.isNaN }, "\(dtype) N=\(n): a row with NaN should be NaN throughout")
         let reference = Reference.rmsNorm(x: x, residual: nil, weight: try weight.toArray(), rows: rows, columns: n, epsilon: 1e-6)
         for r in [0, 2] {
             let error = Reference.relativeError(Array(vector[(r * n)..<((r + 1) * n)]), Array(reference.output[(r * n)..<((r + 1) * n)]))
