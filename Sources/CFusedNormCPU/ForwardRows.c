@@ -7,6 +7,7 @@
 #include "Lanes.h"
 
 #ifdef CFN_HAS_LANES
+#include <math.h>
 
 // Pass 1 of a block with a residual: s = x + residual, rounded to and stored in the residual output
 // (streaming) and in the stash; the block's sums around `shift` (Σ s² alone when not centered).
@@ -81,7 +82,8 @@ CFN_VECTOR static void residual_statistics(
 }
 
 // Pass 2: y = ((s − mean − meanError)·rstd [rounded to hd]) · w + b, streamed to the output (the mean
-// only when centered, its error only when `error`); s of dtype sd: the stash, or x itself.
+// only when centered, its error only when `error` == 1; `error` == 2: ŝ = s·rstd − mean·rstd, fused);
+// s of dtype sd: the stash, or x itself.
 CFN_LANES void normalize_row(
     const cfn_forward_row_args *a, const void *s, int sd, int od, int centered, int error, int weighted, int biased,
     int hd, float mean, float meanError, float rstd, cfn_prefetch prefetch
@@ -89,18 +91,28 @@ CFN_LANES void normalize_row(
     int stream;
     size_t head = cfn_stream_head(a->output, 0, od, &stream);
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
+    __m256 mr = _mm256_set1_ps(mean * rstd);
     const float *w = a->weight, *b = a->bias;
     void *out = a->output;
     __m256 po = _mm256_setzero_ps(), ps = po;
 #define STEP(i, lanes, k, st)                                                            \
     {                                                                                    \
         __m256 v = cfn_load_k(s, i, lanes, sd, k, &ps);                                  \
-        if (centered) v = _mm256_sub_ps(v, m);                                           \
-        if (error) v = _mm256_sub_ps(v, e);                                              \
-        v = _mm256_mul_ps(v, r);                                                         \
+        if (error == 2) {                                                                \
+            v = _mm256_fmsub_ps(v, r, mr);                                               \
+        } else {                                                                         \
+            if (centered) v = _mm256_sub_ps(v, m);                                       \
+            if (error) v = _mm256_sub_ps(v, e);                                          \
+            v = _mm256_mul_ps(v, r);                                                     \
+        }                                                                                \
         if (hd != CFN_FLOAT32) v = cfn_round8(v, hd);                                    \
-        if (weighted) v = _mm256_mul_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32));          \
-        if (biased) v = _mm256_add_ps(v, cfn_load(b, i, lanes, CFN_FLOAT32));            \
+        if (weighted && biased) {                                                        \
+            /* ŝ·w + b as one fused multiply-add (as the CUDA kernels contract it) */    \
+            v = _mm256_fmadd_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32), cfn_load(b, i, lanes, CFN_FLOAT32)); \
+        } else {                                                                         \
+            if (weighted) v = _mm256_mul_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32));      \
+            if (biased) v = _mm256_add_ps(v, cfn_load(b, i, lanes, CFN_FLOAT32));        \
+        }                                                                                \
         cfn_put_k(out, i, lanes, od, v, st, k, &po);                                     \
     }
     CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
@@ -144,6 +156,10 @@ CFN_VECTOR static void normalize(
     if (a->centered) {
         // The mean's error is 0 unless the mean is large against the spread: a loop without it.
         if (meanError != 0) BY_PARAMETERS(1, 1)
+        // ŝ = s·rstd − mean·rstd in one fused multiply-add when mean·rstd is small: its rounding error is
+        // then at most 2^-25 in ŝ (against (s − mean)·rstd, exact subtraction then one rounding).
+        // (LayerNorm's usual weight and bias only: each specialization is a few more loops.)
+        if (w && b && fabsf(mean * rstd) < 1) BY_DTYPES(1, 2, 1, 1, CFN_FLOAT32)
         BY_PARAMETERS(1, 0)
     }
     BY_PARAMETERS(0, 0)

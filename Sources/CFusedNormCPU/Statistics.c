@@ -88,7 +88,8 @@ void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float 
     *rstd = (float)r;
 }
 
-// The sums of one block of x around `shift` (Σ v² alone when not centered).
+// The sums of one block of x around `shift` (Σ v² alone when not centered; centered == 2: around 0, the
+// shift ignored).
 CFN_LANES void block_sums(
     const void *x, int dtype, size_t start, size_t count, int centered, float shift, float *sum, float *squares,
     cfn_prefetch prefetch
@@ -100,8 +101,8 @@ CFN_LANES void block_sums(
         __m256 v = cfn_load_k(x, i, lanes, dtype, k, &pending);                                   \
         __m256 d = v;                                                                             \
         if (centered) {                                                                           \
-            d = _mm256_sub_ps(v, c);                                                              \
-            if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                           \
+            if (centered == 1) d = _mm256_sub_ps(v, c);                                           \
+            if (lanes != 8 && centered == 1) d = _mm256_and_ps(d, cfn_lane_mask(lanes));          \
             acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                            \
         }                                                                                         \
         sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                             \
@@ -118,10 +119,21 @@ CFN_LANES void row_statistics(
 ) {
     cfn_stats stats;
     cfn_stats_init(&stats, centered, x, dtype, columns);
+    // 16-bit rows, centered: the blocks' sums taken around 0 (one subtraction less per element) until a
+    // block's sums cancel (cfn_stats_add then takes them again around the block's mean, the test below is
+    // its own), then around the running mean as for float32. Either way the subtraction Σ s² − (Σ s)²/n
+    // loses at most four bits.
+    int unshifted = centered && dtype != CFN_FLOAT32;
     for (size_t start = 0; start < columns; start += CFN_BLOCK) {
         size_t count = columns - start < CFN_BLOCK ? columns - start : CFN_BLOCK;
         float sum, squares;
-        block_sums(x, dtype, start, count, centered, stats.shift, &sum, &squares, prefetch);
+        if (unshifted) {
+            block_sums(x, dtype, start, count, 2, 0, &sum, &squares, prefetch);
+            stats.shift = 0;
+            if (!(squares - sum * sum / (float)count >= squares / 16)) unshifted = 0;
+        } else {
+            block_sums(x, dtype, start, count, centered, stats.shift, &sum, &squares, prefetch);
+        }
         cfn_stats_add(&stats, x, dtype, start, count, sum, squares);
     }
     cfn_stats_finish(&stats, epsilon, mean, meanError, rstd);
