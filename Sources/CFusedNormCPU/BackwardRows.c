@@ -10,7 +10,7 @@
 #ifdef CFN_HAS_LANES
 
 // Pass A over a block: ŝ = (x − mean − meanError)·rstd (the mean only when centered, its error only when
-// `error`) and g = dy·w; dy·ŝ added to the dweight partial row and dy to the dbias partial row (here rather
+// `error`) and g = dy·w; dy·ŝ added to the dweight partial row (one fused multiply-add) and dy to the dbias partial row (here rather
 // than in pass B, whose non-temporal dx stores hold up other stores); Σ g (centered only) and Σ g·ŝ in fp32.
 CFN_LANES void gradient_sums_block(
     const cfn_backward_row_args *a, const void *x, int xd, size_t start, size_t count, int dyd, int centered, int error,
@@ -32,7 +32,7 @@ CFN_LANES void gradient_sums_block(
         if (weighted) {                                                                                        \
             g = _mm256_mul_ps(d, cfn_load(w, i, lanes, CFN_FLOAT32));                                          \
             __m256 partial = cfn_load(wg, i, lanes, CFN_FLOAT32);                                              \
-            cfn_store(wg, i, lanes, CFN_FLOAT32, _mm256_add_ps(partial, _mm256_mul_ps(d, hat)), 0);            \
+            cfn_store(wg, i, lanes, CFN_FLOAT32, _mm256_fmadd_ps(d, hat, partial), 0);                         \
         }                                                                                                      \
         if (biased) cfn_store(bg, i, lanes, CFN_FLOAT32, _mm256_add_ps(cfn_load(bg, i, lanes, CFN_FLOAT32), d), 0); \
         if (centered) gs[k & 1] = _mm256_add_ps(gs[k & 1], g);                                                 \
@@ -119,7 +119,11 @@ CFN_LANES void input_gradient_row(
         __m256 g = cfn_load_k(dy, i, lanes, dyd, k, &pd);                                                      \
         if (weighted) g = _mm256_mul_ps(g, cfn_load(w, i, lanes, CFN_FLOAT32));                                \
         if (centered) g = _mm256_sub_ps(g, mg);                                                                \
-        __m256 dx = _mm256_mul_ps(_mm256_sub_ps(g, _mm256_mul_ps(hat, mgh)), r);                               \
+        /* g − ŝ·meanGHat fused into a 16-bit dx (float32 dx: as the Swift kernels, whose float32 results   \
+           this one matches closely where g and ŝ·meanGHat nearly cancel; exactly 0 either way where g =       \
+           meanG and ŝ = 0) */                                                                                 \
+        __m256 dx = dxd == CFN_FLOAT32 ? _mm256_mul_ps(_mm256_sub_ps(g, _mm256_mul_ps(hat, mgh)), r)           \
+                                       : _mm256_mul_ps(_mm256_fnmadd_ps(hat, mgh, g), r);                      \
         if (rg) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                           \
         cfn_put_k(out, i, lanes, dxd, dx, st, k, &po);                                                         \
     }
