@@ -105,6 +105,7 @@ CFN_LANES void input_gradient_row(
     size_t head = cfn_stream_head(a->dx, 0, dxd, &stream);
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     __m256 mg = _mm256_set1_ps(meanG), mgh = _mm256_set1_ps(meanGHat);
+    __m256 rmgh = _mm256_set1_ps(rstd * meanGHat);
     const float *w = a->weight;
     const void *dy = a->dy, *rg = a->residual_gradient;
     int rgd = a->residual_gradient_dtype;
@@ -115,15 +116,16 @@ CFN_LANES void input_gradient_row(
         __m256 hat = cfn_load_k(x, i, lanes, xd, k, &px);                                                      \
         if (centered) hat = _mm256_sub_ps(hat, m);                                                             \
         if (error) hat = _mm256_sub_ps(hat, e);                                                                \
-        hat = _mm256_mul_ps(hat, r);                                                                           \
+        /* 16-bit dx: hat holds x − mean, and ŝ·meanGHat = (x − mean)·(rstd·meanGHat), fused */                \
+        if (dxd == CFN_FLOAT32) hat = _mm256_mul_ps(hat, r);                                                   \
         __m256 g = cfn_load_k(dy, i, lanes, dyd, k, &pd);                                                      \
         if (weighted) g = _mm256_mul_ps(g, cfn_load(w, i, lanes, CFN_FLOAT32));                                \
         if (centered) g = _mm256_sub_ps(g, mg);                                                                \
-        /* g − ŝ·meanGHat fused into a 16-bit dx (float32 dx: as the Swift kernels, whose float32 results   \
-           this one matches closely where g and ŝ·meanGHat nearly cancel; exactly 0 either way where g =       \
-           meanG and ŝ = 0) */                                                                                 \
+        /* float32 dx: as the Swift kernels, whose float32 results this one matches closely where g and      \
+           ŝ·meanGHat nearly cancel; 16-bit dx: g − ŝ·meanGHat fused. Exactly 0 either way where g = meanG   \
+           and x = mean (a row of one element). */                                                             \
         __m256 dx = dxd == CFN_FLOAT32 ? _mm256_mul_ps(_mm256_sub_ps(g, _mm256_mul_ps(hat, mgh)), r)           \
-                                       : _mm256_mul_ps(_mm256_fnmadd_ps(hat, mgh, g), r);                      \
+                                       : _mm256_mul_ps(_mm256_fnmadd_ps(hat, rmgh, g), r);                     \
         if (rg) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                           \
         cfn_put_k(out, i, lanes, dxd, dx, st, k, &po);                                                         \
     }
