@@ -118,12 +118,13 @@ CFN_LANES void row_statistics(
     cfn_prefetch prefetch
 ) {
     cfn_stats stats;
-    cfn_stats_init(&stats, centered, x, dtype, columns);
+    int unshifted = centered && dtype != CFN_FLOAT32;
+    // (Around 0 below, the first shift is not needed: no values given for it, the shift is then 0.)
+    cfn_stats_init(&stats, centered, x, dtype, unshifted ? 0 : columns);
     // 16-bit rows, centered: the blocks' sums taken around 0 (one subtraction less per element) until a
     // block's sums cancel (cfn_stats_add then takes them again around the block's mean, the test below is
     // its own), then around the running mean as for float32. Either way the subtraction Σ s² − (Σ s)²/n
     // loses at most four bits.
-    int unshifted = centered && dtype != CFN_FLOAT32;
     for (size_t start = 0; start < columns; start += CFN_BLOCK) {
         size_t count = columns - start < CFN_BLOCK ? columns - start : CFN_BLOCK;
         float sum, squares;
