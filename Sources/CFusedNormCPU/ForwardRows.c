@@ -113,7 +113,7 @@ CFN_LANES void normalize_row(
             if (weighted) v = _mm256_mul_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32));      \
             if (biased) v = _mm256_add_ps(v, cfn_load(b, i, lanes, CFN_FLOAT32));        \
         }                                                                                \
-        cfn_put_k(out, i, lanes, od, v, st, k, &po);                                     \
+        cfn_put_pair_k(out, i, lanes, od, v, st, k, &po);                                     \
     }
     CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
 #undef STEP

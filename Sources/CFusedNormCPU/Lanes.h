@@ -154,6 +154,25 @@ CFN_LANES void cfn_put_k(
     }
 }
 
+// Like cfn_put_k, and a float16 pair too is stored as one 32-byte vector (the two halves converted on their
+// own) at k = 1: measured faster for the forward's y (float16 LayerNorm +10%), not for the backward's dx
+// (which keeps cfn_put_k).
+CFN_LANES void cfn_put_pair_k(
+    void *row, size_t index, size_t lanes, int dtype, __m256 values, int stream, int k, __m256 *pending
+) {
+    if (dtype != CFN_FLOAT16 || lanes != 8 || k == 2) {
+        cfn_put_k(row, index, lanes, dtype, values, stream, k, pending);
+    } else if (k == 0) {
+        *pending = values;
+    } else {
+        __m256i packed = _mm256_set_m128i(_mm256_cvtps_ph(values, _MM_FROUND_TO_NEAREST_INT),
+                                          _mm256_cvtps_ph(*pending, _MM_FROUND_TO_NEAREST_INT));
+        __m256i *p = (__m256i *)((uint16_t *)row + index - 8);
+        if (stream) _mm256_stream_si256(p, packed);
+        else _mm256_storeu_si256(p, packed);
+    }
+}
+
 // All-ones in the first `lanes` lanes, zeros after.
 CFN_LANES __m256 cfn_lane_mask(size_t lanes) {
     __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
