@@ -99,7 +99,7 @@ CFN_VECTOR static void gradient_sums_dispatch(
 // again as in pass A from x (dtype xd) and dy (dtype dyd), in cache since pass A.
 CFN_LANES void input_gradient_row(
     const cfn_backward_row_args *a, const void *x, int xd, int dyd, int dxd, int centered, int weighted, int error,
-    float mean, float meanError, float rstd, float meanG, float meanGHat, cfn_prefetch prefetch
+    int residual, float mean, float meanError, float rstd, float meanG, float meanGHat, cfn_prefetch prefetch
 ) {
     int stream;
     size_t head = cfn_stream_head(a->dx, 0, dxd, &stream);
@@ -126,7 +126,7 @@ CFN_LANES void input_gradient_row(
            and x = mean (a row of one element). */                                                             \
         __m256 dx = dxd == CFN_FLOAT32 ? _mm256_mul_ps(_mm256_sub_ps(g, _mm256_mul_ps(hat, mgh)), r)           \
                                        : _mm256_mul_ps(_mm256_fnmadd_ps(hat, rmgh, g), r);                     \
-        if (rg) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                           \
+        if (residual) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                           \
         cfn_put_k(out, i, lanes, dxd, dx, st, k, &po);                                                         \
     }
     CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
@@ -138,9 +138,13 @@ CFN_VECTOR static void input_gradient(
     float meanGHat, cfn_prefetch prefetch
 ) {
     int c = a->centered, w = a->weight != NULL, dyd = a->dy_dtype, dxd = a->dx_dtype;
-    int e = c && meanError != 0;
-#define CALL(XD, DYD, DXD, C, W, E) \
-    input_gradient_row(a, x, XD, DYD, DXD, C, W, E, mean, meanError, rstd, meanG, meanGHat, prefetch)
+    int e = c && meanError != 0, g = a->residual_gradient != NULL;
+    // The residual gradient's test too is taken out of the loops.
+#define CALL(XD, DYD, DXD, C, W, E)                                                                                 \
+    do {                                                                                                            \
+        if (g) input_gradient_row(a, x, XD, DYD, DXD, C, W, E, 1, mean, meanError, rstd, meanG, meanGHat, prefetch); \
+        else input_gradient_row(a, x, XD, DYD, DXD, C, W, E, 0, mean, meanError, rstd, meanG, meanGHat, prefetch);   \
+    } while (0)
 #define FLAGS(XD, DYD, DXD)                                   \
     {                                                         \
         if (c) {                                              \
@@ -173,7 +177,7 @@ CFN_VECTOR void cfn_backward_row(const cfn_backward_row_args *a) {
     int xd = a->x_dtype;
     // The next row's x while pass A reads this row, its dy while pass B writes dx (measured best of: both
     // in pass A, split, both in pass B).
-    cfn_prefetch first = {a->next_x, NULL, 16 * xSize, 0}, second = {a->next_dy, NULL, 16 * dySize, 0};
+    cfn_prefetch first = {a->next_x, 16 * xSize}, second = {a->next_dy, 16 * dySize};
     if (a->statistics_saved) {
         mean = a->mean;
         meanError = 0;

@@ -176,11 +176,11 @@ CFN_VECTOR void cfn_forward_row(const cfn_forward_row_args *a) {
     // half of the next x in each pass (measured best of: all in pass 1, split, all in pass 2).
     cfn_prefetch first = {0}, second = {0};
     if (nr) {
-        first = (cfn_prefetch){nx, NULL, 16 * xSize, 0};
-        second = (cfn_prefetch){nr, NULL, 16 * rSize, 0};
+        first = (cfn_prefetch){nx, 16 * xSize};
+        second = (cfn_prefetch){nr, 16 * rSize};
     } else if (nx) {
-        first = (cfn_prefetch){nx, NULL, 8 * xSize, 0};
-        second = (cfn_prefetch){nx + n * xSize / 2, NULL, 8 * xSize, 0};
+        first = (cfn_prefetch){nx, 8 * xSize};
+        second = (cfn_prefetch){nx + n * xSize / 2, 8 * xSize};
     }
     const void *s;
     int sd;

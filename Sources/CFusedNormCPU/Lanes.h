@@ -22,7 +22,13 @@
 #pragma clang fp contract(off)
 
 #define CFN_VECTOR __attribute__((target("avx2,fma,f16c")))
+#ifdef __OPTIMIZE__
 #define CFN_LANES static inline __attribute__((always_inline)) CFN_VECTOR
+#else
+// Debug builds (-O0) do not fold the kernels' constant flags, so inlining every specialization into its
+// dispatcher would only stack up their frames (enough to overflow a worker thread's stack).
+#define CFN_LANES static inline CFN_VECTOR
+#endif
 
 // Elements per block: statistics and gradient sums are taken in fp32 over blocks of this many elements
 // and added across blocks in double (as the Swift kernels do).
@@ -201,26 +207,36 @@ static inline size_t cfn_stream_head(const void *row, size_t index, int dtype, i
 }
 
 // The next row's inputs, fetched into the L2 cache while this row is processed from cache, so that memory
-// keeps reading and the next row's first pass finds its inputs in L2. Up to two regions per pass, each
-// spread over the pass: at the pair of full steps from element i, the line at a + (i / 16)·stepA (and
-// likewise b; NULL: none). A region of the next row with elements of e bytes, spread over a pass of this
-// row, takes stepA = 16·e (the whole row) or 8·e (half of it). Passed by value: it holds no state.
+// keeps reading and the next row's first pass finds its inputs in L2. One region per pass, spread over the
+// pass: at the pair of full steps from element i, the line at `start` + (i / 16)·`step` (NULL: none). A
+// region of the next row with elements of e bytes, spread over a pass of this row, takes step = 16·e (the
+// whole row) or 8·e (half of it). Passed by value: it holds no state.
 typedef struct {
-    const char *a, *b;
-    size_t stepA, stepB;
+    const char *start;
+    size_t step;
 } cfn_prefetch;
 
-CFN_LANES void cfn_prefetch_at(cfn_prefetch p, size_t index) {
-    // Every pair, also when the step is less than a line (a line is then asked for twice or four times:
-    // measured faster than once, as a prefetch that finds no free miss buffer may be dropped).
-    if (p.a) _mm_prefetch(p.a + (index >> 4) * p.stepA, _MM_HINT_T1);
-    if (p.b) _mm_prefetch(p.b + (index >> 4) * p.stepB, _MM_HINT_T1);
-}
+// Where a pass's prefetches go without a region: one line, in cache after the first, so that the main
+// loops prefetch unconditionally (no test in the loop).
+extern const char cfn_prefetch_idle[64];
 
 // Runs STEP(i, lanes, k, stream) over the elements [begin, end): first the `head` elements (partial or
 // single steps, k = 2, no streaming), then pairs of full vectors (k = 0 and 1: a pair of steps, whose
 // sums go to two accumulators, acc[k & 1], so that two addition chains run at once; streaming when
-// `stream`), each pair after cfn_prefetch_at(prefetch, i), then the tail, at most eight at a time (k = 2).
+// `stream`, a constant in each loop's copy), each pair after a prefetch of the next line of `prefetch`,
+// then the tail, at most eight at a time (k = 2). The pairs' loop has no other tests: its instructions,
+// not memory, bound the 16-bit kernels on Zen 4 (llvm-mca and the bench agree).
+//
+// Every pair asks for its line, also when the step is less than a line (a line is then asked for twice or
+// four times: measured faster than once, as a prefetch that finds no free miss buffer may be dropped).
+#define CFN_PAIRS(i_, last_, stream_, pa_, ps_, STEP)                                    \
+    do {                                                                                 \
+        _mm_prefetch(pa_, _MM_HINT_T1);                                                  \
+        pa_ += ps_;                                                                      \
+        STEP(i_, 8, 0, stream_);                                                         \
+        STEP(i_ + 8, 8, 1, stream_);                                                     \
+        i_ += 16;                                                                        \
+    } while (i_ <= last_)
 #define CFN_FOR_LANES(begin, end, head, stream, prefetch, STEP)                          \
     do {                                                                                 \
         size_t i_ = (begin), e_ = (end), h_ = (begin) + (head);                          \
@@ -230,10 +246,12 @@ CFN_LANES void cfn_prefetch_at(cfn_prefetch p, size_t index) {
             STEP(i_, l_, 2, 0);                                                          \
             i_ += l_;                                                                    \
         }                                                                                \
-        for (; i_ + 16 <= e_; i_ += 16) {                                                \
-            cfn_prefetch_at(prefetch, i_);                                               \
-            STEP(i_, 8, 0, stream);                                                      \
-            STEP(i_ + 8, 8, 1, stream);                                                  \
+        if (e_ - i_ >= 16) {                                                             \
+            size_t last_ = e_ - 16, ps_ = (prefetch).start ? (prefetch).step : 0;        \
+            const char *pa_ = (prefetch).start ? (prefetch).start + (i_ >> 4) * ps_      \
+                                               : cfn_prefetch_idle;                      \
+            if (stream) CFN_PAIRS(i_, last_, 1, pa_, ps_, STEP);                         \
+            else CFN_PAIRS(i_, last_, 0, pa_, ps_, STEP);                                \
         }                                                                                \
         while (i_ < e_) {                                                                \
             size_t l_ = e_ - i_ < 8 ? e_ - i_ : 8;                                       \
