@@ -1,4 +1,4 @@
-// cfn_backward_row: one row of RMSNorm or LayerNorm backward (see CFusedNormCPU.h).
+// cfn_backward_row_avx2 and _avx512 (see Lanes.h): one row of RMSNorm or LayerNorm backward (see CFusedNormCPU.h).
 //
 // x's statistics (saved, or taken from x), then pass A reads x and dy (from memory once), adds dy·ŝ and dy
 // to the partial rows and sums g and g·ŝ block by block; pass B reads them again from cache (16-bit rows
@@ -170,7 +170,7 @@ CFN_VECTOR static void input_gradient(
 #undef CALL
 }
 
-CFN_VECTOR void cfn_backward_row(const cfn_backward_row_args *a) {
+CFN_VECTOR void CFN_NAME(cfn_backward_row)(const cfn_backward_row_args *a) {
     size_t n = a->columns, xSize = a->x_dtype == CFN_FLOAT32 ? 4 : 2, dySize = a->dy_dtype == CFN_FLOAT32 ? 4 : 2;
     float mean, meanError, rstd;
     const void *x = a->x;
@@ -190,6 +190,4 @@ CFN_VECTOR void cfn_backward_row(const cfn_backward_row_args *a) {
     input_gradient(a, x, xd, mean, meanError, rstd, (float)(sumG / (double)n), (float)(sumGHat / (double)n), second);
 }
 
-#else
-void cfn_backward_row(const cfn_backward_row_args *a) { (void)a; __builtin_trap(); }
 #endif

@@ -119,8 +119,6 @@ int cfn_uses_vector_conversions(void) {
     return level;
 }
 
-int cfn_row_kernels_available(void) { return cfn_uses_vector_conversions(); }
-
 #define DISPATCH(name, vector, Source, Destination)                                      \
     void name(const Source *source, Destination *destination, size_t count) {            \
         if (cfn_uses_vector_conversions()) vector(source, destination, count);           \
@@ -134,7 +132,6 @@ int cfn_row_kernels_available(void) { return cfn_uses_vector_conversions(); }
 void cfn_store_fence(void) { _mm_sfence(); }
 #else
 int cfn_uses_vector_conversions(void) { return 0; }
-int cfn_row_kernels_available(void) { return 0; }
 void cfn_store_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 #define DISPATCH_STREAM(name, vector, portable)                                          \
     void name(const float *source, uint16_t *destination, size_t count) {                \

@@ -1,4 +1,4 @@
-// cfn_forward_row: one row of RMSNorm or LayerNorm forward (see CFusedNormCPU.h).
+// cfn_forward_row_avx2 and _avx512 (see Lanes.h): one row of RMSNorm or LayerNorm forward (see CFusedNormCPU.h).
 //
 // Pass 1 reads the row from memory once and takes the statistics block by block: x itself (which then
 // stays in cache, in its dtype), or with a residual s = x + residual, rounded to s's dtype, streamed to the
@@ -168,7 +168,7 @@ CFN_VECTOR static void normalize(
 #undef CALL
 }
 
-CFN_VECTOR void cfn_forward_row(const cfn_forward_row_args *a) {
+CFN_VECTOR void CFN_NAME(cfn_forward_row)(const cfn_forward_row_args *a) {
     float mean, meanError, rstd;
     size_t n = a->columns, xSize = a->x_dtype == CFN_FLOAT32 ? 4 : 2, rSize = a->residual_dtype == CFN_FLOAT32 ? 4 : 2;
     const char *nx = a->next_x, *nr = a->residual ? a->next_residual : NULL;
@@ -200,6 +200,4 @@ CFN_VECTOR void cfn_forward_row(const cfn_forward_row_args *a) {
     normalize(a, s, sd, mean, meanError, rstd, second);
 }
 
-#else
-void cfn_forward_row(const cfn_forward_row_args *a) { (void)a; __builtin_trap(); }
 #endif

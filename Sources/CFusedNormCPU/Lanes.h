@@ -1,9 +1,16 @@
 #ifndef CFUSEDNORMCPU_LANES_H
 #define CFUSEDNORMCPU_LANES_H
 
-// Internal: eight float lanes in AVX2 registers, loaded from and stored to rows of any dtype, for the
-// row kernels (ForwardRows.c, BackwardRows.c, Statistics.c). Every function is compiled for
-// AVX2 + FMA + F16C; callers run them only where cfn_row_kernels_available() says so.
+// Internal: eight float lanes in 256-bit registers, loaded from and stored to rows of any dtype, for the
+// row kernels (ForwardRows.c, BackwardRows.c, Statistics.c).
+//
+// The kernels are compiled twice (see RowKernels.c, which picks one at run time):
+// - for AVX2 + FMA + F16C: the kernel files themselves;
+// - for AVX-512 (F, VL, BW, DQ, BF16), still on 256-bit vectors: the files `*+AVX512.c`, which define
+//   CFN_AVX512 and include the kernel files again. The same source then gets 32 vector registers instead
+//   of 16 (no constants spilled in the loops) and rounds to bfloat16 with one instruction (vcvtneps2bf16,
+//   with a fix-up for the fp32 subnormals it flushes), for the same bits.
+// The functions each copy exports are renamed by CFN_NAME (suffix _avx2 or _avx512).
 //
 // A step of a kernel handles `lanes` elements (8, or 1-7 at a row's head and tail): with lanes == 8, a
 // compile-time constant in the main loops, loads and stores are single instructions; fewer lanes go through
@@ -21,7 +28,25 @@
 // products use explicit fused multiply-adds (_mm256_fmadd_ps).
 #pragma clang fp contract(off)
 
+#ifdef CFN_AVX512
+#define CFN_VECTOR __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
+#define CFN_NAME(name) name##_avx512
+#else
 #define CFN_VECTOR __attribute__((target("avx2,fma,f16c")))
+#define CFN_NAME(name) name##_avx2
+#endif
+#define cfn_load_partial CFN_NAME(cfn_load_partial)
+#define cfn_store_partial CFN_NAME(cfn_store_partial)
+#define cfn_stats_init CFN_NAME(cfn_stats_init)
+#define cfn_stats_add CFN_NAME(cfn_stats_add)
+#define cfn_stats_finish CFN_NAME(cfn_stats_finish)
+#define cfn_row_statistics CFN_NAME(cfn_row_statistics)
+
+// The kernels of each copy (RowKernels.c calls them).
+void cfn_forward_row_avx2(const cfn_forward_row_args *args);
+void cfn_forward_row_avx512(const cfn_forward_row_args *args);
+void cfn_backward_row_avx2(const cfn_backward_row_args *args);
+void cfn_backward_row_avx512(const cfn_backward_row_args *args);
 #ifdef __OPTIMIZE__
 #define CFN_LANES static inline __attribute__((always_inline)) CFN_VECTOR
 #else
@@ -49,11 +74,21 @@ CFN_LANES __m256i cfn_bf16_lanes(__m256 values) {
     return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(nan), isNaN));
 }
 
+// Eight floats as bfloat16 (as cfn_bf16_lanes), packed.
+CFN_LANES __m128i cfn_bf16_8(__m256 values) {
+#ifdef CFN_AVX512
+    // vcvtneps2bf16 rounds exactly as cfn_bf16_lanes, NaN included, but flushes fp32 subnormals to zero:
+    // a vector with one (rare) takes the integer rounding.
+    if (__builtin_expect(_mm256_fpclass_ps_mask(values, 0x20) == 0, 1)) return (__m128i)_mm256_cvtneps_pbh(values);
+#endif
+    __m256i lanes = cfn_bf16_lanes(values);
+    return _mm_packus_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+}
+
 // Eight floats rounded to a 16-bit dtype, as eight 16-bit values.
 CFN_LANES __m128i cfn_pack8(__m256 values, int dtype) {
     if (dtype == CFN_FLOAT16) return _mm256_cvtps_ph(values, _MM_FROUND_TO_NEAREST_INT);
-    __m256i lanes = cfn_bf16_lanes(values);
-    return _mm_packus_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+    return cfn_bf16_8(values);
 }
 
 // Eight 16-bit values of `dtype` as floats (exact).
@@ -114,6 +149,18 @@ CFN_LANES __m256 cfn_store_k(
     void *row, size_t index, size_t lanes, int dtype, __m256 values, int stream, int k, __m256i *pending
 ) {
     if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) return cfn_store(row, index, lanes, dtype, values, stream);
+#ifdef CFN_AVX512
+    __m128i halves = cfn_bf16_8(values);
+    if (k == 0) {
+        *pending = _mm256_castsi128_si256(halves);
+    } else {
+        __m256i *p = (__m256i *)((uint16_t *)row + index - 8);
+        __m256i packed = _mm256_set_m128i(halves, _mm256_castsi256_si128(*pending));
+        if (stream) _mm256_stream_si256(p, packed);
+        else _mm256_storeu_si256(p, packed);
+    }
+    return cfn_unpack8(halves, CFN_BFLOAT16);
+#else
     __m256i rounded = cfn_bf16_lanes(values);
     if (k == 0) {
         *pending = rounded;
@@ -125,11 +172,15 @@ CFN_LANES __m256 cfn_store_k(
         else _mm256_storeu_si256(p, packed);
     }
     return _mm256_castsi256_ps(_mm256_slli_epi32(rounded, 16));
+#endif
 }
 
-// Sixteen floats (a: the first eight) as bfloat16, in order: rounding without the NaN fix-up, then one
-// test for a NaN in either vector (rare), which takes the exact path.
+// Sixteen floats (a: the first eight) as bfloat16, in order. AVX2: rounding without the NaN fix-up, then
+// one test for a NaN in either vector (rare), which takes the exact path.
 CFN_LANES __m256i cfn_bf16_pack16(__m256 a, __m256 b) {
+#ifdef CFN_AVX512
+    return _mm256_set_m128i(cfn_bf16_8(b), cfn_bf16_8(a));
+#else
     __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF);
     __m256i ba = _mm256_castps_si256(a), bb = _mm256_castps_si256(b);
     __m256i ra = _mm256_add_epi32(_mm256_add_epi32(ba, bias), _mm256_and_si256(_mm256_srli_epi32(ba, 16), one));
@@ -141,6 +192,7 @@ CFN_LANES __m256i cfn_bf16_pack16(__m256 a, __m256 b) {
     }
     // packus works per 128-bit lane: [a0-3 b0-3 | a4-7 b4-7] -> reorder the 64-bit quarters.
     return _mm256_permute4x64_epi64(lanes, 0xD8);
+#endif
 }
 
 // Like cfn_store_k for an output whose stored values are not needed back (y, dx): a bfloat16 pair is
@@ -217,7 +269,7 @@ typedef struct {
 } cfn_prefetch;
 
 // Where a pass's prefetches go without a region: one line, in cache after the first, so that the main
-// loops prefetch unconditionally (no test in the loop).
+// loops prefetch unconditionally (no test in the loop). (Defined in RowKernels.c.)
 extern const char cfn_prefetch_idle[64];
 
 // Runs STEP(i, lanes, k, stream) over the elements [begin, end): first the `head` elements (partial or

@@ -6,8 +6,6 @@
 #ifdef CFN_HAS_LANES
 #include <math.h>
 
-_Alignas(64) const char cfn_prefetch_idle[64];
-
 CFN_VECTOR __m256 cfn_load_partial(const void *row, size_t index, size_t lanes, int dtype) {
     float buffer[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (size_t k = 0; k < lanes; k++) buffer[k] = cfn_load1(row, index + k, dtype);

@@ -42,22 +42,27 @@ void cfn_f32_to_f16_scalar(const float *source, uint16_t *destination, size_t co
 // 1 when the functions above use the AVX2 + F16C implementations, else 0.
 int cfn_uses_vector_conversions(void);
 
-// MARK: Row kernels (AVX2 + FMA + F16C)
+// MARK: Row kernels
 //
 // One row of a normalization, forward or backward, for the CPU backend's threads (which split the rows
-// and the gradient groups; see FusedNorm's CPUBackend). Call them only when cfn_row_kernels_available()
-// returns 1; elsewhere the Swift kernels run. They compute what the Swift kernels compute, operation for
-// operation (fp32 statistics in blocks of 1024 elements added in double, the same roundings, element-wise
-// arithmetic never fused), so the two paths differ only inside each block's sums (order of additions; here
-// sums of products accumulate with fused multiply-adds).
+// and the gradient groups; see FusedNorm's CPUBackend). They compute what the Swift kernels compute,
+// operation for operation (fp32 statistics in blocks of 1024 elements added in double, the same roundings,
+// element-wise arithmetic never fused), so the two paths differ only inside each block's sums (order of
+// additions; here sums of products accumulate with fused multiply-adds) and where the C kernels fuse a
+// multiply-add that the tolerances allow (see BackwardRows.c, ForwardRows.c).
 // Outputs (y, s, dx) are written with non-temporal stores where their alignment allows: a thread must call
 // cfn_store_fence() after its last row, before other threads may read them.
+// The kernels come compiled for two instruction sets (`kernels` below), with the same results bit for bit.
 
 // Storage dtypes of rows.
 enum { CFN_FLOAT32 = 0, CFN_FLOAT16 = 1, CFN_BFLOAT16 = 2 };
 
-// 1 when the CPU has AVX2, FMA and F16C (the row kernels may run), else 0.
-int cfn_row_kernels_available(void);
+// Instruction sets the row kernels are compiled for: none (not x86_64, or a CPU without AVX2), AVX2 + FMA +
+// F16C, and AVX-512 (F, VL, BW, DQ, BF16; on 256-bit vectors) on top of those.
+enum { CFN_KERNELS_NONE = 0, CFN_KERNELS_AVX2 = 1, CFN_KERNELS_AVX512 = 2 };
+
+// The best instruction set of the row kernels this CPU runs (CFN_KERNELS_*). Every level below it runs too.
+int cfn_row_kernels(void);
 
 // One forward row: s = x (+ residual), statistics of s, y = ŝ·w + b with ŝ = (s − mean)·rstd.
 typedef struct {
@@ -83,7 +88,8 @@ typedef struct {
     const void *next_residual;
 } cfn_forward_row_args;
 
-void cfn_forward_row(const cfn_forward_row_args *args);
+// `kernels`: CFN_KERNELS_AVX2 or CFN_KERNELS_AVX512, at most cfn_row_kernels().
+void cfn_forward_row(const cfn_forward_row_args *args, int kernels);
 
 // One backward row: ŝ = (x − mean)·rstd, g = dy·w, dx = rstd·(g − mean(g) − ŝ·mean(g·ŝ)) (+ the residual
 // gradient) (RMSNorm: no mean, no mean(g)); adds dy·ŝ to the dweight partial row and dy to the dbias
@@ -108,7 +114,8 @@ typedef struct {
     const void *next_dy;
 } cfn_backward_row_args;
 
-void cfn_backward_row(const cfn_backward_row_args *args);
+// `kernels`: as for cfn_forward_row.
+void cfn_backward_row(const cfn_backward_row_args *args, int kernels);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 extension CPUBackend {
-    /// The backward pass, through the C row kernels (``VectorBackwardRows``) when ``CPUSettings/kernels`` is
-    /// ``CPUSettings/Kernels/vector``, else the Swift kernels below: tasks are the fixed ``GradientGroups``
+    /// The backward pass, through the C row kernels (``VectorBackwardRows``) unless ``CPUSettings/kernels`` is
+    /// ``CPUSettings/Kernels/portable``, else the Swift kernels below: tasks are the fixed ``GradientGroups``
     /// (or slices of a group's parameter rows), which the threads take in contiguous chunks; each row's x
     /// and dy are read from memory once
     /// (converted to Floats in per-thread scratch unless they are float32), reduced (pass A), then
@@ -27,10 +27,10 @@ extension CPUBackend {
             problem: problem, weights: weights, groups: groups, headSplits: headSplits,
             weightPartials: weightPartials.map { UInt(bitPattern: $0) }, biasPartials: biasPartials.map { UInt(bitPattern: $0) })
         let rowsPerTask = problem.rows / (groups.count * headSplits)
-        if CPUSettings.kernels == .vector {
+        if let code = CPUSettings.kernels.rowKernelCode {
             let rows = VectorBackwardRows(
                 problem: problem, weights: weights, groups: groups, headSplits: headSplits,
-                weightPartials: pass.weightPartials, biasPartials: pass.biasPartials)
+                weightPartials: pass.weightPartials, biasPartials: pass.biasPartials, kernels: code)
             ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) {
                 rows.run($0)
             }

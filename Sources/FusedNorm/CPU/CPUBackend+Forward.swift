@@ -1,6 +1,6 @@
 extension CPUBackend {
-    /// The forward pass, through the C row kernels (``VectorForwardRows``) when ``CPUSettings/kernels`` is
-    /// ``CPUSettings/Kernels/vector``, else the Swift kernels below: rows go to the threads in contiguous
+    /// The forward pass, through the C row kernels (``VectorForwardRows``) unless ``CPUSettings/kernels`` is
+    /// ``CPUSettings/Kernels/portable``, else the Swift kernels below: rows go to the threads in contiguous
     /// chunks (``ParallelRows``); pass 1 reads a row from memory once (converting it to Floats in per-thread scratch unless it is float32, adding
     /// the residual and storing s) and reduces it to its statistics; pass 2 normalizes it from cache and
     /// writes y once. Per-row results never depend on the thread count.
@@ -13,8 +13,9 @@ extension CPUBackend {
             biases?.deallocate()
         }
         let pass = ForwardPass(problem: problem, weights: weights, biases: biases)
-        if CPUSettings.kernels == .vector {
-            let rows = VectorForwardRows(problem: problem, weights: weights, biases: biases, hatRounding: pass.hatRounding)
+        if let code = CPUSettings.kernels.rowKernelCode {
+            let rows = VectorForwardRows(
+                problem: problem, weights: weights, biases: biases, hatRounding: pass.hatRounding, kernels: code)
             ParallelRows.run(count: problem.rows, workPerItem: problem.columns) { chunks in
                 rows.run(chunks)
             }

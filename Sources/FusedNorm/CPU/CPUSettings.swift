@@ -18,38 +18,66 @@ public enum CPUSettings {
     }
 
     /// Which implementation of the row kernels the CPU backend runs.
-    public enum Kernels: String, Sendable, CaseIterable {
+    public enum Kernels: String, Sendable, CaseIterable, Comparable {
+        /// The C row kernels of `CFusedNormCPU` compiled with AVX-512 (F, VL, BW, DQ, BF16) on 256-bit
+        /// vectors: the ``avx2`` kernels' source with 32 vector registers and one-instruction bfloat16
+        /// rounding, for the same results bit for bit. Zen 4 and later, Intel Cooper Lake, Sapphire Rapids
+        /// and later.
+        case avx512
         /// The C row kernels of `CFusedNormCPU`, compiled for AVX2 + FMA + F16C: 8-lane arithmetic, 16-bit
-        /// conversions in registers, non-temporal stores of y, s and dx. Used only where the CPU has them.
-        case vector
+        /// conversions in registers, non-temporal stores of y, s and dx.
+        case avx2
         /// The Swift kernels (SIMD16<Float>, Swift's baseline target: SSE2 on x86_64), which run everywhere.
         case portable
+
+        /// Faster kernels order first: `.avx512 < .avx2 < .portable`.
+        public static func < (lhs: Kernels, rhs: Kernels) -> Bool {
+            allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+        }
+
+        /// The instruction set code of the C kernels (`CFN_KERNELS_*`); nil for the Swift kernels.
+        var rowKernelCode: Int32? {
+            switch self {
+            case .avx512: Int32(CFN_KERNELS_AVX512)
+            case .avx2: Int32(CFN_KERNELS_AVX2)
+            case .portable: nil
+            }
+        }
     }
 
-    /// Whether this CPU can run ``Kernels/vector`` (AVX2, FMA and F16C).
-    public static var vectorKernelsAvailable: Bool { cfn_row_kernels_available() != 0 }
+    /// The kernels this CPU can run, fastest first; ``Kernels/portable`` always.
+    public static let availableKernels: [Kernels] = {
+        let best = Int(cfn_row_kernels())
+        return Kernels.allCases.filter { $0.rowKernelCode.map { Int($0) <= best } ?? true }
+    }()
 
-    /// The kernels asked for in the current task: ``Kernels/vector`` unless the environment variable
-    /// `FUSEDNORM_CPU_KERNELS` is `portable`. Override it for a scope (tests compare both) with
-    /// `CPUSettings.$requestedKernels.withValue(.portable) { ... }`: a task-local value, so that other
-    /// tasks running at the same time keep theirs.
+    /// The kernels asked for in the current task: the fastest (``Kernels/avx512``) unless the environment
+    /// variable `FUSEDNORM_CPU_KERNELS` names others (`avx512`, `avx2`, `portable`). Override it for a scope
+    /// (tests compare them) with `CPUSettings.$requestedKernels.withValue(.portable) { ... }`: a task-local
+    /// value, so that other tasks running at the same time keep theirs.
     @TaskLocal public static var requestedKernels: Kernels =
-        ProcessInfo.processInfo.environment["FUSEDNORM_CPU_KERNELS"] == Kernels.portable.rawValue ? .portable : .vector
+        ProcessInfo.processInfo.environment["FUSEDNORM_CPU_KERNELS"].flatMap(Kernels.init(rawValue:)) ?? .avx512
 
-    /// The kernels an operation started in the current task runs: ``requestedKernels``, unless that is
-    /// ``Kernels/vector`` and this CPU lacks AVX2/FMA/F16C (then ``Kernels/portable``). Results of the two
-    /// agree within rounding (the order of additions inside each block's sums differs), each of them is
-    /// bit-identical whatever ``threadCount`` is.
+    /// The kernels an operation started in the current task runs: the fastest of ``availableKernels`` that
+    /// is not faster than ``requestedKernels``. The C kernels' two builds give the same bits; they and the
+    /// Swift kernels agree within rounding (the order of additions inside each block's sums differs). Each
+    /// is bit-identical whatever ``threadCount`` is.
     public static var kernels: Kernels {
-        requestedKernels == .vector && vectorKernelsAvailable ? .vector : .portable
+        let requested = requestedKernels
+        return availableKernels.first { $0 >= requested } ?? .portable
     }
 
     /// The vector width the CPU kernels compute with, for `fusednorm info`.
     public static var simdDescription: String {
         #if arch(x86_64)
-        kernels == .vector
-            ? "AVX2 + FMA + F16C row kernels (C, picked at run time): 8 float lanes per 256-bit register, float16 and bfloat16 converted in registers, outputs stored non-temporally"
-            : "SIMD16<Float>: 16 lanes as 4 × 128-bit SSE2 registers (Swift's baseline x86_64 target); float16 and bfloat16 converted by the C converters (AVX2/F16C where present)"
+        switch kernels {
+        case .avx512:
+            "AVX-512 (VL, BW, DQ, BF16) row kernels (C, picked at run time): 8 float lanes per 256-bit register, 32 registers, float16 and bfloat16 converted in registers, outputs stored non-temporally"
+        case .avx2:
+            "AVX2 + FMA + F16C row kernels (C, picked at run time): 8 float lanes per 256-bit register, float16 and bfloat16 converted in registers, outputs stored non-temporally"
+        case .portable:
+            "SIMD16<Float>: 16 lanes as 4 × 128-bit SSE2 registers (Swift's baseline x86_64 target); float16 and bfloat16 converted by the C converters (AVX2/F16C where present)"
+        }
         #elseif arch(arm64)
         "SIMD16<Float>: 16 lanes as 4 × 128-bit NEON registers; float16 and bfloat16 converted in registers with integer lane operations"
         #else

@@ -1,6 +1,6 @@
 import CFusedNormCPU
 
-/// The CPU backend's rows through the C row kernels of `CFusedNormCPU` (``CPUSettings/Kernels/vector``):
+/// The CPU backend's rows through the C row kernels of `CFusedNormCPU` (``CPUSettings/Kernels/avx512``, ``CPUSettings/Kernels/avx2``):
 /// the same passes, partition and partial sums as the Swift kernels, one C call per row.
 extension DType {
     /// The dtype's code in the C API (`CFN_FLOAT32`, `CFN_FLOAT16`, `CFN_BFLOAT16`).
@@ -21,6 +21,8 @@ struct VectorForwardRows: Sendable {
     let biases: ParameterRows?
     /// The dtype ŝ is rounded to before the weight (`.llama` casting), or nil.
     let hatRounding: DType?
+    /// Which build of the kernels (`CFN_KERNELS_*`).
+    let kernels: Int32
 
     func run(_ chunks: Chunks) {
         defer { DType.fenceStreamingStores() }
@@ -54,7 +56,7 @@ struct VectorForwardRows: Sendable {
                     args.bias = biases?.row(row % p.weightRows)
                     args.mean = means.map { $0 + row }
                     args.rstd = rstds.map { $0 + row }
-                    cfn_forward_row(&args)
+                    cfn_forward_row(&args, kernels)
                 }
             }
         }
@@ -70,6 +72,8 @@ struct VectorBackwardRows: Sendable {
     let headSplits: Int
     let weightPartials: UInt?
     let biasPartials: UInt?
+    /// Which build of the kernels (`CFN_KERNELS_*`).
+    let kernels: Int32
 
     func run(_ chunks: Chunks) {
         defer { DType.fenceStreamingStores() }
@@ -114,7 +118,7 @@ struct VectorBackwardRows: Sendable {
                     args.rstd = rstds?[row] ?? 0
                     args.weight_gradient = partial(weightPartials, offset)
                     args.bias_gradient = partial(biasPartials, offset)
-                    cfn_backward_row(&args)
+                    cfn_backward_row(&args, kernels)
                 }
             }
         }
