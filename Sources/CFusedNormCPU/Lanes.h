@@ -127,6 +127,16 @@ CFN_LANES __m256 cfn_store(void *row, size_t index, size_t lanes, int dtype, __m
     return cfn_unpack8(halves, dtype);
 }
 
+// Stores a pair's 32 bytes (`index`: the pair's second half) as one vector. The compiler would store a
+// vector it sees assembled from two halves as two 16-byte stores (the same bytes, but twice the
+// non-temporal stores: bfloat16 LayerNorm backward 0.53 against 0.29 ns per element in cache).
+CFN_LANES void cfn_store_pair(void *row, size_t index, __m256i packed, int stream) {
+    __asm__("" : "+x"(packed));
+    __m256i *p = (__m256i *)((uint16_t *)row + index - 8);
+    if (stream) _mm256_stream_si256(p, packed);
+    else _mm256_storeu_si256(p, packed);
+}
+
 // Steps come in pairs (k = 0, then k = 1 for the next eight elements) in the main loops, and alone
 // (k = 2) at a row's head and tail. For bfloat16 a pair is loaded and stored as one 32-byte vector
 // (fewer shuffles than two halves); `pending` carries the second half of a load, or the first half of a
@@ -154,10 +164,7 @@ CFN_LANES __m256 cfn_store_k(
     if (k == 0) {
         *pending = _mm256_castsi128_si256(halves);
     } else {
-        __m256i *p = (__m256i *)((uint16_t *)row + index - 8);
-        __m256i packed = _mm256_set_m128i(halves, _mm256_castsi256_si128(*pending));
-        if (stream) _mm256_stream_si256(p, packed);
-        else _mm256_storeu_si256(p, packed);
+        cfn_store_pair(row, index, _mm256_set_m128i(halves, _mm256_castsi256_si128(*pending)), stream);
     }
     return cfn_unpack8(halves, CFN_BFLOAT16);
 #else
@@ -167,9 +174,7 @@ CFN_LANES __m256 cfn_store_k(
     } else {
         // packus works per 128-bit lane: [a0-3 b0-3 | a4-7 b4-7] -> reorder the 64-bit quarters.
         __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(*pending, rounded), 0xD8);
-        __m256i *p = (__m256i *)((uint16_t *)row + index - 8);
-        if (stream) _mm256_stream_si256(p, packed);
-        else _mm256_storeu_si256(p, packed);
+        cfn_store_pair(row, index, packed, stream);
     }
     return _mm256_castsi256_ps(_mm256_slli_epi32(rounded, 16));
 #endif
@@ -179,6 +184,11 @@ CFN_LANES __m256 cfn_store_k(
 // one test for a NaN in either vector (rare), which takes the exact path.
 CFN_LANES __m256i cfn_bf16_pack16(__m256 a, __m256 b) {
 #ifdef CFN_AVX512
+    // One vcvtne2ps2bf16 for both (one 32-byte vector: stored as one, where two halves may be stored as two
+    // 16-byte non-temporal stores, measured slower); the subnormal fix-up as in cfn_bf16_8.
+    if (__builtin_expect((_mm256_fpclass_ps_mask(a, 0x20) | _mm256_fpclass_ps_mask(b, 0x20)) == 0, 1)) {
+        return (__m256i)_mm256_cvtne2ps_pbh(b, a);
+    }
     return _mm256_set_m128i(cfn_bf16_8(b), cfn_bf16_8(a));
 #else
     __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF);
@@ -206,9 +216,7 @@ CFN_LANES void cfn_put_k(
         *pending = values;
     } else {
         __m256i packed = cfn_bf16_pack16(*pending, values);
-        __m256i *p = (__m256i *)((uint16_t *)row + index - 8);
-        if (stream) _mm256_stream_si256(p, packed);
-        else _mm256_storeu_si256(p, packed);
+        cfn_store_pair(row, index, packed, stream);
     }
 }
 
@@ -225,9 +233,7 @@ CFN_LANES void cfn_put_pair_k(
     } else {
         __m256i packed = _mm256_set_m128i(_mm256_cvtps_ph(values, _MM_FROUND_TO_NEAREST_INT),
                                           _mm256_cvtps_ph(*pending, _MM_FROUND_TO_NEAREST_INT));
-        __m256i *p = (__m256i *)((uint16_t *)row + index - 8);
-        if (stream) _mm256_stream_si256(p, packed);
-        else _mm256_storeu_si256(p, packed);
+        cfn_store_pair(row, index, packed, stream);
     }
 }
 
