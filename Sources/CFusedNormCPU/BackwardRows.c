@@ -38,7 +38,7 @@ CFN_LANES void gradient_sums_block(
         if (centered) gs[k & 1] = _mm256_add_ps(gs[k & 1], g);                                                 \
         ghs[k & 1] = _mm256_fmadd_ps(g, hat, ghs[k & 1]);                                                      \
     }
-    CFN_FOR_LANES(start, start + count, 0, 0, prefetch, STEP);
+    CFN_FOR_LANES(start, start + count, 0, 0, 1, prefetch, STEP);
 #undef STEP
     *sumG = cfn_sum8(_mm256_add_ps(gs[0], gs[1]));
     *sumGHat = cfn_sum8(_mm256_add_ps(ghs[0], ghs[1]));
@@ -129,7 +129,7 @@ CFN_LANES void input_gradient_row(
         if (residual) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                           \
         cfn_put_k(out, i, lanes, dxd, dx, st, k, &po);                                                         \
     }
-    CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
+    CFN_FOR_LANES(0, a->columns, head, stream, 1, prefetch, STEP);
 #undef STEP
 }
 

@@ -17,7 +17,7 @@ CFN_LANES void residual_block(
 ) {
     int stream;
     size_t head = cfn_stream_head(a->residual_output, start, sd, &stream);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(shift);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}, sq[4] = {acc[0], acc[0], acc[0], acc[0]}, c = _mm256_set1_ps(shift);
     __m256 px = acc[0], pr = acc[0];
     __m256i ps = _mm256_setzero_si256();
     // Locals, not a->...: the vector stores may alias anything, which would reload the fields every step.
@@ -33,14 +33,14 @@ CFN_LANES void residual_block(
         if (centered) {                                                                               \
             d = _mm256_sub_ps(v, c);                                                                  \
             if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                               \
-            acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                                \
+            acc[CFN_ACC(k)] = _mm256_add_ps(acc[CFN_ACC(k)], d);                                                \
         }                                                                                             \
-        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                    \
+        sq[CFN_ACC(k)] = _mm256_fmadd_ps(d, d, sq[CFN_ACC(k)]);                                    \
     }
-    CFN_FOR_LANES(start, start + count, head, stream, prefetch, STEP);
+    CFN_FOR_LANES(start, start + count, head, stream, 2, prefetch, STEP);
 #undef STEP
-    *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
-    *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
+    *sum = cfn_sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    *squares = cfn_sum8(_mm256_add_ps(_mm256_add_ps(sq[0], sq[1]), _mm256_add_ps(sq[2], sq[3])));
 }
 
 CFN_LANES void residual_row(
@@ -115,7 +115,7 @@ CFN_LANES void normalize_row(
         }                                                                                \
         cfn_put_pair_k(out, i, lanes, od, v, st, k, &po);                                     \
     }
-    CFN_FOR_LANES(0, a->columns, head, stream, prefetch, STEP);
+    CFN_FOR_LANES(0, a->columns, head, stream, 1, prefetch, STEP);
 #undef STEP
 }
 

@@ -145,7 +145,7 @@ CFN_LANES void cfn_store_pair(void *row, size_t index, __m256i packed, int strea
 // Like cfn_load, for step k of a pair.
 CFN_LANES __m256 cfn_load_k(const void *row, size_t index, size_t lanes, int dtype, int k, __m256 *pending) {
     if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) return cfn_load(row, index, lanes, dtype);
-    if (k == 1) return *pending;
+    if (k & 1) return *pending;
     // [e0-3 e4-7 e8-11 e12-15] -> [e0-3 e8-11 | e4-7 e12-15]: unpacking the low and high words of each
     // 128-bit lane above zeros then gives e0-7 and e8-15 as floats.
     __m256i raw = _mm256_permute4x64_epi64(_mm256_loadu_si256((const __m256i *)((const uint16_t *)row + index)), 0xD8);
@@ -161,7 +161,7 @@ CFN_LANES __m256 cfn_store_k(
     if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) return cfn_store(row, index, lanes, dtype, values, stream);
 #ifdef CFN_AVX512
     __m128i halves = cfn_bf16_8(values);
-    if (k == 0) {
+    if (!(k & 1)) {
         *pending = _mm256_castsi128_si256(halves);
     } else {
         cfn_store_pair(row, index, _mm256_set_m128i(halves, _mm256_castsi256_si128(*pending)), stream);
@@ -169,7 +169,7 @@ CFN_LANES __m256 cfn_store_k(
     return cfn_unpack8(halves, CFN_BFLOAT16);
 #else
     __m256i rounded = cfn_bf16_lanes(values);
-    if (k == 0) {
+    if (!(k & 1)) {
         *pending = rounded;
     } else {
         // packus works per 128-bit lane: [a0-3 b0-3 | a4-7 b4-7] -> reorder the 64-bit quarters.
@@ -212,7 +212,7 @@ CFN_LANES void cfn_put_k(
 ) {
     if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) {
         cfn_store(row, index, lanes, dtype, values, stream);
-    } else if (k == 0) {
+    } else if (!(k & 1)) {
         *pending = values;
     } else {
         __m256i packed = cfn_bf16_pack16(*pending, values);
@@ -228,7 +228,7 @@ CFN_LANES void cfn_put_pair_k(
 ) {
     if (dtype != CFN_FLOAT16 || lanes != 8 || k == 2) {
         cfn_put_k(row, index, lanes, dtype, values, stream, k, pending);
-    } else if (k == 0) {
+    } else if (!(k & 1)) {
         *pending = values;
     } else {
         __m256i packed = _mm256_set_m128i(_mm256_cvtps_ph(values, _MM_FROUND_TO_NEAREST_INT),
@@ -280,22 +280,33 @@ extern const char cfn_prefetch_idle[64];
 
 // Runs STEP(i, lanes, k, stream) over the elements [begin, end): first the `head` elements (partial or
 // single steps, k = 2, no streaming), then pairs of full vectors (k = 0 and 1: a pair of steps, whose
-// sums go to two accumulators, acc[k & 1], so that two addition chains run at once; streaming when
+// sums go to two accumulators, acc[CFN_ACC(k)], so that two addition chains run at once; streaming when
 // `stream`, a constant in each loop's copy), each pair after a prefetch of the next line of `prefetch`,
-// then the tail, at most eight at a time (k = 2). The pairs' loop has no other tests: its instructions,
-// not memory, bound the 16-bit kernels on Zen 4 (llvm-mca and the bench agree).
+// then the tail, at most eight at a time (k = 2). With `unroll` 2 (a constant), the loop takes two pairs
+// at a time, the second as k = 4 and 5, feeding two more accumulators: for the passes whose sums' latency
+// bounds them (the statistics: float16 LayerNorm forward +10%; the backward's pass A lost with it). The
+// loops have no other tests: their instructions, not memory, bound the 16-bit kernels on Zen 4.
 //
 // Every pair asks for its line, also when the step is less than a line (a line is then asked for twice or
 // four times: measured faster than once, as a prefetch that finds no free miss buffer may be dropped).
-#define CFN_PAIRS(i_, last_, stream_, pa_, ps_, STEP)                                    \
+#define CFN_PAIR(i_, k_, stream_, pa_, ps_, STEP)                                        \
     do {                                                                                 \
         _mm_prefetch(pa_, _MM_HINT_T1);                                                  \
         pa_ += ps_;                                                                      \
-        STEP(i_, 8, 0, stream_);                                                         \
-        STEP(i_ + 8, 8, 1, stream_);                                                     \
-        i_ += 16;                                                                        \
-    } while (i_ <= last_)
-#define CFN_FOR_LANES(begin, end, head, stream, prefetch, STEP)                          \
+        STEP(i_, 8, k_, stream_);                                                        \
+        STEP(i_ + 8, 8, (k_) + 1, stream_);                                              \
+    } while (0)
+#define CFN_PAIRS(i_, last_, stream_, unroll_, pa_, ps_, STEP)                           \
+    do {                                                                                 \
+        if (unroll_ == 2) {                                                              \
+            for (; i_ + 16 <= last_; i_ += 32) {                                         \
+                CFN_PAIR(i_, 0, stream_, pa_, ps_, STEP);                                \
+                CFN_PAIR(i_ + 16, 4, stream_, pa_, ps_, STEP);                           \
+            }                                                                            \
+        }                                                                                \
+        for (; i_ <= last_; i_ += 16) CFN_PAIR(i_, 0, stream_, pa_, ps_, STEP);          \
+    } while (0)
+#define CFN_FOR_LANES(begin, end, head, stream, unroll, prefetch, STEP)                  \
     do {                                                                                 \
         size_t i_ = (begin), e_ = (end), h_ = (begin) + (head);                          \
         if (h_ > e_) h_ = e_;                                                            \
@@ -308,8 +319,8 @@ extern const char cfn_prefetch_idle[64];
             size_t last_ = e_ - 16, ps_ = (prefetch).start ? (prefetch).step : 0;        \
             const char *pa_ = (prefetch).start ? (prefetch).start + (i_ >> 4) * ps_      \
                                                : cfn_prefetch_idle;                      \
-            if (stream) CFN_PAIRS(i_, last_, 1, pa_, ps_, STEP);                         \
-            else CFN_PAIRS(i_, last_, 0, pa_, ps_, STEP);                                \
+            if (stream) CFN_PAIRS(i_, last_, 1, unroll, pa_, ps_, STEP);                 \
+            else CFN_PAIRS(i_, last_, 0, unroll, pa_, ps_, STEP);                        \
         }                                                                                \
         while (i_ < e_) {                                                                \
             size_t l_ = e_ - i_ < 8 ? e_ - i_ : 8;                                       \
@@ -317,6 +328,10 @@ extern const char cfn_prefetch_idle[64];
             i_ += l_;                                                                    \
         }                                                                                \
     } while (0)
+
+// The accumulator of step k: 0 and 1 for a pair's steps, 2 and 3 for the second pair of an unrolled loop
+// (k = 4, 5), 0 for single steps (k = 2).
+#define CFN_ACC(k) (((k) & 1) | (((k) >> 1) & 2))
 
 // MARK: Row statistics (Statistics.c)
 

@@ -36,19 +36,19 @@ void cfn_stats_init(cfn_stats *stats, int centered, const void *x, int dtype, si
 CFN_VECTOR static void deviation_sums(
     const void *row, int dtype, size_t start, size_t count, float center, float *sum, float *squares
 ) {
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(center);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}, sq[4] = {acc[0], acc[0], acc[0], acc[0]}, c = _mm256_set1_ps(center);
     cfn_prefetch none = {0};
 #define STEP(i, lanes, k, stream_)                                                                \
     {                                                                                             \
         __m256 d = _mm256_sub_ps(cfn_load(row, i, lanes, dtype), c);                              \
         if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                               \
-        acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                                \
-        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                             \
+        acc[CFN_ACC(k)] = _mm256_add_ps(acc[CFN_ACC(k)], d);                                                \
+        sq[CFN_ACC(k)] = _mm256_fmadd_ps(d, d, sq[CFN_ACC(k)]);                                             \
     }
-    CFN_FOR_LANES(start, start + count, 0, 0, none, STEP);
+    CFN_FOR_LANES(start, start + count, 0, 0, 2, none, STEP);
 #undef STEP
-    *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
-    *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
+    *sum = cfn_sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    *squares = cfn_sum8(_mm256_add_ps(_mm256_add_ps(sq[0], sq[1]), _mm256_add_ps(sq[2], sq[3])));
 }
 
 void cfn_stats_add(cfn_stats *stats, const void *row, int dtype, size_t start, size_t count, float sum, float squares) {
@@ -94,7 +94,7 @@ CFN_LANES void block_sums(
     const void *x, int dtype, size_t start, size_t count, int centered, float shift, float *sum, float *squares,
     cfn_prefetch prefetch
 ) {
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sq[2] = {acc[0], acc[0]}, c = _mm256_set1_ps(shift);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}, sq[4] = {acc[0], acc[0], acc[0], acc[0]}, c = _mm256_set1_ps(shift);
     __m256 pending = acc[0];
 #define STEP(i, lanes, k, stream_)                                                                \
     {                                                                                             \
@@ -103,14 +103,14 @@ CFN_LANES void block_sums(
         if (centered) {                                                                           \
             if (centered == 1) d = _mm256_sub_ps(v, c);                                           \
             if (lanes != 8 && centered == 1) d = _mm256_and_ps(d, cfn_lane_mask(lanes));          \
-            acc[k & 1] = _mm256_add_ps(acc[k & 1], d);                                            \
+            acc[CFN_ACC(k)] = _mm256_add_ps(acc[CFN_ACC(k)], d);                                            \
         }                                                                                         \
-        sq[k & 1] = _mm256_fmadd_ps(d, d, sq[k & 1]);                                             \
+        sq[CFN_ACC(k)] = _mm256_fmadd_ps(d, d, sq[CFN_ACC(k)]);                                             \
     }
-    CFN_FOR_LANES(start, start + count, 0, 0, prefetch, STEP);
+    CFN_FOR_LANES(start, start + count, 0, 0, 2, prefetch, STEP);
 #undef STEP
-    *sum = cfn_sum8(_mm256_add_ps(acc[0], acc[1]));
-    *squares = cfn_sum8(_mm256_add_ps(sq[0], sq[1]));
+    *sum = cfn_sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    *squares = cfn_sum8(_mm256_add_ps(_mm256_add_ps(sq[0], sq[1]), _mm256_add_ps(sq[2], sq[3])));
 }
 
 CFN_LANES void row_statistics(
