@@ -25,7 +25,7 @@ struct InfoCommand: ParsableCommand {
             lines.append("  vector ISA:    \(processor.vectorFeatures.joined(separator: " "))")
         }
         lines.append("  kernels:       \(CPUSettings.kernels.rawValue): \(CPUSettings.simdDescription)")
-        lines.append("  SIMD width:    \(processor.assumedSIMDWidth) x Float (SIMD\(processor.assumedSIMDWidth)<Float>, \(processor.assumedSIMDWidth * 32)-bit); assumed from the instruction set, CPUSettings does not report one")
+        lines.append("  SIMD width:    \(CPUSettings.vectorLanes) x Float (\(CPUSettings.vectorLanes * 32)-bit registers, CPUSettings.vectorLanes); kernels available here: \(CPUSettings.availableKernels.map(\.rawValue).joined(separator: ", "))")
         return lines
     }
 
@@ -55,12 +55,6 @@ struct ProcessorDescription {
     /// The SIMD extensions relevant to the kernels, in the order they were introduced.
     var vectorFeatures: [String]
 
-    /// Floats per vector the instruction set suggests: 16 with AVX-512, 8 with AVX, else 4 (SSE, NEON).
-    var assumedSIMDWidth: Int {
-        if vectorFeatures.contains("avx512f") { return 16 }
-        if vectorFeatures.contains("avx") || vectorFeatures.contains("avx2") { return 8 }
-        return 4
-    }
 
     static var current: ProcessorDescription {
         let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
@@ -75,7 +69,7 @@ struct ProcessorDescription {
             default: break
             }
         }
-        let known = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_fp16", "avx512_bf16", "asimd", "asimdhp", "sve", "bf16"]
+        let known = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_fp16", "avx512_bf16", "asimd", "asimdhp", "sve", "bf16"]
         return ProcessorDescription(model: model, vectorFeatures: known.filter(flags.contains))
     }
 }

@@ -67,6 +67,13 @@ public enum CPUSettings {
         return availableKernels.first { $0 >= requested } ?? .portable
     }
 
+    /// Floats per hardware vector register that ``kernels`` compute with: 8 for the C builds (256-bit
+    /// registers, the AVX-512 build too), 4 for the Swift kernels on SSE2 or NEON (SIMD16<Float> lowered to
+    /// four 128-bit registers).
+    public static var vectorLanes: Int {
+        kernels == .portable ? 4 : 8
+    }
+
     /// The vector width the CPU kernels compute with, for `fusednorm info`.
     public static var simdDescription: String {
         #if arch(x86_64)
