@@ -52,9 +52,9 @@ public enum CPUSettings {
     }()
 
     /// The kernels asked for in the current task: the fastest (``Kernels/avx512``) unless the environment
-    /// variable `FUSEDNORM_CPU_KERNELS` names others (`avx512`, `avx2`, `portable`). Override it for a scope
-    /// (tests compare them) with `CPUSettings.$requestedKernels.withValue(.portable) { ... }`: a task-local
-    /// value, so that other tasks running at the same time keep theirs.
+    /// variable `FUSEDNORM_CPU_KERNELS` names others (`avx512`, `avx2`, `portable`; other values are ignored).
+    /// Override it for a scope (tests compare them) with `CPUSettings.$requestedKernels.withValue(.portable)
+    /// { ... }`: a task-local value, so that other tasks running at the same time keep theirs.
     @TaskLocal public static var requestedKernels: Kernels =
         ProcessInfo.processInfo.environment["FUSEDNORM_CPU_KERNELS"].flatMap(Kernels.init(rawValue:)) ?? .avx512
 
