@@ -372,7 +372,13 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
         let narrow = max(1, min(8, 64 / (vectorWidth * pairBytes)))
         let stageable = gpu.asyncCopies && gpu.tuning.staging > 0 && inputElementBytes.allSatisfy { vectorWidth * $0 >= 4 }
         let wide = stageable && vectors > 256 * narrow
-        let perThread = gpu.tuning.backwardVectors ?? (wide ? min(8, 2 * narrow) : narrow)
+        // Rows that one warp holds at 128 bytes per thread but not at 64 (16-bit N = 513-1024, fp32 257-512):
+        // a warp per row, whose sums need only shuffles, instead of two or more warps exchanging them through
+        // shared memory (S20, bf16: LayerNorm N = 768 0.62 → 0.87, 1024 0.73 → 0.85; RMSNorm 0.78 → 0.86,
+        // 0.83 → 0.84; fp16 the same; fp32 N = 512 +2 points. Rows a warp holds at 64 bytes, or that need
+        // more than a warp at 128, lost with 128 bytes: bf16 N = 512 0.91 → 0.83, 2048 0.87 → 0.75).
+        let oneWarp = vectors > 32 * narrow && vectors <= 64 * narrow
+        let perThread = gpu.tuning.backwardVectors ?? (wide ? min(8, 2 * narrow) : oneWarp ? 2 * narrow : narrow)
         var c = LaunchConfiguration(
             threadsPerRow: 1, rowsPerBlock: 1, clusterSize: 1, vectorWidth: vectorWidth, vectorsPerThread: perThread,
             rowStorage: .registers, weightInRegisters: false, prefetch: true, sharedAccumulators: true,
