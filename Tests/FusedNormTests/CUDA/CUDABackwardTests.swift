@@ -76,6 +76,11 @@ enum CUDABackwardCases {
         CUDABackwardCase(norm: .rms, columns: 128, rows: 32 * 300, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16, weightRows: 32),
         CUDABackwardCase(norm: .layer, columns: 1000, rows: 3000, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, bias: .bfloat16, dx: .bfloat16, savedStatistics: false),
         CUDABackwardCase(norm: .rms, columns: 4096, rows: 1, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16),
+        // A warp per row at 128 bytes of x and dy per thread (rows one warp cannot hold at 64), more rows than
+        // teams: 3 and 4 vectors per thread, saved statistics, fp32 at N = 512.
+        CUDABackwardCase(norm: .layer, columns: 768, rows: 2001, x: .float16, dy: .float16, weight: .float16, bias: .float16, dx: .float16),
+        CUDABackwardCase(norm: .rms, columns: 1024, rows: 1500, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16, layout: .everyOtherRow),
+        CUDABackwardCase(norm: .layer, columns: 512, rows: 999, x: .float32, dy: .float32, weight: .float32, bias: .float32, dx: .float32),
         // 128 bytes of x and dy per thread, staged, in one CTA (more rows than teams).
         CUDABackwardCase(norm: .layer, columns: 8192, rows: 1000, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, bias: .bfloat16, dx: .bfloat16),
         CUDABackwardCase(norm: .rms, columns: 4096, rows: 800, x: .float32, dy: .float32, weight: .float32, dx: .float32),
