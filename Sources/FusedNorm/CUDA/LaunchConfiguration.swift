@@ -372,13 +372,20 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
         let narrow = max(1, min(8, 64 / (vectorWidth * pairBytes)))
         let stageable = gpu.asyncCopies && gpu.tuning.staging > 0 && inputElementBytes.allSatisfy { vectorWidth * $0 >= 4 }
         let wide = stageable && vectors > 256 * narrow
-        // Rows that one warp holds at 128 bytes per thread but not at 64 (16-bit N = 513-1024, fp32 257-512):
-        // a warp per row, whose sums need only shuffles, instead of two or more warps exchanging them through
-        // shared memory (S20, bf16: LayerNorm N = 768 0.62 → 0.87, 1024 0.73 → 0.85; RMSNorm 0.78 → 0.86,
-        // 0.83 → 0.84; fp16 the same; fp32 N = 512 +2 points. Rows a warp holds at 64 bytes, or that need
-        // more than a warp at 128, lost with 128 bytes: bf16 N = 512 0.91 → 0.83, 2048 0.87 → 0.75).
+        // Rows one CTA holds take twice the narrow vectors per thread (128 bytes) where that leaves fewer vector
+        // slots idle (threads per row come in powers of two), or where it makes one warp hold the row, whose
+        // sums then need only shuffles instead of an exchange between warps through shared memory. Measured
+        // (S20, S24, bf16, fraction of copy): LayerNorm backward N = 768 0.62 → 0.87, 1024 0.73 → 0.85 (one
+        // warp), 1536 0.66 → 0.78, 2560 0.55 → 0.73, 3072 0.64 → 0.81 (fewer idle slots); RMSNorm 0.78 → 0.86,
+        // 0.83 → 0.84, 0.83 → 0.86, 0.77 → 0.89, 0.83 → 0.89; fp16 the same. Where both fill their slots alike
+        // (powers of two), 128 bytes lost: bf16 N = 512 0.91 → 0.83, 2048 0.87 → 0.75, 4096 0.87 → 0.78.
+        func slots(_ perThread: Int) -> Int {
+            let threads = min(256, max(32, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
+            return threads * ((vectors + threads - 1) / threads)
+        }
         let oneWarp = vectors > 32 * narrow && vectors <= 64 * narrow
-        let perThread = gpu.tuning.backwardVectors ?? (wide ? min(8, 2 * narrow) : oneWarp ? 2 * narrow : narrow)
+        let fuller = vectors > 32 * narrow && vectors <= 256 * narrow && slots(2 * narrow) < slots(narrow)
+        let perThread = gpu.tuning.backwardVectors ?? (wide ? min(8, 2 * narrow) : oneWarp || fuller ? 2 * narrow : narrow)
         var c = LaunchConfiguration(
             threadsPerRow: 1, rowsPerBlock: 1, clusterSize: 1, vectorWidth: vectorWidth, vectorsPerThread: perThread,
             rowStorage: .registers, weightInRegisters: false, prefetch: true, sharedAccumulators: true,

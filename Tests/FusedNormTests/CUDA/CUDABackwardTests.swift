@@ -81,6 +81,11 @@ enum CUDABackwardCases {
         CUDABackwardCase(norm: .layer, columns: 768, rows: 2001, x: .float16, dy: .float16, weight: .float16, bias: .float16, dx: .float16),
         CUDABackwardCase(norm: .rms, columns: 1024, rows: 1500, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, dx: .bfloat16, layout: .everyOtherRow),
         CUDABackwardCase(norm: .layer, columns: 512, rows: 999, x: .float32, dy: .float32, weight: .float32, bias: .float32, dx: .float32),
+        // 128 bytes per thread where that leaves fewer slots idle: 64 threads × 3 vectors (bf16 N = 1536), 128 × 3
+        // with an unused tail of slots (bf16 N = 2560, fp32 N = 1536).
+        CUDABackwardCase(norm: .layer, columns: 1536, rows: 700, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, bias: .bfloat16, dx: .bfloat16),
+        CUDABackwardCase(norm: .rms, columns: 2560, rows: 600, x: .float16, dy: .float16, weight: .float16, dx: .float16, savedStatistics: false),
+        CUDABackwardCase(norm: .layer, columns: 1536, rows: 500, x: .float32, dy: .float32, weight: .float32, bias: .float32, dx: .float32),
         // 128 bytes of x and dy per thread, staged, in one CTA (more rows than teams).
         CUDABackwardCase(norm: .layer, columns: 8192, rows: 1000, x: .bfloat16, dy: .bfloat16, weight: .bfloat16, bias: .bfloat16, dx: .bfloat16),
         CUDABackwardCase(norm: .rms, columns: 4096, rows: 800, x: .float32, dy: .float32, weight: .float32, dx: .float32),
