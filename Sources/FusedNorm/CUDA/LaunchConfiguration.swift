@@ -383,8 +383,10 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
             let threads = min(256, max(32, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
             return threads * ((vectors + threads - 1) / threads)
         }
-        let oneWarp = vectors > 32 * narrow && vectors <= 64 * narrow
-        let fuller = vectors > 32 * narrow && vectors <= 256 * narrow && slots(2 * narrow) < slots(narrow)
+        // (Measured for full 16-byte vectors, where narrow is 2; narrower vectors of odd N keep narrow.)
+        let measured = narrow <= 2
+        let oneWarp = measured && vectors > 32 * narrow && vectors <= 64 * narrow
+        let fuller = measured && vectors > 32 * narrow && vectors <= 256 * narrow && slots(2 * narrow) < slots(narrow)
         let perThread = gpu.tuning.backwardVectors ?? (wide ? min(8, 2 * narrow) : oneWarp || fuller ? 2 * narrow : narrow)
         var c = LaunchConfiguration(
             threadsPerRow: 1, rowsPerBlock: 1, clusterSize: 1, vectorWidth: vectorWidth, vectorsPerThread: perThread,
