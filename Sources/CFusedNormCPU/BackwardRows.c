@@ -126,7 +126,7 @@ CFN_LANES void input_gradient_row(
            and x = mean (a row of one element). */                                                             \
         __m256 dx = dxd == CFN_FLOAT32 ? _mm256_mul_ps(_mm256_sub_ps(g, _mm256_mul_ps(hat, mgh)), r)           \
                                        : _mm256_mul_ps(_mm256_fnmadd_ps(hat, rmgh, g), r);                     \
-        if (residual) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                           \
+        if (residual) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                     \
         cfn_put_k(out, i, lanes, dxd, dx, st, k, &po);                                                         \
     }
     CFN_FOR_LANES(0, a->columns, head, stream, 1, prefetch, STEP);

@@ -17,8 +17,8 @@ CFN_LANES void residual_block(
 ) {
     int stream;
     size_t head = cfn_stream_head(a->residual_output, start, sd, &stream);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}, sq[4] = {acc[0], acc[0], acc[0], acc[0]}, c = _mm256_set1_ps(shift);
-    __m256 px = acc[0], pr = acc[0];
+    __m256 z = _mm256_setzero_ps(), acc[4] = {z, z, z, z}, sq[4] = {z, z, z, z}, c = _mm256_set1_ps(shift);
+    __m256 px = z, pr = z;
     __m256i ps = _mm256_setzero_si256();
     // Locals, not a->...: the vector stores may alias anything, which would reload the fields every step.
     const void *x = a->x, *residual = a->residual;
@@ -39,8 +39,8 @@ CFN_LANES void residual_block(
     }
     CFN_FOR_LANES(start, start + count, head, stream, 2, prefetch, STEP);
 #undef STEP
-    *sum = cfn_sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    *squares = cfn_sum8(_mm256_add_ps(_mm256_add_ps(sq[0], sq[1]), _mm256_add_ps(sq[2], sq[3])));
+    *sum = cfn_sum4(acc);
+    *squares = cfn_sum4(sq);
 }
 
 CFN_LANES void residual_row(

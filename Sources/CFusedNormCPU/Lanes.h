@@ -333,6 +333,11 @@ extern const char cfn_prefetch_idle[64];
 // (k = 4, 5), 0 for single steps (k = 2).
 #define CFN_ACC(k) (((k) & 1) | (((k) >> 1) & 2))
 
+// The sum of the lanes of four accumulators (acc[CFN_ACC(k)]), pairs added first.
+CFN_LANES float cfn_sum4(const __m256 acc[4]) {
+    return cfn_sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
 // MARK: Row statistics (Statistics.c)
 
 // The statistics of one row, accumulated block by block, exactly as FusedNorm's Swift `RowStatistics`:

@@ -36,7 +36,7 @@ void cfn_stats_init(cfn_stats *stats, int centered, const void *x, int dtype, si
 CFN_VECTOR static void deviation_sums(
     const void *row, int dtype, size_t start, size_t count, float center, float *sum, float *squares
 ) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}, sq[4] = {acc[0], acc[0], acc[0], acc[0]}, c = _mm256_set1_ps(center);
+    __m256 z = _mm256_setzero_ps(), acc[4] = {z, z, z, z}, sq[4] = {z, z, z, z}, c = _mm256_set1_ps(center);
     cfn_prefetch none = {0};
 #define STEP(i, lanes, k, stream_)                                                                \
     {                                                                                             \
@@ -47,8 +47,8 @@ CFN_VECTOR static void deviation_sums(
     }
     CFN_FOR_LANES(start, start + count, 0, 0, 2, none, STEP);
 #undef STEP
-    *sum = cfn_sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    *squares = cfn_sum8(_mm256_add_ps(_mm256_add_ps(sq[0], sq[1]), _mm256_add_ps(sq[2], sq[3])));
+    *sum = cfn_sum4(acc);
+    *squares = cfn_sum4(sq);
 }
 
 void cfn_stats_add(cfn_stats *stats, const void *row, int dtype, size_t start, size_t count, float sum, float squares) {
@@ -94,8 +94,8 @@ CFN_LANES void block_sums(
     const void *x, int dtype, size_t start, size_t count, int centered, float shift, float *sum, float *squares,
     cfn_prefetch prefetch
 ) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}, sq[4] = {acc[0], acc[0], acc[0], acc[0]}, c = _mm256_set1_ps(shift);
-    __m256 pending = acc[0];
+    __m256 z = _mm256_setzero_ps(), acc[4] = {z, z, z, z}, sq[4] = {z, z, z, z}, c = _mm256_set1_ps(shift);
+    __m256 pending = z;
 #define STEP(i, lanes, k, stream_)                                                                \
     {                                                                                             \
         __m256 v = cfn_load_k(x, i, lanes, dtype, k, &pending);                                   \
@@ -109,8 +109,8 @@ CFN_LANES void block_sums(
     }
     CFN_FOR_LANES(start, start + count, 0, 0, 2, prefetch, STEP);
 #undef STEP
-    *sum = cfn_sum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    *squares = cfn_sum8(_mm256_add_ps(_mm256_add_ps(sq[0], sq[1]), _mm256_add_ps(sq[2], sq[3])));
+    *sum = cfn_sum4(acc);
+    *squares = cfn_sum4(sq);
 }
 
 CFN_LANES void row_statistics(
