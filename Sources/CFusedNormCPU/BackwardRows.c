@@ -8,13 +8,25 @@
 #include "Lanes.h"
 
 #ifdef CFN_HAS_LANES
+#include <math.h>
 
-// Pass A over a block: ŝ = (x − mean − meanError)·rstd (the mean only when centered, its error only when
-// `error`) and g = dy·w; dy·ŝ added to the dweight partial row (one fused multiply-add) and dy to the dbias partial row (here rather
-// than in pass B, whose non-temporal dx stores hold up other stores); Σ g (centered only) and Σ g·ŝ in fp32.
+// Whether a LayerNorm row takes x − mean exactly (the mean subtracted first, then its rounding error: the
+// `exact` specializations) rather than fused with the scaling (ŝ = x·rstd − mean·rstd, and pass B's
+// two-multiply-add form for 16-bit dx): where the mean's rounding error counts (meanError ≠ 0), where the
+// mean is large against the spread (|mean·rstd| > 4: the rounding of mean·rstd would add more than 2^-22 to
+// ŝ), where the statistics are not finite, and in rows too short for a pair of full vectors (N < 16; a row of
+// one element then keeps dx exactly 0).
+static int exact_centering(int centered, size_t n, float mean, float meanError, float rstd) {
+    return centered && (meanError != 0 || !(fabsf(mean * rstd) <= 4) || n < 16);
+}
+
+// Pass A over a block: ŝ = x·rstd − mean·rstd (one fused multiply-add; `exact`: (x − mean − meanError)·rstd, see
+// exact_centering; RMSNorm: x·rstd) and g = dy·w; dy·ŝ added to the dweight partial row (one fused multiply-add)
+// and dy to the dbias partial row (here rather than in pass B, whose non-temporal dx stores hold up other
+// stores); Σ g (centered only) and Σ g·ŝ in fp32.
 CFN_LANES void gradient_sums_block(
-    const cfn_backward_row_args *a, const void *x, int xd, size_t start, size_t count, int dyd, int centered, int error,
-    int weighted, int biased, __m256 m, __m256 e, __m256 r, float *sumG, float *sumGHat, cfn_prefetch prefetch
+    const cfn_backward_row_args *a, const void *x, int xd, size_t start, size_t count, int dyd, int centered, int exact,
+    int weighted, int biased, __m256 m, __m256 e, __m256 r, __m256 mr, float *sumG, float *sumGHat, cfn_prefetch prefetch
 ) {
     // Locals, not a->...: the vector stores may alias anything, which would reload the fields every step.
     const float *w = a->weight;
@@ -25,9 +37,9 @@ CFN_LANES void gradient_sums_block(
     {                                                                                                          \
         __m256 hat = cfn_load_k(x, i, lanes, xd, k, &px);                                                      \
         __m256 d = cfn_load_k(dy, i, lanes, dyd, k, &pd);                                                      \
-        if (centered) hat = _mm256_sub_ps(hat, m);                                                             \
-        if (error) hat = _mm256_sub_ps(hat, e);                                                                \
-        hat = _mm256_mul_ps(hat, r);                                                                           \
+        if (exact) hat = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(hat, m), e), r);                            \
+        else if (centered) hat = _mm256_fmsub_ps(hat, r, mr);                                                  \
+        else hat = _mm256_mul_ps(hat, r);                                                                      \
         __m256 g = d;                                                                                          \
         if (weighted) {                                                                                        \
             g = _mm256_mul_ps(d, cfn_load(w, i, lanes, CFN_FLOAT32));                                          \
@@ -45,27 +57,26 @@ CFN_LANES void gradient_sums_block(
 }
 
 CFN_LANES void gradient_sums(
-    const cfn_backward_row_args *a, const void *x, int xd, int dyd, int centered, int error, int weighted, int biased,
+    const cfn_backward_row_args *a, const void *x, int xd, int dyd, int centered, int exact, int weighted, int biased,
     float mean, float meanError, float rstd, double *sumG, double *sumGHat, cfn_prefetch prefetch
 ) {
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
+    __m256 mr = _mm256_set1_ps(mean * rstd);
     *sumG = *sumGHat = 0;
     for (size_t start = 0; start < a->columns; start += CFN_BLOCK) {
         size_t count = a->columns - start < CFN_BLOCK ? a->columns - start : CFN_BLOCK;
         float g, gh;
-        gradient_sums_block(a, x, xd, start, count, dyd, centered, error, weighted, biased, m, e, r, &g, &gh, prefetch);
+        gradient_sums_block(a, x, xd, start, count, dyd, centered, exact, weighted, biased, m, e, r, mr, &g, &gh, prefetch);
         *sumG += (double)g;
         *sumGHat += (double)gh;
     }
 }
 
 CFN_VECTOR static void gradient_sums_dispatch(
-    const cfn_backward_row_args *a, const void *x, int xd, float mean, float meanError, float rstd, double *sumG,
-    double *sumGHat, cfn_prefetch prefetch
+    const cfn_backward_row_args *a, const void *x, int xd, int exact, float mean, float meanError, float rstd,
+    double *sumG, double *sumGHat, cfn_prefetch prefetch
 ) {
-    int dyd = a->dy_dtype, c = a->centered, w = a->weight != NULL, b = a->bias_gradient != NULL;
-    // The mean's error is 0 with saved statistics, and unless the mean is large against the spread.
-    int e = c && meanError != 0;
+    int dyd = a->dy_dtype, c = a->centered, w = a->weight != NULL, b = a->bias_gradient != NULL, e = exact;
 #define CALL(XD, DYD, C, E, W, B) \
     gradient_sums(a, x, XD, DYD, C, E, W, B, mean, meanError, rstd, sumG, sumGHat, prefetch)
 #define FLAGS(XD, DYD)                                   \
@@ -96,16 +107,23 @@ CFN_VECTOR static void gradient_sums_dispatch(
 }
 
 // Pass B: dx = ((g − meanG) − ŝ·meanGHat)·rstd (+ residual gradient), streamed out, with ŝ and g computed
-// again as in pass A from x (dtype xd) and dy (dtype dyd), in cache since pass A.
+// again as in pass A from x (dtype xd) and dy (dtype dyd), in cache since pass A. A centered 16-bit dx, not
+// `exact` (see exact_centering), as PyTorch's CPU kernel takes it: dx = g·rstd + (x·b + c), where
+// b = −rstd²·meanGHat and c = rstd·(mean·rstd·meanGHat − meanG) (two fused multiply-adds, two operations
+// fewer per eight elements; the error that c's rounding adds stays far below a 16-bit dx's own rounding).
 CFN_LANES void input_gradient_row(
-    const cfn_backward_row_args *a, const void *x, int xd, int dyd, int dxd, int centered, int weighted, int error,
-    int residual, float mean, float meanError, float rstd, float meanG, float meanGHat, cfn_prefetch prefetch
+    const cfn_backward_row_args *a, const void *x, int xd, int dyd, int dxd, int centered, int weighted, int exact,
+    int residual, float mean, float meanError, float rstd, double meanG, double meanGHat, cfn_prefetch prefetch
 ) {
     int stream;
     size_t head = cfn_stream_head(a->dx, 0, dxd, &stream);
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
-    __m256 mg = _mm256_set1_ps(meanG), mgh = _mm256_set1_ps(meanGHat);
-    __m256 rmgh = _mm256_set1_ps(rstd * meanGHat);
+    __m256 mg = _mm256_set1_ps((float)meanG), mgh = _mm256_set1_ps((float)meanGHat);
+    __m256 rmgh = _mm256_set1_ps(rstd * (float)meanGHat);
+    __m256 b = _mm256_set1_ps((float)(-(double)rstd * rstd * meanGHat));
+    __m256 c = _mm256_set1_ps((float)(rstd * ((double)mean * rstd * meanGHat - meanG)));
+    // The two-multiply-add form.
+    int affine = centered && !exact && dxd != CFN_FLOAT32;
     const float *w = a->weight;
     const void *dy = a->dy, *rg = a->residual_gradient;
     int rgd = a->residual_gradient_dtype;
@@ -113,19 +131,20 @@ CFN_LANES void input_gradient_row(
     __m256 po = _mm256_setzero_ps(), px = po, pd = po;
 #define STEP(i, lanes, k, st)                                                                                  \
     {                                                                                                          \
-        __m256 hat = cfn_load_k(x, i, lanes, xd, k, &px);                                                      \
-        if (centered) hat = _mm256_sub_ps(hat, m);                                                             \
-        if (error) hat = _mm256_sub_ps(hat, e);                                                                \
+        __m256 v = cfn_load_k(x, i, lanes, xd, k, &px), hat = v;                                               \
+        if (centered && !affine) hat = _mm256_sub_ps(hat, m);                                                  \
+        if (exact) hat = _mm256_sub_ps(hat, e);                                                                \
         /* 16-bit dx: hat holds x − mean, and ŝ·meanGHat = (x − mean)·(rstd·meanGHat), fused */                \
         if (dxd == CFN_FLOAT32) hat = _mm256_mul_ps(hat, r);                                                   \
         __m256 g = cfn_load_k(dy, i, lanes, dyd, k, &pd);                                                      \
         if (weighted) g = _mm256_mul_ps(g, cfn_load(w, i, lanes, CFN_FLOAT32));                                \
-        if (centered) g = _mm256_sub_ps(g, mg);                                                                \
+        if (centered && !affine) g = _mm256_sub_ps(g, mg);                                                     \
         /* float32 dx: as the Swift kernels, whose float32 results this one matches closely where g and      \
-           ŝ·meanGHat nearly cancel; 16-bit dx: g − ŝ·meanGHat fused. Exactly 0 either way where g = meanG   \
-           and x = mean (a row of one element). */                                                             \
-        __m256 dx = dxd == CFN_FLOAT32 ? _mm256_mul_ps(_mm256_sub_ps(g, _mm256_mul_ps(hat, mgh)), r)           \
-                                       : _mm256_mul_ps(_mm256_fnmadd_ps(hat, rmgh, g), r);                     \
+           ŝ·meanGHat nearly cancel; 16-bit dx of exact rows: g − ŝ·meanGHat fused. Exactly 0 either way     \
+           where g = meanG and x = mean (a row of one element). */                                             \
+        __m256 dx = affine               ? _mm256_fmadd_ps(g, r, _mm256_fmadd_ps(v, b, c))                     \
+                    : dxd == CFN_FLOAT32 ? _mm256_mul_ps(_mm256_sub_ps(g, _mm256_mul_ps(hat, mgh)), r)         \
+                                         : _mm256_mul_ps(_mm256_fnmadd_ps(hat, rmgh, g), r);                   \
         if (residual) dx = _mm256_add_ps(dx, cfn_load(rg, i, lanes, rgd));                                     \
         cfn_put_k(out, i, lanes, dxd, dx, st, k, &po);                                                         \
     }
@@ -134,11 +153,11 @@ CFN_LANES void input_gradient_row(
 }
 
 CFN_VECTOR static void input_gradient(
-    const cfn_backward_row_args *a, const void *x, int xd, float mean, float meanError, float rstd, float meanG,
-    float meanGHat, cfn_prefetch prefetch
+    const cfn_backward_row_args *a, const void *x, int xd, int exact, float mean, float meanError, float rstd,
+    double meanG, double meanGHat, cfn_prefetch prefetch
 ) {
     int c = a->centered, w = a->weight != NULL, dyd = a->dy_dtype, dxd = a->dx_dtype;
-    int e = c && meanError != 0, g = a->residual_gradient != NULL;
+    int e = exact, g = a->residual_gradient != NULL;
     // The residual gradient's test too is taken out of the loops.
 #define CALL(XD, DYD, DXD, C, W, E)                                                                                 \
     do {                                                                                                            \
@@ -185,9 +204,10 @@ CFN_VECTOR void CFN_NAME(cfn_backward_row)(const cfn_backward_row_args *a) {
     } else {
         cfn_row_statistics(x, xd, n, a->centered, a->epsilon, &mean, &meanError, &rstd, (cfn_prefetch){0});
     }
+    int exact = exact_centering(a->centered, n, mean, meanError, rstd);
     double sumG, sumGHat;
-    gradient_sums_dispatch(a, x, xd, mean, meanError, rstd, &sumG, &sumGHat, first);
-    input_gradient(a, x, xd, mean, meanError, rstd, (float)(sumG / (double)n), (float)(sumGHat / (double)n), second);
+    gradient_sums_dispatch(a, x, xd, exact, mean, meanError, rstd, &sumG, &sumGHat, first);
+    input_gradient(a, x, xd, exact, mean, meanError, rstd, sumG / (double)n, sumGHat / (double)n, second);
 }
 
 #endif
