@@ -92,6 +92,28 @@ struct LayerNormTests {
         }
     }
 
+    @Test("Gradients of rows whose mean is exact but large against the spread keep x − mean exact", arguments: TestDevices.all, DType.allCases)
+    func exactMeanFarFromZero(device: Device, dxDType: DType) throws {
+        // x = 10^5 ± k/128 in pairs: the mean is exactly 10^5 (no rounding error for the kernels to carry), while
+        // mean·rstd ≈ 10^5, whose rounding alone would move ŝ by ~0.003.
+        var rng = SplitMix64(label: "layernorm exact mean")
+        let rows = 2, n = 2048
+        let x = (0..<rows).flatMap { _ in
+            let steps = rng.values(n / 2, 1, 256).map { Float(Int($0)) / 128 }
+            return zip(steps, steps.reversed()).flatMap { [100_000 + $0, 100_000 - $1] }
+        }
+        let dy = rng.values(rows * n, -1, 1), weight = rng.values(n, 0.5, 1.5)
+        let gradients = try layerNormBackward(
+            Tensor(dy, shape: [rows, n], device: device), input: Tensor(x, shape: [rows, n], device: device),
+            weight: Tensor(weight, device: device), inputGradient: Tensor.zeros([rows, n], dtype: dxDType, device: device))
+        let reference = Reference.layerNormBackward(
+            outputGradient: dy, x: x, weight: weight, hasBias: false, rows: rows, columns: n, epsilon: 1e-5)
+        let dxError = Reference.relativeError(try gradients.input.toArray(), reference.input)
+        let dweightError = Reference.relativeError(try gradients.weight!.toArray(), reference.weight!)
+        #expect(dxError <= Reference.tolerance(dxDType), "dx (\(dxDType)) on \(device): \(dxError)")
+        #expect(dweightError <= Reference.tolerance(.float32), "dweight on \(device): \(dweightError)")
+    }
+
     @Test("LayerNorm's saved mean and rstd give the same gradients as recomputing them", arguments: TestDevices.all)
     func savedStatisticsAgree(device: Device) throws {
         var rng = SplitMix64(label: "layernorm saved")

@@ -27,6 +27,8 @@ struct BackwardCase: Sendable, CustomTestStringConvertible {
     var residualGradientLayout: Layout = .contiguous
     var inputGradientLayout: Layout = .contiguous
     var epsilon: Float = 1e-5
+    /// Added to x's values (a mean large against the spread: LayerNorm's exact centering).
+    var xOffset: Float = 0
 
     var columns: Int { shape[shape.count - 1] }
     var rows: Int { shape.dropLast().reduce(1, *) }
@@ -46,6 +48,7 @@ struct BackwardCase: Sendable, CustomTestStringConvertible {
             .filter { $0.1 != .contiguous }.map { "\($0.0)@\($0.1)" }
         parts += layouts
         if epsilon != 1e-5 { parts.append("eps:\(epsilon)") }
+        if xOffset != 0 { parts.append("x+\(xOffset)") }
         return parts.joined(separator: " ")
     }
 }
@@ -60,8 +63,8 @@ struct BackwardInputs {
     init(_ c: BackwardCase, device: Device) throws {
         var rng = SplitMix64(label: c.testDescription)
         let count = c.rows * c.columns
-        x = try Input(c.norm == .layer ? rng.values(count, -1.5, 2.5) : rng.values(count), shape: c.shape, dtype: c.x,
-                      layout: c.xLayout, device: device)
+        x = try Input((c.norm == .layer ? rng.values(count, -1.5, 2.5) : rng.values(count)).map { $0 + c.xOffset },
+                      shape: c.shape, dtype: c.x, layout: c.xLayout, device: device)
         dy = try Input(rng.values(count, -1, 1), shape: c.shape, dtype: c.dy ?? c.x, layout: c.dyLayout, device: device)
         let parameterCount = c.parameterShape.reduce(1, *)
         let weightValues = c.weightOffset == 0 ? rng.values(parameterCount, 0.5, 1.5) : rng.values(parameterCount, -0.5, 0.5)
