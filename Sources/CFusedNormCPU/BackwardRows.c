@@ -13,11 +13,11 @@
 // Whether a LayerNorm row takes x − mean exactly (the mean subtracted first, then its rounding error: the
 // `exact` specializations) rather than fused with the scaling (ŝ = x·rstd − mean·rstd, and pass B's
 // two-multiply-add form for 16-bit dx): where the mean's rounding error counts (meanError ≠ 0), where the
-// mean is large against the spread (|mean·rstd| > 4: the rounding of mean·rstd would add more than 2^-22 to
-// ŝ), where the statistics are not finite, and in rows too short for a pair of full vectors (N < 16; a row of
-// one element then keeps dx exactly 0).
+// mean is not small against the spread (|mean·rstd| ≥ 1, as in the forward pass: below, the rounding of
+// mean·rstd adds at most 2^-25 to ŝ), where the statistics are not finite, and in rows too short for a pair of
+// full vectors (N < 16; a row of one element then keeps dx exactly 0).
 static int exact_centering(int centered, size_t n, float mean, float meanError, float rstd) {
-    return centered && (meanError != 0 || !(fabsf(mean * rstd) <= 4) || n < 16);
+    return centered && (meanError != 0 || !(fabsf(mean * rstd) < 1) || n < 16);
 }
 
 // Pass A over a block: ŝ = x·rstd − mean·rstd (one fused multiply-add; `exact`: (x − mean − meanError)·rstd, see
