@@ -51,17 +51,18 @@ enum BackwardCases {
         }
     }
 
-    /// Either side of a 1024-element block, many rows (work split over threads, several gradient groups), and
     /// LayerNorm rows whose mean is large against their spread (recomputed statistics: a saved fp32 mean would
     /// itself be off by half its ulp, more than the tolerances).
+    static let layerLargeMeans = [
+        BackwardCase(norm: .layer, shape: [2, 4095], x: .float32, dy: .bfloat16, bias: .float32, inputGradient: .float16, xOffset: 1e5),
+        BackwardCase(norm: .layer, shape: [2, 1025], x: .float32, inputGradient: .bfloat16, xOffset: 1e6),
+        BackwardCase(norm: .layer, shape: [2, 4096], x: .float32, bias: .float32, xOffset: 1e5),
+        BackwardCase(norm: .layer, shape: [2, 4095], x: .float16, weight: .bfloat16, bias: .float32, xOffset: 200),
+    ]
+
+    /// Either side of a 1024-element block, and many rows (work split over threads, several gradient groups).
     static func others(_ norm: Norm) -> [BackwardCase] {
-        let largeMeans = [
-            BackwardCase(norm: .layer, shape: [2, 4095], x: .float32, dy: .bfloat16, bias: .float32, inputGradient: .float16, xOffset: 1e5),
-            BackwardCase(norm: .layer, shape: [2, 1025], x: .float32, inputGradient: .bfloat16, xOffset: 1e6),
-            BackwardCase(norm: .layer, shape: [2, 4096], x: .float32, bias: .float32, xOffset: 1e5),
-            BackwardCase(norm: .layer, shape: [2, 4095], x: .float16, weight: .bfloat16, bias: .float32, xOffset: 200),
-        ]
-        return (norm == .layer ? largeMeans : []) + [
+        [
             BackwardCase(norm: norm, shape: [2, 1023], x: .bfloat16, weight: .float32, bias: norm == .layer ? .float32 : nil, savedStatistics: true),
             BackwardCase(norm: norm, shape: [2, 1025], x: .float32, dy: .bfloat16, weight: .bfloat16, weightOffset: norm == .rms ? 1 : 0,
                          residualGradient: .float32, inputGradient: .float32, inputGradientLayout: .shiftedColumns),

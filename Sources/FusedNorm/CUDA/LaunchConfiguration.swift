@@ -230,10 +230,26 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
         let large = vectorsFor(forwardRowBudget(small: false, residual: residual, bias: bias, staged: stageable && layer))
         // Largest CTA (threads) of one row: residual rows keep 3 CTAs per SM at 80 registers.
         let maxBlock = residual ? 256 : 512
+        // Rows between powers of two: half the threads where each then holds at most 6 vectors (no spill at the
+        // caps below; 7-8 where that leaves fewer vector slots idle) rather than many threads idle in their
+        // last vector: more rows in flight per SM. Short rows (sub-warp groups) only from 8 threads per row and
+        // where slots were idle, or for LayerNorm. Measured (NOTES.md, "Forward layouts between powers of two",
+        // fraction of the copy at 2^27 elements, bf16): N = 5120 128 threads × 5 vectors instead of 256 × 3;
+        // 7168 128 × 7 instead of 256 × 4 (LayerNorm 0.88 -> 0.95); 160-640 (idle slots) RMSNorm 0.89 -> 0.97,
+        // LayerNorm 0.81 -> 0.97; LayerNorm 192-768 (none idle) 0.89 -> 0.97, where RMSNorm lost (0.96 -> 0.93-0.95,
+        // fp32 1.00 -> 0.95-0.97); 2-4 threads per row lost everywhere (N = 48: 0.96 -> 0.47), 8 vectors at
+        // powers of two too (LayerNorm 4096 0.96 -> 0.91).
+        func halved(_ threads: Int, short: Bool) -> Int {
+            guard gpu.tuning.forwardVectors == nil, !residual, vectorBytes == 16, threads >= (short ? 8 : 64) else { return threads }
+            let perThread = (vectors + threads - 1) / threads, perHalf = (vectors + threads / 2 - 1) / (threads / 2)
+            let fewerIdle = perHalf * (threads / 2) < perThread * threads
+            if short { return perHalf <= 6 && (fewerIdle || layer) ? threads / 2 : threads }
+            return perHalf <= 6 || (perHalf <= 8 && fewerIdle) ? threads / 2 : threads
+        }
         if vectors <= 32 * small {
             // Short rows: a power-of-two group of at most 32 threads per row, 256 threads per CTA; the weight
             // stays in registers (RMSNorm without a residual: LayerNorm's bias would need too many).
-            c.threadsPerRow = min(32, nextPowerOfTwo((vectors + small - 1) / small))
+            c.threadsPerRow = halved(min(32, nextPowerOfTwo((vectors + small - 1) / small)), short: true)
             c.rowsPerBlock = smallRowBlock / c.threadsPerRow
             while c.blockSize > 32, (rows + c.rowsPerBlock - 1) / c.rowsPerBlock < 2 * gpu.multiprocessors {
                 c.rowsPerBlock /= 2
@@ -243,13 +259,7 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
             c.maxRegisters = residual ? forwardResidualRegisters : forwardShortRegisters
         } else if vectors <= maxBlock * small {
             // Medium rows: one CTA per row, the row in registers.
-            c.threadsPerRow = min(maxBlock, max(32, nextPowerOfTwo((vectors + small - 1) / small)))
-            // Rows between powers of two: half the threads with up to 6 vectors each (no spill at the caps
-            // below) rather than many threads idle in their last vector: more rows in flight per SM (N = 5120
-            // bf16: 128 threads × 5 vectors, 9 CTAs per SM, instead of 256 × 3, 4 per SM).
-            if gpu.tuning.forwardVectors == nil, !residual, vectorBytes == 16, c.threadsPerRow > 32, (vectors + c.threadsPerRow / 2 - 1) / (c.threadsPerRow / 2) <= 6 {
-                c.threadsPerRow /= 2
-            }
+            c.threadsPerRow = halved(min(maxBlock, max(32, nextPowerOfTwo((vectors + small - 1) / small))), short: false)
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
             c.maxRegisters = residual ? forwardResidualRegisters : stageable && bias ? forwardShortRegisters : forwardMediumRegisters
         } else if let (threads, cluster) = clusterLayout(

@@ -73,6 +73,28 @@ struct CUDALaunchConfigurationTests {
         #expect(heads.teams % 32 == 0 && heads.teams <= 132 * 8)
     }
 
+    @Test("Forward rows between powers of two: half the threads where that fills more vector slots (LayerNorm: also where none idle), never at powers of two")
+    func forwardRowsBetweenPowersOfTwo() {
+        func layout(_ n: Int, bytes: Int = 2, layer: Bool = true) -> String {
+            let c = LaunchConfiguration.choose(
+                for: .forward, columns: n, rows: 1 << 16, vectorWidth: 16 / bytes, rowElementBytes: bytes,
+                parameterElementBytes: layer ? [bytes, bytes] : [bytes], bias: layer, layer: layer, gpu: .h200)
+            return "\(c.threadsPerRow)x\(c.vectorsPerThread)"
+        }
+        // Medium rows (one CTA per row).
+        #expect(layout(3584) == "64x7")
+        #expect(layout(5120) == "128x5")
+        #expect(layout(7168) == "128x7")
+        #expect(layout(7168, bytes: 4) == "256x7")
+        for n in [2048, 4096, 8192] { #expect(layout(n) == "\(n / 32)x4") }
+        // Short rows (sub-warp groups): idle slots filled for both norms, LayerNorm also at equal slots, never
+        // below 4 threads per row.
+        #expect(layout(160) == "4x5" && layout(160, layer: false) == "4x5")
+        #expect(layout(768) == "16x6" && layout(768, layer: false) == "32x3")
+        #expect(layout(96) == "4x3" && layout(48, layer: false) == "2x3")
+        for n in [256, 512, 1024] { #expect(layout(n) == "\(n / 32)x4") }
+    }
+
     @Test("16-byte vectors only where every tensor's start and row stride allow them")
     func vectorWidth() {
         typealias Access = LaunchConfiguration.Access
