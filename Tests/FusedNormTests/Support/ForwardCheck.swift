@@ -45,6 +45,8 @@ struct ForwardCase: Sendable, CustomTestStringConvertible {
     var epsilon: Float = 1e-5
     /// Magnitude of x and the residual (values uniform in ±2·scale).
     var scale: Float = 1
+    /// Added to x's values (a mean large against the spread).
+    var xOffset: Float = 0
     var api: ForwardAPI = .training
 
     var columns: Int { shape[shape.count - 1] }
@@ -67,6 +69,7 @@ struct ForwardCase: Sendable, CustomTestStringConvertible {
         parts += layouts
         if epsilon != 1e-5 { parts.append("eps:\(epsilon)") }
         if scale != 1 { parts.append("scale:\(scale)") }
+        if xOffset != 0 { parts.append("x+\(xOffset)") }
         if api != .training { parts.append("api:\(api.rawValue)") }
         return parts.joined(separator: " ")
     }
@@ -83,7 +86,7 @@ struct ForwardInputs {
     init(_ c: ForwardCase, device: Device) throws {
         var rng = SplitMix64(label: c.testDescription)
         let count = c.rows * c.columns
-        let xValues = (c.norm == .layer ? rng.values(count, -1.5, 2.5) : rng.values(count)).map { $0 * c.scale }
+        let xValues = (c.norm == .layer ? rng.values(count, -1.5, 2.5) : rng.values(count)).map { $0 * c.scale + c.xOffset }
         x = try Input(xValues, shape: c.shape, dtype: c.x, layout: c.xLayout, device: device)
         residual = try c.residual.map {
             try Input(rng.values(count).map { $0 * c.scale }, shape: c.shape, dtype: $0, layout: c.residualLayout, device: device)
