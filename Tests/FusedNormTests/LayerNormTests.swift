@@ -103,9 +103,10 @@ struct LayerNormTests {
     /// Why the CUDA kernels fail the large-mean cases (NOTES.md, S28b and S31-S33).
     static let cudaMeanLimitation: Comment = """
         The CUDA kernels take a recomputed mean as an fp32 sum over the row and subtract it rounded to fp32 (as \
-        the peer kernels do): with float32 x at 10^5 ± 2, y is off by 4e-3 and dweight by 5e-3. The CPU centers on a shift and \
-        carries the mean's rounding error. Centering the GPU's sums on the row's first value, or the corrected \
-        two-pass mean, passes these cases but cost LayerNorm's bf16 forward 2-5% (NOTES.md S31-S33): not kept.
+        the peer kernels do): with float32 x at 10^5 ± 2, y is off by 4e-3 and dweight by 5e-3. The CPU centers \
+        on a shift and carries the mean's rounding error. Centering the GPU's sums on the row's first value, or \
+        the corrected two-pass mean, passes these cases but cost LayerNorm's bf16 forward 2-5% (NOTES.md \
+        S31-S33): not kept.
         """
 
     @Test("The output has zero mean and unit variance per row without weight and bias", arguments: TestDevices.all)
@@ -125,7 +126,7 @@ struct LayerNormTests {
     @Test("Gradients of rows whose mean is exact but large against the spread keep x − mean exact (CPU; CUDA: see cudaMeanLimitation)",
           arguments: DType.allCases)
     func exactMeanFarFromZero(dxDType: DType) throws {
-        let device = Device.cpu
+        let device = Device.cpu  // the CUDA kernels fail this (cudaMeanLimitation)
         // x = 10^5 ± k/128 in pairs: the mean is exactly 10^5 (no rounding error for the kernels to carry), while
         // mean·rstd ≈ 10^5, whose rounding alone would move ŝ by ~0.003.
         var rng = SplitMix64(label: "layernorm exact mean")
