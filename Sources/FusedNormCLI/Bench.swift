@@ -13,10 +13,11 @@ import Foundation
 ///
 /// How the fraction is taken depends on the device:
 /// - CPU: the host is shared, and the copy's bandwidth moves by a third from one second to the next. So
-///   copy runs and kernel runs alternate (copy, kernel, copy, ..., kernel, copy; see
-///   ``BenchSampler/measure(_:against:)``): `fraction_of_copy` is the median over the kernel runs of
-///   (the run's GB/s) / (the GB/s of the two copies around it), `copy_gbps` the median copy of that
-///   window, `gbps` from the kernel's median time. The fraction is therefore close to, not exactly,
+///   copy runs and kernel runs alternate, and the measurements of one dtype are interleaved (round after
+///   round, each operation and N runs once, between two copies; see
+///   ``BenchSampler/measure(_:against:round:)``): `fraction_of_copy` is the median over the kernel runs of
+///   (the run's GB/s) / (the GB/s of the two copies around it), `copy_gbps` the median of those copies,
+///   `gbps` from the kernel's median time. The fraction is therefore close to, not exactly,
 ///   `gbps / copy_gbps`. The copy is the same as ever: `memcpy` over all of the 2^26-element input,
 ///   split into one part per thread, copied at once.
 /// - GPU: the copy is measured once before each operation and dtype (CUDA events are steady), and
@@ -133,38 +134,52 @@ struct BenchCommand: ParsableCommand {
         let progress = Progress("bench", total: dtypes.count * operations.count * shapes.count, console: console)
         let capacity = max(elements, shapes.map(\.outputSpan).max() ?? 1)
         var records: [BenchRecord] = []
+        func record(_ operation: BenchOperation, _ dtype: DType, _ shape: BenchShape, _ call: BenchCall,
+                    seconds: Double, copyGbps: Double, fraction: Double, repeats: Int, hostSeconds: Double?) {
+            records.append(BenchRecord(
+                op: operation.rawValue, dtype: dtype.rawValue, device: device.description, rows: shape.rows,
+                cols: shape.columns, heads: shape.heads, rowStep: shape.rowStep, medianSeconds: seconds,
+                microseconds: seconds * 1e6, bytes: call.bytes, gbps: Double(call.bytes) / seconds / 1e9,
+                copyGbps: copyGbps, fractionOfCopy: fraction, repeats: repeats, hostMicroseconds: hostSeconds.map { $0 * 1e6 }))
+        }
         for dtype in dtypes {
             progress.update(completed: records.count, detail: "filling \(dtype) inputs")
             let arena = try BenchArena(dtype: dtype, device: device, capacity: capacity, rowStep: rowStep, generator: &generator)
             var sampler = sampler
             sampler.timer = try timer(for: device, arena: arena)
-            for operation in operations {
-                progress.update(completed: records.count, detail: "copy \(dtype)")
-                let copy = try arena.copyCall()
-                // GPU: one copy measurement per operation and dtype. CPU: copies alternate with each kernel's runs.
-                let copyGbps = device == .cpu ? nil : Double(copy.bytes) / (try sampler.measure(copy).medianSeconds) / 1e9
-                for shape in shapes {
-                    progress.update(completed: records.count, detail: "\(operation.rawValue) \(dtype) \(shape.rows)x\(shape.columns)")
-                    let sets = min(arena.availableSets(shape), sampler.warmups + sampler.repeats)
-                    let call = try arena.call(operation, shape: shape, sets: sets, generator: &generator)
-                    let seconds: Double, copyBandwidth: Double, fraction: Double, repeats: Int, host: Double?
-                    if let copyGbps {
-                        let sample = try sampler.measure(call)
-                        (seconds, copyBandwidth, repeats, host) = (sample.medianSeconds, copyGbps, sample.repeats, sample.hostSecondsPerRun)
-                        fraction = Double(call.bytes) / seconds / 1e9 / copyGbps
-                    } else {
-                        let sample = try sampler.measure(call, against: copy)
-                        (seconds, repeats, host) = (sample.medianSeconds, sample.repeats, nil)
-                        copyBandwidth = Double(copy.bytes) / sample.copyMedianSeconds / 1e9
-                        fraction = sample.fractionOfCopy
-                    }
-                    records.append(BenchRecord(
-                        op: operation.rawValue, dtype: dtype.rawValue, device: device.description, rows: shape.rows,
-                        cols: shape.columns, heads: shape.heads, rowStep: shape.rowStep, medianSeconds: seconds,
-                        microseconds: seconds * 1e6, bytes: call.bytes, gbps: Double(call.bytes) / seconds / 1e9,
-                        copyGbps: copyBandwidth, fractionOfCopy: fraction, repeats: repeats,
-                        hostMicroseconds: host.map { $0 * 1e6 }))
+            let copy = try arena.copyCall()
+            let measurements = operations.flatMap { operation in shapes.map { (operation: operation, shape: $0) } }
+            func call(_ operation: BenchOperation, _ shape: BenchShape) throws -> BenchCall {
+                let sets = min(arena.availableSets(shape), sampler.warmups + sampler.repeats)
+                return try arena.call(operation, shape: shape, sets: sets, generator: &generator)
+            }
+            if device == .cpu {
+                // Every operation and shape of this dtype at once, interleaved, copies between the runs.
+                let calls = try measurements.map { try call($0.operation, $0.shape) }
+                let completed = records.count
+                let samples = try sampler.measure(calls, against: copy) { round in
+                    progress.update(completed: completed, detail: "\(dtype): round \(round + 1) of \(sampler.repeats) over \(calls.count) measurements")
                 }
+                for (m, (call, sample)) in zip(measurements, zip(calls, samples)) {
+                    record(m.operation, dtype, m.shape, call, seconds: sample.medianSeconds,
+                           copyGbps: Double(copy.bytes) / sample.copyMedianSeconds / 1e9, fraction: sample.fractionOfCopy,
+                           repeats: sample.repeats, hostSeconds: nil)
+                }
+                continue
+            }
+            // GPU: one copy measurement per operation and dtype, then each shape on its own.
+            var copyGbps = 0.0
+            for (index, m) in measurements.enumerated() {
+                if index % shapes.count == 0 {
+                    progress.update(completed: records.count, detail: "copy \(dtype)")
+                    copyGbps = Double(copy.bytes) / (try sampler.measure(copy).medianSeconds) / 1e9
+                }
+                progress.update(completed: records.count, detail: "\(m.operation.rawValue) \(dtype) \(m.shape.rows)x\(m.shape.columns)")
+                let call = try call(m.operation, m.shape)
+                let sample = try sampler.measure(call)
+                record(m.operation, dtype, m.shape, call, seconds: sample.medianSeconds, copyGbps: copyGbps,
+                       fraction: Double(call.bytes) / sample.medianSeconds / 1e9 / copyGbps, repeats: sample.repeats,
+                       hostSeconds: sample.hostSecondsPerRun)
             }
         }
         progress.finish()

@@ -108,36 +108,62 @@ struct BenchSampler {
     struct PairedSample {
         /// The median over the kernel's timed runs.
         var medianSeconds: Double
-        /// The median over the copy runs of the same window.
+        /// The median over the copy runs just before and after the kernel's runs.
         var copyMedianSeconds: Double
         /// The median over the kernel runs of (kernel GB/s) / (GB/s of the copies just before and after it).
         var fractionOfCopy: Double
         var repeats: Int
     }
 
-    /// Runs `call` and `copy` ``warmups`` times each, then times them in alternation, copy first and last:
-    /// copy, kernel, copy, kernel, ..., kernel, copy, for up to ``repeats`` kernel runs (at least one, then
-    /// as many as fit in the time limit). Kernel run i is compared with the mean time of the two copies
-    /// around it, so that both see the same state of a shared machine; the fraction is the median of
-    /// those per-run ratios.
-    func measure(_ call: BenchCall, against copy: BenchCall) throws -> PairedSample {
+    /// Measures `calls` in alternation with `copy`, interleaved: after ``warmups`` runs of the copy and of
+    /// each call, rounds follow, and in each round every call still measuring runs once, each run between
+    /// two copies (copy, first call, copy, second call, ..., last call, copy). A call stops after
+    /// ``repeats`` runs, or once its runs and the copies after them took ``timeLimit`` seconds (after at
+    /// least one run).
+    ///
+    /// Kernel run i is compared with the mean time of the two copies around it, so that both see the same
+    /// state of a shared machine; a call's fraction is the median of those per-run ratios. Interleaving
+    /// the calls spreads a slow spell of the host (minutes in which every thread runs at about half speed)
+    /// over the runs of every call, one run each, instead of over all the runs of the one call measured
+    /// then: the medians of calls measured together then compare with each other, not only with the copy.
+    /// - Parameter round: called before each round with its index (from 0).
+    func measure(_ calls: [BenchCall], against copy: BenchCall, round: (Int) -> Void = { _ in }) throws -> [PairedSample] {
         for run in 0..<warmups {
             try copy.run(run)
-            try call.run(run)
+            for call in calls { try call.run(run) }
         }
+        var copyRuns = warmups
         func timed(_ work: BenchCall, _ run: Int) throws -> Double {
             try timer.time(runs: 1) { _ in try work.run(run) }.seconds[0]
         }
-        var copies = [try timed(copy, warmups)], kernels: [Double] = []
-        while kernels.count < repeats, kernels.isEmpty || kernels.reduce(0, +) + copies.reduce(0, +) < timeLimit {
-            kernels.append(try timed(call, warmups + kernels.count))
-            copies.append(try timed(copy, warmups + copies.count))
+        func timedCopy() throws -> Double {
+            defer { copyRuns += 1 }
+            return try timed(copy, copyRuns)
         }
-        let ratios = kernels.indices.map { i in
-            (Double(call.bytes) / kernels[i]) / (Double(copy.bytes) / ((copies[i] + copies[i + 1]) / 2))
+        var kernels = [[Double]](repeating: [], count: calls.count)
+        var copiesAround = [[(before: Double, after: Double)]](repeating: [], count: calls.count)
+        var spent = [Double](repeating: 0, count: calls.count)
+        var lastCopy = try timedCopy()
+        for index in 0..<repeats {
+            let measuring = calls.indices.filter { kernels[$0].isEmpty || spent[$0] < timeLimit }
+            if measuring.isEmpty { break }
+            round(index)
+            for i in measuring {
+                let seconds = try timed(calls[i], warmups + kernels[i].count)
+                let nextCopy = try timedCopy()
+                kernels[i].append(seconds)
+                copiesAround[i].append((lastCopy, nextCopy))
+                spent[i] += seconds + nextCopy
+                lastCopy = nextCopy
+            }
         }
-        return PairedSample(
-            medianSeconds: median(kernels), copyMedianSeconds: median(copies), fractionOfCopy: median(ratios),
-            repeats: kernels.count)
+        return calls.indices.map { i in
+            let ratios = zip(kernels[i], copiesAround[i]).map { seconds, copies in
+                (Double(calls[i].bytes) / seconds) / (Double(copy.bytes) / ((copies.before + copies.after) / 2))
+            }
+            return PairedSample(
+                medianSeconds: median(kernels[i]), copyMedianSeconds: median(copiesAround[i].flatMap { [$0.before, $0.after] }),
+                fractionOfCopy: median(ratios), repeats: kernels[i].count)
+        }
     }
 }
