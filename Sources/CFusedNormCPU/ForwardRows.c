@@ -50,8 +50,8 @@ CFN_LANES void residual_row(
     cfn_stats stats;
     // x's first values stand in for s's in the first shift (any finite shift is correct).
     cfn_stats_init(&stats, centered, a->x, xd, a->columns);
-    for (size_t start = 0; start < a->columns; start += CFN_BLOCK) {
-        size_t count = a->columns - start < CFN_BLOCK ? a->columns - start : CFN_BLOCK;
+    for (size_t start = 0; start < a->columns; start += CFN_STATS_BLOCK) {
+        size_t count = a->columns - start < CFN_STATS_BLOCK ? a->columns - start : CFN_STATS_BLOCK;
         float sum, squares;
         residual_block(a, start, count, xd, rd, sd, centered, stats.shift, &sum, &squares, prefetch);
         cfn_stats_add(&stats, a->stash, CFN_FLOAT32, start, count, sum, squares);

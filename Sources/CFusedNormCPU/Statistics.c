@@ -125,8 +125,8 @@ CFN_LANES void row_statistics(
     // block's sums cancel (cfn_stats_add then takes them again around the block's mean, the test below is
     // its own), then around the running mean as for float32. Either way the subtraction Σ s² − (Σ s)²/n
     // loses at most four bits.
-    for (size_t start = 0; start < columns; start += CFN_BLOCK) {
-        size_t count = columns - start < CFN_BLOCK ? columns - start : CFN_BLOCK;
+    for (size_t start = 0; start < columns; start += CFN_STATS_BLOCK) {
+        size_t count = columns - start < CFN_STATS_BLOCK ? columns - start : CFN_STATS_BLOCK;
         float sum, squares;
         if (unshifted) {
             block_sums(x, dtype, start, count, 2, 0, &sum, &squares, prefetch);
