@@ -12,35 +12,35 @@ extension CPUBackend {
         let groups = GradientGroups(rows: problem.rows, columns: problem.columns, weightRows: problem.weightRows)
         // One allocation for both partial buffers, the bias partials 64 bytes past a page boundary relative to
         // the weight partials: rows of the two that share their low 12 address bits (4K aliasing) would make
-        // each load of a bias partial wait for the store to the weight partial just before it.
+        // each load of a bias partial wait for the store to the weight partial just before it. Kept from call
+        // to call (``ReusableMemory``): fresh pages cost a page fault each.
         let partialStride = (groups.partialCount + 1023) / 1024 * 1024 + 16
-        let partialBuffer = UnsafeMutablePointer<Float>.allocate(capacity: 2 * partialStride)
-        let weightPartials = problem.dweight.map { _ in partialBuffer }
-        let biasPartials = problem.dbias.map { _ in partialBuffer + partialStride }
-        defer {
-            weights?.deallocate()
-            partialBuffer.deallocate()
-        }
-        // Slicing a group's parameter rows over threads changes no sum, so it may follow the thread count.
-        let headSplits = min(problem.weightRows, max(1, (CPUSettings.threadCount + groups.count - 1) / groups.count))
-        let pass = BackwardPass(
-            problem: problem, weights: weights, groups: groups, headSplits: headSplits,
-            weightPartials: weightPartials.map { UInt(bitPattern: $0) }, biasPartials: biasPartials.map { UInt(bitPattern: $0) })
-        let rowsPerTask = problem.rows / (groups.count * headSplits)
-        if let code = CPUSettings.kernels.rowKernelCode {
-            let rows = VectorBackwardRows(
+        defer { weights?.deallocate() }
+        ReusableMemory.backwardPartials.with(byteCount: 2 * partialStride * MemoryLayout<Float>.stride) { memory in
+            let partialBuffer = memory.bindMemory(to: Float.self, capacity: 2 * partialStride)
+            let weightPartials = problem.dweight.map { _ in partialBuffer }
+            let biasPartials = problem.dbias.map { _ in partialBuffer + partialStride }
+            // Slicing a group's parameter rows over threads changes no sum, so it may follow the thread count.
+            let headSplits = min(problem.weightRows, max(1, (CPUSettings.threadCount + groups.count - 1) / groups.count))
+            let pass = BackwardPass(
                 problem: problem, weights: weights, groups: groups, headSplits: headSplits,
-                weightPartials: pass.weightPartials, biasPartials: pass.biasPartials, kernels: code)
-            ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) {
-                rows.run($0)
+                weightPartials: weightPartials.map { UInt(bitPattern: $0) }, biasPartials: biasPartials.map { UInt(bitPattern: $0) })
+            let rowsPerTask = problem.rows / (groups.count * headSplits)
+            if let code = CPUSettings.kernels.rowKernelCode {
+                let rows = VectorBackwardRows(
+                    problem: problem, weights: weights, groups: groups, headSplits: headSplits,
+                    weightPartials: pass.weightPartials, biasPartials: pass.biasPartials, kernels: code)
+                ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) {
+                    rows.run($0)
+                }
+            } else {
+                ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) {
+                    pass.run($0)
+                }
             }
-        } else {
-            ParallelRows.run(count: groups.count * headSplits, workPerItem: max(rowsPerTask, 1) * problem.columns) {
-                pass.run($0)
-            }
+            if let weightPartials, let dweight = problem.dweight { groups.reduce(weightPartials, into: dweight) }
+            if let biasPartials, let dbias = problem.dbias { groups.reduce(biasPartials, into: dbias) }
         }
-        if let weightPartials, let dweight = problem.dweight { groups.reduce(weightPartials, into: dweight) }
-        if let biasPartials, let dbias = problem.dbias { groups.reduce(biasPartials, into: dbias) }
     }
 }
 

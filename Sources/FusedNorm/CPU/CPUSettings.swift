@@ -17,6 +17,15 @@ public enum CPUSettings {
         set { threads.withLock { $0 = max(1, newValue) } }
     }
 
+    /// Bytes of working memory the CPU backend keeps from one call to the next: the backward pass's
+    /// dweight and dbias partial sums, as large as the largest call has needed (at most 2 × 64 MiB), so
+    /// that the next call finds its pages mapped (see ``clearCache()``).
+    public static var cachedBytes: Int { ReusableMemory.backwardPartials.byteCount }
+
+    /// Frees the working memory the CPU backend keeps between calls (``cachedBytes``); the next backward
+    /// pass allocates it again.
+    public static func clearCache() { ReusableMemory.backwardPartials.clear() }
+
     /// Which implementation of the row kernels the CPU backend runs.
     public enum Kernels: String, Sendable, CaseIterable, Comparable {
         /// The C row kernels of `CFusedNormCPU` compiled with AVX-512 (F, VL, BW, DQ, BF16) on 256-bit
