@@ -5,7 +5,7 @@ import Synchronization
 /// A large allocation is mapped afresh by the C library on every call (glibc maps blocks of 32 MiB and
 /// more, and returns them on free), and each of its pages then costs a page fault that the kernel
 /// answers by zeroing it: at N >= 16384 that was half of the backward's time (`fusednorm bench --device
-/// cpu --cols 16384,65536 --ops layernorm_backward`: float16 0.50 -> 0.89 of the copy at N = 16384). So
+/// cpu --cols 16384,65536 --ops layernorm_backward`: float16 0.50 -> 0.84 of the copy at N = 16384). So
 /// the buffer is kept: a call takes it when it is large enough, else allocates its own, and gives back
 /// the larger of the two. Calls running at the same time each get their own. ``CPUSettings/clearCache()``
 /// frees it.
