@@ -349,7 +349,8 @@ CFN_LANES float cfn_sum4(const __m256 acc[4]) {
 
 // MARK: Row statistics (Statistics.c)
 
-// The statistics of one row, accumulated block by block (CFN_STATS_BLOCK) as FusedNorm's Swift `RowStatistics`:
+// The statistics of one row, accumulated block by block as FusedNorm's Swift `RowStatistics` (whose blocks
+// are 1024 long, these CFN_STATS_BLOCK):
 // RMSNorm: Σ s² per block in fp32, added in double. LayerNorm: each block's sums taken around a shift
 // (the mean so far; first, the mean of the row's first sixteen values), taken again around the block's
 // own mean when the subtraction would lose more than four bits, blocks merged with Chan's formula.

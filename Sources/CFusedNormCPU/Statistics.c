@@ -1,4 +1,4 @@
-// Row statistics for the row kernels, block by block, as FusedNorm's Swift `RowStatistics` takes them
+// Row statistics for the row kernels, block by block (CFN_STATS_BLOCK), as FusedNorm's Swift `RowStatistics` takes them
 // (see Lanes.h), and the partial loads and stores of Lanes.h.
 
 #include "Lanes.h"

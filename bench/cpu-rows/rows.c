@@ -23,7 +23,11 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-enum { N = 4096 };
+// Row length: 4096 unless built with -DROWS_N=... (run.sh and ab.sh pass $CFLAGS on).
+#ifndef ROWS_N
+#define ROWS_N 4096
+#endif
+enum { N = ROWS_N };
 static int backward, dtype, layer, kernels, threads;
 static size_t rows, repeat, size;
 static char *x, *dy, *out;

@@ -69,7 +69,7 @@ public enum CPUSettings {
 
     /// The kernels an operation started in the current task runs: the fastest of ``availableKernels`` that
     /// is not faster than ``requestedKernels``. The C kernels' two builds give the same bits; they and the
-    /// Swift kernels agree within rounding (the order of additions inside each block's sums differs). Each
+    /// Swift kernels agree within rounding (the order of additions differs, and the statistics' blocks). Each
     /// is bit-identical whatever ``threadCount`` is.
     public static var kernels: Kernels {
         let requested = requestedKernels

@@ -34,7 +34,12 @@ final class ReusableMemory: Sendable {
 
     /// Frees the kept buffer.
     func clear() {
-        if let buffer = kept.withLock({ kept in defer { kept = nil }; return kept }) { free(buffer) }
+        let buffer = kept.withLock { kept in
+            let buffer = kept
+            kept = nil
+            return buffer
+        }
+        if let buffer { free(buffer) }
     }
 
     private func giveBack(_ buffer: (address: UInt, byteCount: Int)) {

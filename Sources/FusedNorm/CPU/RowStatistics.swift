@@ -70,9 +70,6 @@ struct RowStatistics {
         shift = next.isFinite ? next : 0
     }
 
-    /// Whether every value added was finite (a false "no" is possible when a sum overflows).
-    var isFinite: Bool { squares.isFinite && mean.isFinite }
-
     /// The row's mean (0 when not centered) and r = 1 / sqrt(variance or mean square + ε).
     func finish(epsilon: Float) -> NormStatistics {
         let quotient = squares / count
