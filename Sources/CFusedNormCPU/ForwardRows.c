@@ -83,16 +83,18 @@ CFN_VECTOR static void residual_statistics(
 
 // Pass 2: y = ((s − mean − meanError)·rstd [rounded to hd]) · w + b, streamed to the output (the mean
 // only when centered, its error only when `error` == 1; `error` == 2: ŝ = s·rstd − mean·rstd, fused);
-// s of dtype sd: the stash, or x itself.
+// s of dtype sd: the stash, or x itself; weight and bias both present: from the packed row when pd is not
+// CFN_FLOAT32 (see cfn_weight_bias).
 CFN_LANES void normalize_row(
     const cfn_forward_row_args *a, const void *s, int sd, int od, int centered, int error, int weighted, int biased,
-    int hd, float mean, float meanError, float rstd, cfn_prefetch prefetch
+    int hd, int pd, float mean, float meanError, float rstd, cfn_prefetch prefetch
 ) {
     int stream;
     size_t head = cfn_stream_head(a->output, 0, od, &stream);
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     __m256 mr = _mm256_set1_ps(mean * rstd);
-    const float *w = a->weight, *b = a->bias;
+    const void *w = a->weight, *b = a->bias;
+    if (pd != CFN_FLOAT32) w = a->weight_bias;
     void *out = a->output;
     __m256 po = _mm256_setzero_ps(), ps = po;
 #define STEP(i, lanes, k, st)                                                            \
@@ -108,7 +110,9 @@ CFN_LANES void normalize_row(
         if (hd != CFN_FLOAT32) v = cfn_round8(v, hd);                                    \
         if (weighted && biased) {                                                        \
             /* ŝ·w + b as one fused multiply-add (as the CUDA kernels contract it) */    \
-            v = _mm256_fmadd_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32), cfn_load(b, i, lanes, CFN_FLOAT32)); \
+            __m256 wv, bv;                                                               \
+            cfn_weight_bias(w, b, i, lanes, pd, &wv, &bv);                               \
+            v = _mm256_fmadd_ps(v, wv, bv);                                              \
         } else {                                                                         \
             if (weighted) v = _mm256_mul_ps(v, cfn_load(w, i, lanes, CFN_FLOAT32));      \
             if (biased) v = _mm256_add_ps(v, cfn_load(b, i, lanes, CFN_FLOAT32));        \
@@ -123,7 +127,7 @@ CFN_VECTOR static void normalize(
     const cfn_forward_row_args *a, const void *s, int sd, float mean, float meanError, float rstd, cfn_prefetch prefetch
 ) {
     int w = a->weight != NULL, b = a->bias != NULL, hd = a->hat_dtype, od = a->output_dtype;
-#define CALL(SD, OD, C, E, W, B, HD) normalize_row(a, s, SD, OD, C, E, W, B, HD, mean, meanError, rstd, prefetch)
+#define CALL(SD, OD, C, E, W, B, HD) normalize_row(a, s, SD, OD, C, E, W, B, HD, CFN_FLOAT32, mean, meanError, rstd, prefetch)
     // Specialized for s as floats (the stash, or float32 x) into any output, and for 16-bit x into its own
     // dtype; other pairs switch on the dtypes as they go.
 #define BY_DTYPES(C, E, W, B, HD)                                                       \
@@ -159,7 +163,18 @@ CFN_VECTOR static void normalize(
         // ŝ = s·rstd − mean·rstd in one fused multiply-add when mean·rstd is small: its rounding error is
         // then at most 2^-25 in ŝ (against (s − mean)·rstd, exact subtraction then one rounding).
         // (LayerNorm's usual weight and bias only: each specialization is a few more loops.)
-        if (w && b && fabsf(mean * rstd) < 1) BY_DTYPES(1, 2, 1, 1, CFN_FLOAT32)
+        if (w && b && fabsf(mean * rstd) < 1) {
+            // The packed parameters (16-bit rows of x into y of their dtype).
+            if (a->weight_bias && sd == od && od == CFN_FLOAT16) {
+                normalize_row(a, s, CFN_FLOAT16, CFN_FLOAT16, 1, 2, 1, 1, CFN_FLOAT32, CFN_FLOAT16, mean, 0, rstd, prefetch);
+                return;
+            }
+            if (a->weight_bias && sd == od && od == CFN_BFLOAT16) {
+                normalize_row(a, s, CFN_BFLOAT16, CFN_BFLOAT16, 1, 2, 1, 1, CFN_FLOAT32, CFN_BFLOAT16, mean, 0, rstd, prefetch);
+                return;
+            }
+            BY_DTYPES(1, 2, 1, 1, CFN_FLOAT32)
+        }
         BY_PARAMETERS(1, 0)
     }
     BY_PARAMETERS(0, 0)

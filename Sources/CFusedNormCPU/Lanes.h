@@ -246,6 +246,23 @@ CFN_LANES void cfn_put_pair_k(
     }
 }
 
+// The weight and bias of `lanes` columns from `index`: pd == CFN_FLOAT32, from the float rows w and b; else
+// from a row packed by cfn_pack_weight_bias in dtype pd (w: the packed row; b: the float biases for float16,
+// unused for bfloat16).
+CFN_LANES void cfn_weight_bias(
+    const void *w, const void *b, size_t index, size_t lanes, int pd, __m256 *weight, __m256 *bias
+) {
+    if (pd == CFN_BFLOAT16) {
+        // (Loaded as float32 lanes: bits moved, not converted.)
+        __m256i pairs = _mm256_castps_si256(cfn_load(w, index, lanes, CFN_FLOAT32));
+        *weight = _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16));
+        *bias = _mm256_castsi256_ps(_mm256_and_si256(pairs, _mm256_set1_epi32((int)0xFFFF0000u)));
+        return;
+    }
+    *weight = cfn_load(w, index, lanes, pd);
+    *bias = cfn_load(b, index, lanes, CFN_FLOAT32);
+}
+
 // All-ones in the first `lanes` lanes, zeros after.
 CFN_LANES __m256 cfn_lane_mask(size_t lanes) {
     __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

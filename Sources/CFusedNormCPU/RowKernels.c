@@ -2,6 +2,31 @@
 
 #include "Lanes.h"
 
+// `value` as a 16-bit value of `dtype`, in *half; 0 when it is not exactly one (its bits would not come back).
+static int exact_half(float value, int dtype, uint16_t *half) {
+    uint32_t bits = cfn_float_bits(value);
+    *half = dtype == CFN_FLOAT16 ? cfn_f16_from_bits(bits) : cfn_bf16_from_bits(bits);
+    return cfn_float_bits(cfn_load1(half, 0, dtype)) == bits;
+}
+
+// The layouts cfn_weight_bias (Lanes.h) reads: bfloat16, one 32-bit lane per column, the weight in its low half
+// and the bias in its high half (one load and two integer operations for both); float16, the N weights alone
+// (each eight converted by one vcvtph2ps: converting the biases too cost more than loading them as floats).
+int cfn_pack_weight_bias(const float *weight, const float *bias, size_t columns, int dtype, uint16_t *destination) {
+    for (size_t i = 0; i < columns; i++) {
+        uint16_t w, b;
+        if (!exact_half(weight[i], dtype, &w)) return 0;
+        if (dtype == CFN_FLOAT16) {
+            destination[i] = w;
+            continue;
+        }
+        if (!exact_half(bias[i], dtype, &b)) return 0;
+        destination[2 * i] = w;
+        destination[2 * i + 1] = b;
+    }
+    return 1;
+}
+
 #ifdef CFN_HAS_LANES
 
 _Alignas(64) const char cfn_prefetch_idle[64];

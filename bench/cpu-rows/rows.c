@@ -7,10 +7,13 @@
 //     ROWS: rows of N = 4096 in the buffers; ROWS = 4 stays in cache, 16384 streams from memory
 //     REPEAT: rows processed per timed run (default ROWS; with few ROWS, cycles over them)
 //     THREADS: 1 or 2, each on its own half of the rows with its own dweight/dbias partials (default 1)
-//     KERNELS: 1 AVX2 build, 2 AVX-512 build (default: the best this CPU runs)
+//     KERNELS: 1 AVX2 build, 2 AVX-512 build (0 or default: the best this CPU runs)
+//     PACKED: LayerNorm forward of a 16-bit dtype: 1 weight and bias packed in that dtype too (cfn_pack_weight_bias,
+//             as the backend passes them when they are exact in it), 0 as floats only (default 1)
 // Prints the best of 7 timed runs: GB/s (x + y, or x + dy + dx, each moved once) and ns per element per thread.
 // Inputs are uniform in [-2, 2) (dy in [-1, 1)); the backward uses saved statistics (mean 0.01, rstd 1.7).
 #include "CFusedNormCPU.h"
+#include "Scalar.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +31,8 @@ static double now(void) {
 #define ROWS_N 4096
 #endif
 enum { N = ROWS_N };
-static int backward, dtype, layer, kernels, threads;
+static int backward, dtype, layer, kernels, threads, packed;
+static uint16_t *weightBias;
 static size_t rows, repeat, size;
 static char *x, *dy, *out;
 static float *weight, *bias, *partials[2];
@@ -58,7 +62,7 @@ static void *work(void *argument) {
             cfn_forward_row_args a = {0};
             a.columns = N, a.centered = layer, a.x_dtype = a.output_dtype = dtype, a.hat_dtype = CFN_FLOAT32;
             a.x = x + r * N * size, a.output = out + r * N * size, a.weight = weight, a.bias = layer ? bias : NULL;
-            a.epsilon = 1e-5f, a.next_x = x + next * N * size;
+            a.epsilon = 1e-5f, a.next_x = x + next * N * size, a.weight_bias = weightBias;
             cfn_forward_row(&a, kernels);
         }
     }
@@ -68,7 +72,7 @@ static void *work(void *argument) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: rows forward|backward float32|float16|bfloat16 LAYER ROWS [REPEAT] [THREADS] [KERNELS]\n");
+        fprintf(stderr, "usage: rows forward|backward float32|float16|bfloat16 LAYER ROWS [REPEAT] [THREADS] [KERNELS] [PACKED]\n");
         return 2;
     }
     backward = strcmp(argv[1], "backward") == 0;
@@ -77,7 +81,8 @@ int main(int argc, char **argv) {
     rows = strtoull(argv[4], NULL, 10);
     repeat = argc > 5 ? strtoull(argv[5], NULL, 10) : rows;
     threads = argc > 6 ? atoi(argv[6]) : 1;
-    kernels = argc > 7 ? atoi(argv[7]) : cfn_row_kernels();
+    kernels = argc > 7 && atoi(argv[7]) ? atoi(argv[7]) : cfn_row_kernels();
+    packed = argc > 8 ? atoi(argv[8]) : 1;
     if (rows < 2 || repeat < rows || (threads != 1 && threads != 2) || kernels < CFN_KERNELS_AVX2 ||
         kernels > cfn_row_kernels()) {
         fprintf(stderr, "rows: bad arguments, or this CPU lacks the kernels asked for\n");
@@ -89,6 +94,13 @@ int main(int argc, char **argv) {
     if (!x || !dy || !out || !weight || !bias) return 1;
     fill(x, rows * N, 2), fill(dy, rows * N, 1), memset(out, 0, rows * N * size);
     for (int i = 0; i < N; i++) weight[i] = 1 + i * 1e-4f, bias[i] = 0.1f;
+    if (dtype != CFN_FLOAT32) {
+        // Parameters of the rows' dtype (as a model's), so that packing them is exact.
+        for (int i = 0; i < N; i++) weight[i] = cfn_round1(weight[i], dtype), bias[i] = cfn_round1(bias[i], dtype);
+        weightBias = aligned_alloc(64, N * 4);
+        if (!weightBias || !cfn_pack_weight_bias(weight, bias, N, dtype, weightBias)) return 1;
+        if (!packed || !layer || backward) weightBias = NULL;
+    }
     for (int t = 0; t < 2; t++) {
         partials[t] = aligned_alloc(4096, 2 * N * 4 + 4096);
         memset(partials[t], 0, 2 * N * 4 + 4096);
@@ -103,8 +115,8 @@ int main(int argc, char **argv) {
         if (seconds < best) best = seconds;
     }
     double moved = (backward ? 3.0 : 2.0) * repeat * N * size;
-    printf("%s %s %s rows=%zu repeat=%zu threads=%d kernels=%d: %.2f GB/s, %.3f ns/element/thread\n", argv[1], argv[2],
-           layer ? "layernorm" : "rmsnorm", rows, repeat, threads, kernels, moved / best / 1e9,
+    printf("%s %s %s rows=%zu repeat=%zu threads=%d kernels=%d packed=%d: %.2f GB/s, %.3f ns/element/thread\n", argv[1], argv[2],
+           layer ? "layernorm" : "rmsnorm", rows, repeat, threads, kernels, weightBias != NULL, moved / best / 1e9,
            best * threads / ((double)repeat * N) * 1e9);
     return 0;
 }

@@ -80,6 +80,9 @@ typedef struct {
                                   // CFN_FLOAT32: none
     const float *weight;          // N floats, the weight offset already added; NULL: none
     const float *bias;            // N floats; NULL: none
+    const void *weight_bias;      // optional: `weight` and `bias` again, packed as 16-bit values of the input and
+                                  // output dtype (cfn_pack_weight_bias) for LayerNorm rows without a residual to read
+                                  // instead; NULL: none
     float epsilon;
     float *stash;                 // with a residual: N floats of scratch (s as floats), 32-byte aligned
     float *mean;                  // where to store the row's mean (0 for RMSNorm), or NULL
@@ -90,6 +93,14 @@ typedef struct {
 
 // `kernels`: CFN_KERNELS_AVX2 or CFN_KERNELS_AVX512, at most cfn_row_kernels().
 void cfn_forward_row(const cfn_forward_row_args *args, int kernels);
+
+// Packs a row of LayerNorm's weight and bias (N floats each) in 16-bit values of `dtype` (CFN_FLOAT16 or
+// CFN_BFLOAT16) into `destination` (2·N values), for cfn_forward_row_args.weight_bias: fewer bytes and fewer
+// loads in pass 2, where float parameters made a 16-bit row of LayerNorm 30% longer than RMSNorm's on Zen 4
+// (N = 4096: x, weight and bias overflow a 32 KiB L1; NOTES.md, CPU session 7). Returns 1 when every value
+// packed is exactly a value of `dtype` (its bits come back unchanged), else 0: the packed row must then not be
+// used. (float16 packs the weights only: see RowKernels.c.)
+int cfn_pack_weight_bias(const float *weight, const float *bias, size_t columns, int dtype, uint16_t *destination);
 
 // One backward row: ŝ = (x − mean)·rstd, g = dy·w, dx = rstd·(g − mean(g) − ŝ·mean(g·ŝ)) (+ the residual
 // gradient) (RMSNorm: no mean, no mean(g)); adds dy·ŝ to the dweight partial row and dy to the dbias

@@ -14,8 +14,11 @@ extension CPUBackend {
         }
         let pass = ForwardPass(problem: problem, weights: weights, biases: biases)
         if let code = CPUSettings.kernels.rowKernelCode {
+            let packed = PackedWeightBias(for: problem, weights: weights, biases: biases)
+            defer { packed?.deallocate() }
             let rows = VectorForwardRows(
-                problem: problem, weights: weights, biases: biases, hatRounding: pass.hatRounding, kernels: code)
+                problem: problem, weights: weights, biases: biases, packedWeightBias: packed,
+                hatRounding: pass.hatRounding, kernels: code)
             ParallelRows.run(count: problem.rows, workPerItem: problem.columns) { chunks in
                 rows.run(chunks)
             }

@@ -19,6 +19,8 @@ struct VectorForwardRows: Sendable {
     let problem: NormForwardProblem
     let weights: ParameterRows?
     let biases: ParameterRows?
+    /// The weight and bias again, packed for LayerNorm's 16-bit rows, or nil.
+    let packedWeightBias: PackedWeightBias?
     /// The dtype ŝ is rounded to before the weight (`.llama` casting), or nil.
     let hatRounding: DType?
     /// Which build of the kernels (`CFN_KERNELS_*`).
@@ -54,6 +56,7 @@ struct VectorForwardRows: Sendable {
                     args.output = p.output.pointer(row: row)
                     args.weight = weights?.row(row % p.weightRows)
                     args.bias = biases?.row(row % p.weightRows)
+                    args.weight_bias = packedWeightBias?.row(row % p.weightRows)
                     args.mean = means.map { $0 + row }
                     args.rstd = rstds.map { $0 + row }
                     cfn_forward_row(&args, kernels)
