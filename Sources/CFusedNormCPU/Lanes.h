@@ -163,6 +163,16 @@ CFN_LANES __m256 cfn_load_k(const void *row, size_t index, size_t lanes, int dty
     return _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, raw));
 }
 
+// Like cfn_load_k, for sums (which do not depend on which lane holds which element): a bfloat16 pair's
+// even elements in the first step, its odd ones in the second, by a shift and a mask (no shuffles).
+CFN_LANES __m256 cfn_load_k_unordered(const void *row, size_t index, size_t lanes, int dtype, int k, __m256 *pending) {
+    if (dtype != CFN_BFLOAT16 || lanes != 8 || k == 2) return cfn_load(row, index, lanes, dtype);
+    if (k & 1) return *pending;
+    __m256i raw = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + index));
+    *pending = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32((int)0xFFFF0000u)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(raw, 16));
+}
+
 // Like cfn_store, for step k of a pair (stream: the pair's 32 bytes are aligned).
 CFN_LANES __m256 cfn_store_k(
     void *row, size_t index, size_t lanes, int dtype, __m256 values, int stream, int k, __m256i *pending

@@ -89,7 +89,8 @@ void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float 
 }
 
 // The sums of one block of x around `shift` (Σ v² alone when not centered; centered == 2: around 0, the
-// shift ignored).
+// shift ignored). bfloat16 pairs are loaded out of order, without shuffles (cfn_load_k_unordered): LayerNorm
+// forward's bfloat16 rows 4% shorter, RMSNorm's 2% (bench/cpu-rows in L2, NOTES.md CPU session 7).
 CFN_LANES void block_sums(
     const void *x, int dtype, size_t start, size_t count, int centered, float shift, float *sum, float *squares,
     cfn_prefetch prefetch
@@ -98,7 +99,7 @@ CFN_LANES void block_sums(
     __m256 pending = z;
 #define STEP(i, lanes, k, stream_)                                                                \
     {                                                                                             \
-        __m256 v = cfn_load_k(x, i, lanes, dtype, k, &pending);                                   \
+        __m256 v = cfn_load_k_unordered(x, i, lanes, dtype, k, &pending);                         \
         __m256 d = v;                                                                             \
         if (centered) {                                                                           \
             if (centered == 1) d = _mm256_sub_ps(v, c);                                           \
