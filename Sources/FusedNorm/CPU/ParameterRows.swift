@@ -40,9 +40,9 @@ struct ParameterRows: @unchecked Sendable {
 }
 
 /// LayerNorm's weight and bias rows packed in 16-bit values of the rows' dtype for the C row kernels
-/// (`cfn_pack_weight_bias`): fewer bytes and loads in pass 2, whose row of x with float parameters overflows a
-/// 32 KiB L1 at N = 4096. Made only when every value packed is exact in that dtype (the kernels then compute
-/// with the same Floats).
+/// (`cfn_pack_weight_bias`): fewer bytes and loads in pass 2 (with float parameters a row of x, weight and bias
+/// overflows a 32 KiB L1 at N = 4096). Made only when every value packed is exact in that dtype (the kernels
+/// then compute with the same Floats).
 struct PackedWeightBias: @unchecked Sendable {
     private let storage: UnsafeMutablePointer<UInt16>
     private let columns: Int
