@@ -173,6 +173,32 @@ struct CPUKernelTests {
         }
     }
 
+    @Test("The C builds give the same bits for the statistics of x itself (no residual): y, mean, rstd", arguments: pathCases)
+    func buildsAgreeOnStatistics(_ c: PathCase) throws {
+        func outputs() throws -> [String: [Float]] {
+            var rng = SplitMix64(label: "statistics \(c.testDescription)")
+            let rows = c.columns > 10_000 ? 2 : 5, n = c.columns
+            // Centered away from 0 for LayerNorm, so that the statistics' shifted sums are taken too.
+            let x = try Tensor(rng.values(rows * n, -1.5, 2.5), shape: [rows, n], dtype: c.dtype)
+            let weight = try Tensor(rng.values(n, 0.5, 1.5), shape: [n], dtype: c.dtype)
+            let bias = try Tensor(rng.values(n, -0.5, 0.5), shape: [n], dtype: c.dtype)
+            switch c.norm {
+            case .rms:
+                let forward = try rmsNormForward(x, weight: weight)
+                return ["y": try forward.output.toArray(), "rstd": try forward.rstd.toArray()]
+            case .layer:
+                let forward = try layerNormForward(x, weight: weight, bias: bias)
+                return ["y": try forward.output.toArray(), "mean": try forward.mean!.toArray(), "rstd": try forward.rstd.toArray()]
+            }
+        }
+        let builds = try Self.cBuilds.map { kernels in try CPUSettings.$requestedKernels.withValue(kernels) { try outputs() } }
+        for (kernels, outputs) in zip(Self.cBuilds, builds).dropFirst() {
+            for (name, values) in builds[0] {
+                #expect(differingBits(values, outputs[name] ?? []) == 0, "\(c): \(name) differs between \(Self.cBuilds[0]) and \(kernels)")
+            }
+        }
+    }
+
     @Test("NaN and Inf in 16-bit outputs: the same bits on each C build as on the portable path where no NaN payload is chosen, NaN exactly where the reference has it",
           arguments: [DType.bfloat16, .float16], [5, 4096, 5120])
     func nonFiniteOutputs(dtype: DType, columns n: Int) throws {
