@@ -81,16 +81,16 @@ CFN_VECTOR static void residual_statistics(
     else residual_row(a, xd, rd, sd, 0, mean, meanError, rstd, prefetch);
 }
 
-// Pass 2: y = ((s − mean − meanError)·rstd [rounded to hd]) · w + b, streamed to the output (the mean
-// only when centered, its error only when `error` == 1; `error` == 2: ŝ = s·rstd − mean·rstd, fused);
-// s of dtype sd: the stash, or x itself; weight and bias both present: from the packed row when pd is not
-// CFN_FLOAT32 (see cfn_weight_bias).
+// Pass 2 over the elements [begin, end): y = ((s − mean − meanError)·rstd [rounded to hd]) · w + b,
+// streamed to the output (the mean only when centered, its error only when `error` == 1; `error` == 2:
+// ŝ = s·rstd − mean·rstd, fused); s of dtype sd: the stash, or x itself; weight and bias both present: from
+// the packed row when pd is not CFN_FLOAT32 (see cfn_weight_bias).
 CFN_LANES void normalize_row(
     const cfn_forward_row_args *a, const void *s, int sd, int od, int centered, int error, int weighted, int biased,
-    int hd, int pd, float mean, float meanError, float rstd, cfn_prefetch prefetch
+    int hd, int pd, float mean, float meanError, float rstd, cfn_prefetch prefetch, size_t begin, size_t end
 ) {
     int stream;
-    size_t head = cfn_stream_head(a->output, 0, od, &stream);
+    size_t head = cfn_stream_head(a->output, begin, od, &stream);
     __m256 m = _mm256_set1_ps(mean), e = _mm256_set1_ps(meanError), r = _mm256_set1_ps(rstd);
     __m256 mr = _mm256_set1_ps(mean * rstd);
     const void *w = a->weight, *b = a->bias;
@@ -119,15 +119,109 @@ CFN_LANES void normalize_row(
         }                                                                                \
         cfn_put_pair_k(out, i, lanes, od, v, st, k, &po);                                     \
     }
-    CFN_FOR_LANES(0, a->columns, head, stream, 1, prefetch, STEP);
+    CFN_FOR_LANES(begin, end, head, stream, 1, prefetch, STEP);
 #undef STEP
+}
+
+#ifdef CFN_AVX512
+// Eight floats streamed to p (32-byte aligned) on their own: the compiler would join the two halves of a 512-bit
+// vector into one 512-bit non-temporal store.
+CFN_LANES void stream_floats(float *p, __m256 values) {
+    __asm__("" : "+x"(values));
+    _mm256_stream_ps(p, values);
+}
+
+// Pass 2 of normalize_fused over [begin, end) (a multiple of 32 elements; the output 32-byte aligned at begin)
+// for float32 and bfloat16 (packed parameters), 32 elements a step in 512-bit vectors: per element the operations
+// of normalize_row (ŝ = s·rstd − mean·rstd, then ŝ·w + b), so the same bits, in half the instructions. Streamed
+// rows need that: bfloat16 LayerNorm forward ran 8-23% slower than RMSNorm with the 256-bit loop, 0-6% with this
+// one (bench/cpu-rows/variants.sh, NOTES.md "CPU backend, session 8"); float32 gained 3-6%. float16 did not
+// (slower in calm spells): it keeps the 256-bit loop. y is streamed out in 32-byte halves (512-bit
+// non-temporal stores stream at half the rate on Zen 4).
+CFN_LANES void normalize_wide(
+    const cfn_forward_row_args *a, const void *s, int dtype, size_t begin, size_t end, float mean, float rstd,
+    cfn_prefetch prefetch
+) {
+    __m512 r = _mm512_set1_ps(rstd), mr = _mm512_set1_ps(mean * rstd);
+    // Two prefetches a step, as the 256-bit loop asks one per sixteen elements (see CFN_FOR_LANES).
+    size_t ps = prefetch.start ? prefetch.step : 0;
+    const char *pa = prefetch.start ? prefetch.start + (begin >> 4) * ps : cfn_prefetch_idle;
+    for (size_t i = begin; i < end; i += 32) {
+        _mm_prefetch(pa, _MM_HINT_T1);
+        _mm_prefetch(pa + ps, _MM_HINT_T1);
+        pa += 2 * ps;
+        __m512 lo, hi, w0, w1, b0, b1;
+        if (dtype == CFN_FLOAT32) {
+            const float *x = (const float *)s + i;
+            lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
+            w0 = _mm512_loadu_ps(a->weight + i), w1 = _mm512_loadu_ps(a->weight + i + 16);
+            b0 = _mm512_loadu_ps(a->bias + i), b1 = _mm512_loadu_ps(a->bias + i + 16);
+        } else {
+            // Quarters [0 1 2 3 4 5 6 7] -> [0 4 1 5 2 6 3 7]: each 128-bit lane's low words are then
+            // elements 0-15 in order, its high words 16-31 (unpacked above zeros: the floats).
+            __m512i raw = _mm512_permutexvar_epi64(
+                _mm512_setr_epi64(0, 4, 1, 5, 2, 6, 3, 7), _mm512_loadu_si512((const uint16_t *)s + i));
+            lo = _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), raw));
+            hi = _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), raw));
+            // Packed weight and bias: one 32-bit lane per column (see cfn_weight_bias).
+            const uint32_t *pairs = (const uint32_t *)a->weight_bias + i;
+            __m512i p0 = _mm512_loadu_si512(pairs), p1 = _mm512_loadu_si512(pairs + 16);
+            __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
+            w0 = _mm512_castsi512_ps(_mm512_slli_epi32(p0, 16)), b0 = _mm512_castsi512_ps(_mm512_and_si512(p0, high));
+            w1 = _mm512_castsi512_ps(_mm512_slli_epi32(p1, 16)), b1 = _mm512_castsi512_ps(_mm512_and_si512(p1, high));
+        }
+        lo = _mm512_fmadd_ps(_mm512_fmsub_ps(lo, r, mr), w0, b0);
+        hi = _mm512_fmadd_ps(_mm512_fmsub_ps(hi, r, mr), w1, b1);
+        if (dtype == CFN_FLOAT32) {
+            float *out = (float *)a->output + i;
+            stream_floats(out, _mm512_castps512_ps256(lo));
+            stream_floats(out + 8, _mm512_extractf32x8_ps(lo, 1));
+            stream_floats(out + 16, _mm512_castps512_ps256(hi));
+            stream_floats(out + 24, _mm512_extractf32x8_ps(hi, 1));
+            continue;
+        }
+        __m256i first, second;
+        if (__builtin_expect((_mm512_fpclass_ps_mask(lo, 0x20) | _mm512_fpclass_ps_mask(hi, 0x20)) == 0, 1)) {
+            __m512i y = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            first = _mm512_castsi512_si256(y), second = _mm512_extracti64x4_epi64(y, 1);
+        } else {
+            // An fp32 subnormal, which vcvtne2ps2bf16 would flush: the rounding of cfn_bf16_8, a quarter at a time.
+            first = _mm256_set_m128i(cfn_bf16_8(_mm512_extractf32x8_ps(lo, 1)), cfn_bf16_8(_mm512_castps512_ps256(lo)));
+            second = _mm256_set_m128i(cfn_bf16_8(_mm512_extractf32x8_ps(hi, 1)), cfn_bf16_8(_mm512_castps512_ps256(hi)));
+        }
+        cfn_store_pair(a->output, i + 8, first, 1);
+        cfn_store_pair(a->output, i + 24, second, 1);
+    }
+}
+#endif
+
+// LayerNorm's usual pass 2 (weight and bias, ŝ fused: error == 2): s of `dtype` (x itself, or the float
+// stash) into y of the same dtype, the parameters as floats (float32) or packed in `dtype` (cfn_weight_bias).
+// The AVX-512 build runs the row's 32-byte-aligned middle 32 elements a step (normalize_wide; float32 and
+// bfloat16), the 256-bit loop its head and tail; float16, and the AVX2 build, the 256-bit loop throughout.
+CFN_LANES void normalize_fused(
+    const cfn_forward_row_args *a, const void *s, int dtype, float mean, float rstd, cfn_prefetch prefetch
+) {
+    size_t begin = 0, end = a->columns;
+#ifdef CFN_AVX512
+    int stream;
+    size_t head = cfn_stream_head(a->output, 0, dtype, &stream);
+    if (dtype != CFN_FLOAT16 && stream && head < end && end - head >= 32) {
+        size_t stop = head + (end - head) / 32 * 32;
+        normalize_row(a, s, dtype, dtype, 1, 2, 1, 1, CFN_FLOAT32, dtype, mean, 0, rstd, prefetch, 0, head);
+        normalize_wide(a, s, dtype, head, stop, mean, rstd, prefetch);
+        begin = stop;
+    }
+#endif
+    normalize_row(a, s, dtype, dtype, 1, 2, 1, 1, CFN_FLOAT32, dtype, mean, 0, rstd, prefetch, begin, end);
 }
 
 CFN_VECTOR static void normalize(
     const cfn_forward_row_args *a, const void *s, int sd, float mean, float meanError, float rstd, cfn_prefetch prefetch
 ) {
     int w = a->weight != NULL, b = a->bias != NULL, hd = a->hat_dtype, od = a->output_dtype;
-#define CALL(SD, OD, C, E, W, B, HD) normalize_row(a, s, SD, OD, C, E, W, B, HD, CFN_FLOAT32, mean, meanError, rstd, prefetch)
+#define CALL(SD, OD, C, E, W, B, HD) \
+    normalize_row(a, s, SD, OD, C, E, W, B, HD, CFN_FLOAT32, mean, meanError, rstd, prefetch, 0, a->columns)
     // Specialized for s as floats (the stash, or float32 x) into any output, and for 16-bit x into its own
     // dtype; other pairs switch on the dtypes as they go.
 #define BY_DTYPES(C, E, W, B, HD)                                                       \
@@ -164,13 +258,17 @@ CFN_VECTOR static void normalize(
         // then at most 2^-25 in ŝ (against (s − mean)·rstd, exact subtraction then one rounding).
         // (LayerNorm's usual weight and bias only: each specialization is a few more loops.)
         if (w && b && fabsf(mean * rstd) < 1) {
-            // The packed parameters (16-bit rows of x into y of their dtype).
+            // The packed parameters (16-bit rows of x into y of their dtype), and float32 rows into float32.
             if (a->weight_bias && sd == od && od == CFN_FLOAT16) {
-                normalize_row(a, s, CFN_FLOAT16, CFN_FLOAT16, 1, 2, 1, 1, CFN_FLOAT32, CFN_FLOAT16, mean, 0, rstd, prefetch);
+                normalize_fused(a, s, CFN_FLOAT16, mean, rstd, prefetch);
                 return;
             }
             if (a->weight_bias && sd == od && od == CFN_BFLOAT16) {
-                normalize_row(a, s, CFN_BFLOAT16, CFN_BFLOAT16, 1, 2, 1, 1, CFN_FLOAT32, CFN_BFLOAT16, mean, 0, rstd, prefetch);
+                normalize_fused(a, s, CFN_BFLOAT16, mean, rstd, prefetch);
+                return;
+            }
+            if (sd == CFN_FLOAT32 && od == CFN_FLOAT32) {
+                normalize_fused(a, s, CFN_FLOAT32, mean, rstd, prefetch);
                 return;
             }
             BY_DTYPES(1, 2, 1, 1, CFN_FLOAT32)

@@ -9,7 +9,9 @@
 // - for AVX-512 (F, VL, BW, DQ, BF16), still on 256-bit vectors: the files `*+AVX512.c`, which define
 //   CFN_AVX512 and include the kernel files again. The same source then gets 32 vector registers instead
 //   of 16 (no constants spilled in the loops) and rounds to bfloat16 with one instruction (vcvtneps2bf16,
-//   with a fix-up for the fp32 subnormals it flushes), for the same bits.
+//   with a fix-up for the fp32 subnormals it flushes), for the same bits. One loop is 512-bit in this
+//   build: LayerNorm forward's usual pass 2 of float32 and bfloat16 rows (normalize_wide in
+//   ForwardRows.c), the same bits again.
 // The functions each copy exports are renamed by CFN_NAME (suffix _avx2 or _avx512).
 //
 // A step of a kernel handles `lanes` elements (8, or 1-7 at a row's head and tail): with lanes == 8, a

@@ -92,6 +92,38 @@ struct PackedParametersTests {
         }
     }
 
+    @Test("Outputs in float32's subnormal range: the same bits from the packed parameters as from the Floats, and on every C build",
+          arguments: [DType.float16, .bfloat16], [64, 4096])
+    func subnormalOutputs(dtype: DType, columns n: Int) throws {
+        // y = ŝ·w with |ŝ| < 4 and weights of 2^-127 and below: float32 subnormals (a bfloat16 row of them takes
+        // the exact rounding: vcvtne2ps2bf16 would flush them to zero), mixed with normal weights in some
+        // stretches of 32 (the AVX-512 build's step) and not in others. float16 rounds them all to zero.
+        var rng = SplitMix64(label: "packed subnormal \(dtype) \(n)")
+        let x = rng.values(n, -2, 3).map { Self.bits($0, dtype) }
+        let round = { (v: Float) in dtype == .float16 ? Float(Float16(v)) : BFloat16(v).floatValue }
+        let weight = (0..<n).map { round($0 % 96 < 64 ? 0x1p-127 * Float(1 + $0 % 3) : 1.25) }
+        let bias = [Float](repeating: 0, count: n)
+        var packed = [UInt16](repeating: 0, count: 2 * n)
+        #expect(cfn_pack_weight_bias(weight, bias, n, dtype.rowKernelCode, &packed) == 1)
+        var outputs: [[UInt16]] = []
+        for kernels in Self.builds {
+            let floats = Self.row(
+                x: x, weight: weight, bias: bias, packed: nil, dtype: dtype, shift: 0, poison: 0x7E01, kernels: kernels)
+            let fromPacked = Self.row(
+                x: x, weight: weight, bias: bias, packed: packed, dtype: dtype, shift: 0, poison: 0x7E02, kernels: kernels)
+            let differing = (0..<n).filter { floats[$0] != fromPacked[$0] }
+            #expect(differing.count == 0, "build \(kernels): \(differing.count) of \(n) differ, first at \(differing.first ?? -1)")
+            outputs.append(fromPacked)
+        }
+        for (kernels, output) in zip(Self.builds, outputs).dropFirst() {
+            #expect(output == outputs[0], "build \(kernels) differs from build \(Self.builds[0])")
+        }
+        // The rows hold subnormal outputs to test (bfloat16 keeps them; float16 flushes them, as it must).
+        if dtype == .bfloat16 {
+            #expect(outputs.first.map { $0.filter { $0 & 0x7F80 == 0 && $0 & 0x7F != 0 }.count > n / 4 } ?? true)
+        }
+    }
+
     @Test("Packing refuses a weight or bias that the dtype does not hold exactly", arguments: [DType.float16, .bfloat16])
     func refusesInexactValues(dtype: DType) {
         let n = 40
