@@ -124,13 +124,6 @@ CFN_LANES void normalize_row(
 }
 
 #ifdef CFN_AVX512
-// Eight floats streamed to p (32-byte aligned) on their own: the compiler would join the two halves of a 512-bit
-// vector into one 512-bit non-temporal store.
-CFN_LANES void stream_floats(float *p, __m256 values) {
-    __asm__("" : "+x"(values));
-    _mm256_stream_ps(p, values);
-}
-
 // Pass 2 of normalize_fused over [begin, end) (a multiple of 32 elements; the output 32-byte aligned at begin)
 // for float32 and bfloat16 (packed parameters), 32 elements a step in 512-bit vectors: per element the operations
 // of normalize_row (ŝ = s·rstd − mean·rstd, then ŝ·w + b), so the same bits, in half the instructions. Streamed
@@ -143,26 +136,15 @@ CFN_LANES void normalize_wide(
     cfn_prefetch prefetch
 ) {
     __m512 r = _mm512_set1_ps(rstd), mr = _mm512_set1_ps(mean * rstd);
-    // Two prefetches a step, as the 256-bit loop asks one per sixteen elements (see CFN_FOR_LANES).
-    size_t ps = prefetch.start ? prefetch.step : 0;
-    const char *pa = prefetch.start ? prefetch.start + (begin >> 4) * ps : cfn_prefetch_idle;
+    const char *pa = cfn_prefetch_from(prefetch, begin);
     for (size_t i = begin; i < end; i += 32) {
-        _mm_prefetch(pa, _MM_HINT_T1);
-        _mm_prefetch(pa + ps, _MM_HINT_T1);
-        pa += 2 * ps;
+        pa = cfn_prefetch32(pa, prefetch);
         __m512 lo, hi, w0, w1, b0, b1;
+        cfn_load32(s, i, dtype, &lo, &hi);
         if (dtype == CFN_FLOAT32) {
-            const float *x = (const float *)s + i;
-            lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
             w0 = _mm512_loadu_ps(a->weight + i), w1 = _mm512_loadu_ps(a->weight + i + 16);
             b0 = _mm512_loadu_ps(a->bias + i), b1 = _mm512_loadu_ps(a->bias + i + 16);
         } else {
-            // Quarters [0 1 2 3 4 5 6 7] -> [0 4 1 5 2 6 3 7]: each 128-bit lane's low words are then
-            // elements 0-15 in order, its high words 16-31 (unpacked above zeros: the floats).
-            __m512i raw = _mm512_permutexvar_epi64(
-                _mm512_setr_epi64(0, 4, 1, 5, 2, 6, 3, 7), _mm512_loadu_si512((const uint16_t *)s + i));
-            lo = _mm512_castsi512_ps(_mm512_unpacklo_epi16(_mm512_setzero_si512(), raw));
-            hi = _mm512_castsi512_ps(_mm512_unpackhi_epi16(_mm512_setzero_si512(), raw));
             // Packed weight and bias: one 32-bit lane per column (see cfn_weight_bias).
             const uint32_t *pairs = (const uint32_t *)a->weight_bias + i;
             __m512i p0 = _mm512_loadu_si512(pairs), p1 = _mm512_loadu_si512(pairs + 16);
@@ -172,25 +154,7 @@ CFN_LANES void normalize_wide(
         }
         lo = _mm512_fmadd_ps(_mm512_fmsub_ps(lo, r, mr), w0, b0);
         hi = _mm512_fmadd_ps(_mm512_fmsub_ps(hi, r, mr), w1, b1);
-        if (dtype == CFN_FLOAT32) {
-            float *out = (float *)a->output + i;
-            stream_floats(out, _mm512_castps512_ps256(lo));
-            stream_floats(out + 8, _mm512_extractf32x8_ps(lo, 1));
-            stream_floats(out + 16, _mm512_castps512_ps256(hi));
-            stream_floats(out + 24, _mm512_extractf32x8_ps(hi, 1));
-            continue;
-        }
-        __m256i first, second;
-        if (__builtin_expect((_mm512_fpclass_ps_mask(lo, 0x20) | _mm512_fpclass_ps_mask(hi, 0x20)) == 0, 1)) {
-            __m512i y = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-            first = _mm512_castsi512_si256(y), second = _mm512_extracti64x4_epi64(y, 1);
-        } else {
-            // An fp32 subnormal, which vcvtne2ps2bf16 would flush: the rounding of cfn_bf16_8, a quarter at a time.
-            first = _mm256_set_m128i(cfn_bf16_8(_mm512_extractf32x8_ps(lo, 1)), cfn_bf16_8(_mm512_castps512_ps256(lo)));
-            second = _mm256_set_m128i(cfn_bf16_8(_mm512_extractf32x8_ps(hi, 1)), cfn_bf16_8(_mm512_castps512_ps256(hi)));
-        }
-        cfn_store_pair(a->output, i + 8, first, 1);
-        cfn_store_pair(a->output, i + 24, second, 1);
+        cfn_stream32(a->output, i, dtype, lo, hi);
     }
 }
 #endif
