@@ -21,8 +21,8 @@ for variant in $variants; do
     library=$dir/kernels-$index.so
     clang -O2 ${CFLAGS:-} -shared -fPIC -pthread -I"$src/include" -I"$folder" "$folder"/*.c -o "$library" -lm
     libraries+=("$library$options")
+    echo "kernels-$index.so: $variant"
     index=$((index + 1))
 done
 clang -O2 ${CFLAGS:-} -pthread -I"$src/include" -I"$src" bench/cpu-rows/rows.c "$src"/*.c -o "$dir/rows" -lm -ldl
-echo "variants: $variants"
 VARIANTS="${libraries[*]}" "$dir/rows" "$@"

@@ -28,10 +28,11 @@ public enum CPUSettings {
 
     /// Which implementation of the row kernels the CPU backend runs.
     public enum Kernels: String, Sendable, CaseIterable, Comparable {
-        /// The C row kernels of `CFusedNormCPU` compiled with AVX-512 (F, VL, BW, DQ, BF16) on 256-bit
+        /// The C row kernels of `CFusedNormCPU` compiled with AVX-512 (F, VL, BW, DQ, BF16), mostly on 256-bit
         /// vectors: the ``avx2`` kernels' source with 32 vector registers and one-instruction bfloat16
-        /// rounding, for the same results bit for bit. Zen 4 and later, Intel Cooper Lake, Sapphire Rapids
-        /// and later.
+        /// rounding, and 512-bit loops where streamed rows gain from them (LayerNorm forward's second pass of
+        /// float32 and bfloat16 rows, the bfloat16 backward's second pass), for the same results bit for bit.
+        /// Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later.
         case avx512
         /// The C row kernels of `CFusedNormCPU`, compiled for AVX2 + FMA + F16C: 8-lane arithmetic, 16-bit
         /// conversions in registers, non-temporal stores of y, s and dx.
@@ -77,8 +78,8 @@ public enum CPUSettings {
     }
 
     /// Floats per hardware vector register that ``kernels`` compute with: 8 for the C builds (256-bit
-    /// registers, the AVX-512 build too), 4 for the Swift kernels on SSE2 or NEON (SIMD16<Float> lowered to
-    /// four 128-bit registers).
+    /// registers; the AVX-512 build too, but for its few 512-bit loops), 4 for the Swift kernels on SSE2 or
+    /// NEON (SIMD16<Float> lowered to four 128-bit registers).
     public static var vectorLanes: Int {
         kernels == .portable ? 4 : 8
     }
@@ -88,7 +89,7 @@ public enum CPUSettings {
         #if arch(x86_64)
         switch kernels {
         case .avx512:
-            "AVX-512 (VL, BW, DQ, BF16) row kernels (C, picked at run time): 8 float lanes per 256-bit register, 32 registers, float16 and bfloat16 converted in registers, outputs stored non-temporally"
+            "AVX-512 (VL, BW, DQ, BF16) row kernels (C, picked at run time): 8 float lanes per 256-bit register (16 per 512-bit register in the loops that write LayerNorm forward's float32 and bfloat16 y and the bfloat16 backward's dx), 32 registers, float16 and bfloat16 converted in registers, outputs stored non-temporally"
         case .avx2:
             "AVX2 + FMA + F16C row kernels (C, picked at run time): 8 float lanes per 256-bit register, float16 and bfloat16 converted in registers, outputs stored non-temporally"
         case .portable:
