@@ -45,7 +45,8 @@ static void (*forwardRow)(const cfn_forward_row_args *, int) = cfn_forward_row;
 static void (*backwardRow)(const cfn_backward_row_args *, int) = cfn_backward_row;
 static size_t rows, repeat, size;
 static char *x, *dy, *out;
-static float *weight, *bias, *partials[2], means[2][16], rstds[2][16];
+static float *weight, *bias, *partials[2];
+_Alignas(64) static float means[2][16], rstds[2][16];  // a line per thread
 
 static void fill(char *row, size_t count, float scale) {
     for (size_t i = 0; i < count; i++) {
@@ -73,7 +74,7 @@ static void *work(void *argument) {
             a.columns = N, a.centered = layer, a.x_dtype = a.output_dtype = dtype, a.hat_dtype = CFN_FLOAT32;
             a.x = x + r * N * size, a.output = out + r * N * size, a.weight = weight, a.bias = layer ? bias : NULL;
             a.epsilon = 1e-5f, a.next_x = x + next * N * size, a.weight_bias = weightBias;
-            a.mean = &means[id][0], a.rstd = &rstds[id][0];  // as the backend saves them (a line per thread)
+            a.mean = &means[id][0], a.rstd = &rstds[id][0];  // as the backend saves them
             forwardRow(&a, kernels);
         }
     }
