@@ -192,10 +192,8 @@ CFN_LANES void input_gradient_split(
     size_t begin = 0, end = a->columns;
     int bf = CFN_BFLOAT16;
 #ifdef CFN_AVX512
-    int stream;
-    size_t head = cfn_stream_head(a->dx, 0, bf, &stream);
-    if (stream && head < end && end - head >= 32) {
-        size_t stop = head + (end - head) / 32 * 32;
+    size_t head, stop;
+    if (cfn_wide_span(a->dx, bf, end, &head, &stop)) {
         input_gradient_row(a, x, bf, bf, bf, centered, 1, 0, 0, mean, 0, rstd, meanG, meanGHat, prefetch, 0, head);
         input_gradient_wide(a, x, centered, mean, rstd, meanG, meanGHat, prefetch, head, stop);
         begin = stop;

@@ -168,10 +168,8 @@ CFN_LANES void normalize_fused(
 ) {
     size_t begin = 0, end = a->columns;
 #ifdef CFN_AVX512
-    int stream;
-    size_t head = cfn_stream_head(a->output, 0, dtype, &stream);
-    if (dtype != CFN_FLOAT16 && stream && head < end && end - head >= 32) {
-        size_t stop = head + (end - head) / 32 * 32;
+    size_t head, stop;
+    if (dtype != CFN_FLOAT16 && cfn_wide_span(a->output, dtype, end, &head, &stop)) {
         normalize_row(a, s, dtype, dtype, 1, 2, 1, 1, CFN_FLOAT32, dtype, mean, 0, rstd, prefetch, 0, head);
         normalize_wide(a, s, dtype, head, stop, mean, rstd, prefetch);
         begin = stop;

@@ -9,9 +9,9 @@
 // - for AVX-512 (F, VL, BW, DQ, BF16), still on 256-bit vectors: the files `*+AVX512.c`, which define
 //   CFN_AVX512 and include the kernel files again. The same source then gets 32 vector registers instead
 //   of 16 (no constants spilled in the loops) and rounds to bfloat16 with one instruction (vcvtneps2bf16,
-//   with a fix-up for the fp32 subnormals it flushes), for the same bits. One loop is 512-bit in this
-//   build: LayerNorm forward's usual pass 2 of float32 and bfloat16 rows (normalize_wide in
-//   ForwardRows.c), the same bits again.
+//   with a fix-up for the fp32 subnormals it flushes), for the same bits. Two loops are 512-bit in this
+//   build (see cfn_load32): LayerNorm forward's usual pass 2 of float32 and bfloat16 rows (normalize_wide)
+//   and the backward's pass B of bfloat16 rows (input_gradient_wide), the same bits again.
 // The functions each copy exports are renamed by CFN_NAME (suffix _avx2 or _avx512).
 //
 // A step of a kernel handles `lanes` elements (8, or 1-7 at a row's head and tail): with lanes == 8, a
@@ -353,6 +353,17 @@ static inline size_t cfn_stream_head(const void *row, size_t index, int dtype, i
     return ((vector - address % vector) % vector) / size;
 }
 
+// The middle [*begin, *end) of a row of `columns` elements that a 512-bit loop (32 elements a step, 32-byte
+// stores) takes when the row's output starts at `row` in `dtype`: from the output's first 32-byte boundary, a
+// multiple of 32 elements. 0 when there is none (the output not aligned to its elements, or too short a row).
+static inline int cfn_wide_span(const void *row, int dtype, size_t columns, size_t *begin, size_t *end) {
+    int stream;
+    size_t head = cfn_stream_head(row, 0, dtype, &stream);
+    if (!stream || head >= columns || columns - head < 32) return 0;
+    *begin = head, *end = head + (columns - head) / 32 * 32;
+    return 1;
+}
+
 // The next row's inputs, fetched into the L2 cache while this row is processed from cache, so that memory
 // keeps reading and the next row's first pass finds its inputs in L2. One region per pass, spread over the
 // pass: at the pair of full steps from element i, the line at `start` + (i / 16)·`step` (NULL: none). A
@@ -418,8 +429,7 @@ static inline const char *cfn_prefetch32(const char *at, cfn_prefetch prefetch) 
         }                                                                                \
         if (e_ - i_ >= 16) {                                                             \
             size_t last_ = e_ - 16, ps_ = (prefetch).start ? (prefetch).step : 0;        \
-            const char *pa_ = (prefetch).start ? (prefetch).start + (i_ >> 4) * ps_      \
-                                               : cfn_prefetch_idle;                      \
+            const char *pa_ = cfn_prefetch_from(prefetch, i_);                           \
             if (stream) CFN_PAIRS(i_, last_, 1, unroll, pa_, ps_, STEP);                 \
             else CFN_PAIRS(i_, last_, 0, unroll, pa_, ps_, STEP);                        \
         }                                                                                \
