@@ -13,9 +13,11 @@ import Foundation
 ///
 /// How the fraction is taken depends on the device:
 /// - CPU: the host is shared, and the copy's bandwidth moves by a third from one second to the next. So
-///   copy runs and kernel runs alternate, and the measurements of one dtype are interleaved (round after
-///   round, each operation and N runs once, between two copies; see
-///   ``BenchSampler/measure(_:against:round:)``): `fraction_of_copy` is the median over the kernel runs of
+///   copy runs and kernel runs alternate, and all the measurements are interleaved (round after round,
+///   each dtype, N and operation runs once, between two copies of its dtype's arena; see
+///   ``BenchSampler/measure(_:copies:round:)``), so that each one's runs spread over the whole
+///   measurement, and the operations of one dtype and N run next to each other in each round:
+///   `fraction_of_copy` is the median over the kernel runs of
 ///   (the run's GB/s) / (the GB/s of the two copies around it), `copy_gbps` the median of those copies,
 ///   `gbps` from the kernel's median time. The fraction is therefore close to, not exactly,
 ///   `gbps / copy_gbps`. The copy is the same as ever: `memcpy` over all of the 2^26-element input,
@@ -55,7 +57,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "x, the residual and dy are every k-th row of a larger tensor.")
     var rowStep = 1
 
-    @Option(help: "The most timed runs per measurement (default: 9 on the CPU, each between two copies; 50 on a GPU).")
+    @Option(help: "The most timed runs per measurement (default: 25 on the CPU, each between two copies; 50 on a GPU).")
     var repeats: Int?
 
     @Option(help: "Stop adding timed runs to a measurement once they took this many seconds (after at least one).")
@@ -93,7 +95,7 @@ struct BenchCommand: ParsableCommand {
         let shapes = self.shapes()
         let sampler = BenchSampler(
             timer: HostClockTimer(device: device), warmups: device == .cpu ? 1 : 5,
-            repeats: repeats ?? (device == .cpu ? 9 : 50), timeLimit: timeLimit)
+            repeats: repeats ?? (device == .cpu ? 25 : 50), timeLimit: timeLimit)
         console.print(
             "fusednorm bench on \(device): \(operations.count) operations x \(dtypes.count) dtypes x \(shapes.count) shapes, "
                 + (rows == nil ? "\(elements) elements per tensor, " : "")
@@ -131,63 +133,99 @@ struct BenchCommand: ParsableCommand {
         console: Console
     ) throws -> [BenchRecord] {
         var generator = SeededGenerator(seed: seed)
-        let progress = Progress("bench", total: dtypes.count * operations.count * shapes.count, console: console)
         let capacity = max(elements, shapes.map(\.outputSpan).max() ?? 1)
-        var records: [BenchRecord] = []
-        func record(_ operation: BenchOperation, _ dtype: DType, _ shape: BenchShape, _ call: BenchCall,
-                    seconds: Double, copyGbps: Double, fraction: Double, repeats: Int, hostSeconds: Double?) {
-            records.append(BenchRecord(
-                op: operation.rawValue, dtype: dtype.rawValue, device: device.description, rows: shape.rows,
-                cols: shape.columns, heads: shape.heads, rowStep: shape.rowStep, medianSeconds: seconds,
-                microseconds: seconds * 1e6, bytes: call.bytes, gbps: Double(call.bytes) / seconds / 1e9,
-                copyGbps: copyGbps, fractionOfCopy: fraction, repeats: repeats, hostMicroseconds: hostSeconds.map { $0 * 1e6 }))
+        let records = device == .cpu
+            ? try measureInterleaved(
+                operations: operations, dtypes: dtypes, shapes: shapes, sampler: sampler, capacity: capacity,
+                generator: &generator, console: console)
+            : try measureOneByOne(
+                device: device, operations: operations, dtypes: dtypes, shapes: shapes, sampler: sampler,
+                capacity: capacity, generator: &generator, console: console)
+        let operationOrder = operations.map(\.rawValue), dtypeOrder = dtypes.map(\.rawValue)
+        func key(_ record: BenchRecord) -> [Int] {
+            [operationOrder.firstIndex(of: record.op) ?? 0, dtypeOrder.firstIndex(of: record.dtype) ?? 0, record.cols, record.rows]
         }
+        return records.sorted { key($0).lexicographicallyPrecedes(key($1)) }
+    }
+
+    /// The CPU's measurement: every dtype, shape and operation at once, round after round (in a round: dtype
+    /// by dtype, shape by shape, the operations of a shape one after another), each run between two copies
+    /// of its dtype's arena.
+    func measureInterleaved(
+        operations: [BenchOperation], dtypes: [DType], shapes: [BenchShape], sampler: BenchSampler, capacity: Int,
+        generator: inout SeededGenerator, console: Console
+    ) throws -> [BenchRecord] {
+        let progress = Progress("bench", total: sampler.repeats, console: console)
+        var copies: [BenchCall] = [], calls: [(call: BenchCall, copy: Int)] = []
+        var measurements: [(operation: BenchOperation, dtype: DType, shape: BenchShape)] = []
+        for dtype in dtypes {
+            progress.update(completed: 0, detail: "filling \(dtype) inputs")
+            let arena = try BenchArena(dtype: dtype, device: .cpu, capacity: capacity, rowStep: rowStep, generator: &generator)
+            copies.append(try arena.copyCall())
+            for shape in shapes {
+                let sets = min(arena.availableSets(shape), sampler.warmups + sampler.repeats)
+                for operation in operations {
+                    calls.append((try arena.call(operation, shape: shape, sets: sets, generator: &generator), copies.count - 1))
+                    measurements.append((operation, dtype, shape))
+                }
+            }
+        }
+        let samples = try sampler.measure(calls, copies: copies) { round in
+            progress.update(completed: round, detail: "round \(round + 1) over \(calls.count) measurements")
+        }
+        progress.finish()
+        return zip(measurements, zip(calls, samples)).map { m, pair in
+            let (call, sample) = pair
+            return record(
+                m.operation, m.dtype, m.shape, call.call, device: .cpu, seconds: sample.medianSeconds,
+                copyGbps: Double(copies[call.copy].bytes) / sample.copyMedianSeconds / 1e9, fraction: sample.fractionOfCopy,
+                repeats: sample.repeats, hostSeconds: nil)
+        }
+    }
+
+    /// A GPU's measurement: dtype by dtype, one copy measurement per operation, then each shape on its own.
+    func measureOneByOne(
+        device: Device, operations: [BenchOperation], dtypes: [DType], shapes: [BenchShape], sampler: BenchSampler,
+        capacity: Int, generator: inout SeededGenerator, console: Console
+    ) throws -> [BenchRecord] {
+        let progress = Progress("bench", total: dtypes.count * operations.count * shapes.count, console: console)
+        var records: [BenchRecord] = []
         for dtype in dtypes {
             progress.update(completed: records.count, detail: "filling \(dtype) inputs")
             let arena = try BenchArena(dtype: dtype, device: device, capacity: capacity, rowStep: rowStep, generator: &generator)
             var sampler = sampler
             sampler.timer = try timer(for: device, arena: arena)
             let copy = try arena.copyCall()
-            let measurements = operations.flatMap { operation in shapes.map { (operation: operation, shape: $0) } }
-            func call(_ operation: BenchOperation, _ shape: BenchShape) throws -> BenchCall {
-                let sets = min(arena.availableSets(shape), sampler.warmups + sampler.repeats)
-                return try arena.call(operation, shape: shape, sets: sets, generator: &generator)
-            }
-            if device == .cpu {
-                // Every operation and shape of this dtype at once, interleaved, copies between the runs.
-                let calls = try measurements.map { try call($0.operation, $0.shape) }
-                let completed = records.count
-                let samples = try sampler.measure(calls, against: copy) { round in
-                    progress.update(completed: completed, detail: "\(dtype): round \(round + 1) of \(sampler.repeats) over \(calls.count) measurements")
-                }
-                for (m, (call, sample)) in zip(measurements, zip(calls, samples)) {
-                    record(m.operation, dtype, m.shape, call, seconds: sample.medianSeconds,
-                           copyGbps: Double(copy.bytes) / sample.copyMedianSeconds / 1e9, fraction: sample.fractionOfCopy,
-                           repeats: sample.repeats, hostSeconds: nil)
-                }
-                continue
-            }
-            // GPU: one copy measurement per operation and dtype, then each shape on its own.
             var copyGbps = 0.0
-            for (index, m) in measurements.enumerated() {
-                if index % shapes.count == 0 {
-                    progress.update(completed: records.count, detail: "copy \(dtype)")
-                    copyGbps = Double(copy.bytes) / (try sampler.measure(copy).medianSeconds) / 1e9
+            for operation in operations {
+                progress.update(completed: records.count, detail: "copy \(dtype)")
+                copyGbps = Double(copy.bytes) / (try sampler.measure(copy).medianSeconds) / 1e9
+                for shape in shapes {
+                    progress.update(completed: records.count, detail: "\(operation.rawValue) \(dtype) \(shape.rows)x\(shape.columns)")
+                    let sets = min(arena.availableSets(shape), sampler.warmups + sampler.repeats)
+                    let call = try arena.call(operation, shape: shape, sets: sets, generator: &generator)
+                    let sample = try sampler.measure(call)
+                    records.append(record(
+                        operation, dtype, shape, call, device: device, seconds: sample.medianSeconds, copyGbps: copyGbps,
+                        fraction: Double(call.bytes) / sample.medianSeconds / 1e9 / copyGbps, repeats: sample.repeats,
+                        hostSeconds: sample.hostSecondsPerRun))
                 }
-                progress.update(completed: records.count, detail: "\(m.operation.rawValue) \(dtype) \(m.shape.rows)x\(m.shape.columns)")
-                let call = try call(m.operation, m.shape)
-                let sample = try sampler.measure(call)
-                record(m.operation, dtype, m.shape, call, seconds: sample.medianSeconds, copyGbps: copyGbps,
-                       fraction: Double(call.bytes) / sample.medianSeconds / 1e9 / copyGbps, repeats: sample.repeats,
-                       hostSeconds: sample.hostSecondsPerRun)
             }
         }
         progress.finish()
-        let operationOrder = operations.map(\.rawValue), dtypeOrder = dtypes.map(\.rawValue)
-        func key(_ record: BenchRecord) -> [Int] {
-            [operationOrder.firstIndex(of: record.op) ?? 0, dtypeOrder.firstIndex(of: record.dtype) ?? 0, record.cols, record.rows]
-        }
-        return records.sorted { key($0).lexicographicallyPrecedes(key($1)) }
+        return records
+    }
+
+    /// One measurement's result.
+    func record(
+        _ operation: BenchOperation, _ dtype: DType, _ shape: BenchShape, _ call: BenchCall, device: Device, seconds: Double,
+        copyGbps: Double, fraction: Double, repeats: Int, hostSeconds: Double?
+    ) -> BenchRecord {
+        BenchRecord(
+            op: operation.rawValue, dtype: dtype.rawValue, device: device.description, rows: shape.rows,
+            cols: shape.columns, heads: shape.heads, rowStep: shape.rowStep, medianSeconds: seconds,
+            microseconds: seconds * 1e6, bytes: call.bytes, gbps: Double(call.bytes) / seconds / 1e9,
+            copyGbps: copyGbps, fractionOfCopy: fraction, repeats: repeats, hostMicroseconds: hostSeconds.map { $0 * 1e6 })
     }
 
     /// The results, one row per measurement; host time, heads and row step only when they say something.

@@ -32,7 +32,7 @@ struct BenchSamplerTests {
         let sampler = BenchSampler(timer: timer, warmups: 1, repeats: 3, timeLimit: 100)
         var rounds: [Int] = []
         let samples = try sampler.measure(
-            [timer.call("a", bytes: 100), timer.call("b", bytes: 100)], against: timer.call("copy", bytes: 100)
+            [(timer.call("a", bytes: 100), 0), (timer.call("b", bytes: 100), 0)], copies: [timer.call("copy", bytes: 100)]
         ) { rounds.append($0) }
         #expect(timer.log == [
             "copy0", "a0", "b0",  // warm-up
@@ -58,10 +58,28 @@ struct BenchSamplerTests {
         ]
         let sampler = BenchSampler(timer: timer, warmups: 0, repeats: 3, timeLimit: 100)
         let samples = try sampler.measure(
-            [timer.call("a", bytes: 100), timer.call("b", bytes: 100)], against: timer.call("copy", bytes: 100))
+            [(timer.call("a", bytes: 100), 0), (timer.call("b", bytes: 100), 0)], copies: [timer.call("copy", bytes: 100)])
         #expect(timer.log == ["copy0", "a0", "copy1", "b0", "copy2", "a1", "copy3", "b1", "copy4", "a2", "copy5", "b2", "copy6"])
         #expect(samples.map(\.fractionOfCopy) == [1, 0.5])
         #expect(samples.map(\.medianSeconds) == [1, 2])
+    }
+
+    @Test
+    func eachRunIsBetweenTwoCopiesOfItsOwnYardstick() throws {
+        // a and b are measured against copy "c", x against copy "d" (another dtype's arena, twice as fast).
+        let timer = ScriptedRuns()
+        timer.seconds = ["c": { _ in 1 }, "d": { _ in 0.5 }, "a": { _ in 1 }, "b": { _ in 2 }, "x": { _ in 1 }]
+        let sampler = BenchSampler(timer: timer, warmups: 1, repeats: 2, timeLimit: 100)
+        let samples = try sampler.measure(
+            [(timer.call("a", bytes: 100), 0), (timer.call("b", bytes: 100), 0), (timer.call("x", bytes: 100), 1)],
+            copies: [timer.call("c", bytes: 100), timer.call("d", bytes: 100)])
+        #expect(timer.log == [
+            "c0", "d0", "a0", "b0", "x0",  // warm-up
+            "c1", "a1", "c2", "b1", "c3", "d1", "x1", "d2",
+            "c4", "a2", "c5", "b2", "c6", "d3", "x2", "d4",
+        ])
+        #expect(samples.map(\.fractionOfCopy) == [1, 0.5, 0.5])  // x against c would be 1
+        #expect(samples.map(\.copyMedianSeconds) == [1, 1, 0.5])
     }
 
     @Test
@@ -70,7 +88,7 @@ struct BenchSamplerTests {
         timer.seconds = ["copy": { _ in 0.25 }, "fast": { _ in 0.25 }, "slow": { _ in 3 }]
         let sampler = BenchSampler(timer: timer, warmups: 0, repeats: 5, timeLimit: 2)
         let samples = try sampler.measure(
-            [timer.call("fast", bytes: 1), timer.call("slow", bytes: 1)], against: timer.call("copy", bytes: 1))
+            [(timer.call("fast", bytes: 1), 0), (timer.call("slow", bytes: 1), 0)], copies: [timer.call("copy", bytes: 1)])
         // fast: 0.5 s per run with the copy after it, so four runs reach 2 s; slow: one run.
         #expect(samples.map(\.repeats) == [4, 1])
     }

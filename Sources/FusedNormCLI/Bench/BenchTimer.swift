@@ -115,51 +115,56 @@ struct BenchSampler {
         var repeats: Int
     }
 
-    /// Measures `calls` in alternation with `copy`, interleaved: after ``warmups`` runs of the copy and of
-    /// each call, rounds follow, and in each round every call still measuring runs once, each run between
-    /// two copies (copy, first call, copy, second call, ..., last call, copy). A call stops after
-    /// ``repeats`` runs, or once its runs and the copies after them took ``timeLimit`` seconds (after at
-    /// least one run).
+    /// Measures each call in alternation with its copy yardstick (`copies[copy]`), interleaved: after
+    /// ``warmups`` runs of every copy and every call, rounds follow, and in each round every call still
+    /// measuring runs once, each run between two copies of its yardstick (copy, first call, copy, second
+    /// call, ..., last call, copy; where a call's yardstick differs from the one before it, one more copy
+    /// of its own comes first). A call stops after ``repeats`` runs, or once its runs and the copies after
+    /// them took ``timeLimit`` seconds (after at least one run).
     ///
     /// Kernel run i is compared with the mean time of the two copies around it, so that both see the same
     /// state of a shared machine; a call's fraction is the median of those per-run ratios. Interleaving
-    /// the calls spreads a slow spell of the host (minutes in which every thread runs at about half speed)
-    /// over the runs of every call, one run each, instead of over all the runs of the one call measured
-    /// then: the medians of calls measured together then compare with each other, not only with the copy.
+    /// the calls spreads a slow spell of the host (seconds to minutes in which every thread runs at about
+    /// half speed) over the runs of every call, one run each, instead of over all the runs of the one call
+    /// measured then: the medians of calls measured together then compare with each other, not only with
+    /// the copy, and the longer the rounds take together, the smaller the share of any one spell.
     /// - Parameter round: called before each round with its index (from 0).
-    func measure(_ calls: [BenchCall], against copy: BenchCall, round: (Int) -> Void = { _ in }) throws -> [PairedSample] {
+    func measure(_ calls: [(call: BenchCall, copy: Int)], copies: [BenchCall], round: (Int) -> Void = { _ in }) throws -> [PairedSample] {
         for run in 0..<warmups {
-            try copy.run(run)
-            for call in calls { try call.run(run) }
+            for copy in copies { try copy.run(run) }
+            for call in calls { try call.call.run(run) }
         }
-        var copyRuns = warmups
+        var copyRuns = [Int](repeating: warmups, count: copies.count)
         func timed(_ work: BenchCall, _ run: Int) throws -> Double {
             try timer.time(runs: 1) { _ in try work.run(run) }.seconds[0]
         }
-        func timedCopy() throws -> Double {
-            defer { copyRuns += 1 }
-            return try timed(copy, copyRuns)
+        func timedCopy(_ copy: Int) throws -> Double {
+            defer { copyRuns[copy] += 1 }
+            return try timed(copies[copy], copyRuns[copy])
         }
         var kernels = [[Double]](repeating: [], count: calls.count)
         var copiesAround = [[(before: Double, after: Double)]](repeating: [], count: calls.count)
         var spent = [Double](repeating: 0, count: calls.count)
-        var lastCopy = try timedCopy()
+        var lastCopy: (copy: Int, seconds: Double)?
         for index in 0..<repeats {
             let measuring = calls.indices.filter { kernels[$0].isEmpty || spent[$0] < timeLimit }
             if measuring.isEmpty { break }
             round(index)
             for i in measuring {
-                let seconds = try timed(calls[i], warmups + kernels[i].count)
-                let nextCopy = try timedCopy()
+                let copy = calls[i].copy
+                let before = try lastCopy.flatMap { $0.copy == copy ? $0.seconds : nil } ?? timedCopy(copy)
+                let seconds = try timed(calls[i].call, warmups + kernels[i].count)
+                let after = try timedCopy(copy)
                 kernels[i].append(seconds)
-                copiesAround[i].append((lastCopy, nextCopy))
-                spent[i] += seconds + nextCopy
-                lastCopy = nextCopy
+                copiesAround[i].append((before, after))
+                spent[i] += seconds + after
+                lastCopy = (copy, after)
             }
         }
         return calls.indices.map { i in
-            let ratios = zip(kernels[i], copiesAround[i]).map { seconds, copies in
-                (Double(calls[i].bytes) / seconds) / (Double(copy.bytes) / ((copies.before + copies.after) / 2))
+            let copyBytes = Double(copies[calls[i].copy].bytes)
+            let ratios = zip(kernels[i], copiesAround[i]).map { seconds, around in
+                (Double(calls[i].call.bytes) / seconds) / (copyBytes / ((around.before + around.after) / 2))
             }
             return PairedSample(
                 medianSeconds: median(kernels[i]), copyMedianSeconds: median(copiesAround[i].flatMap { [$0.before, $0.after] }),
