@@ -75,17 +75,23 @@ void cfn_stats_add(cfn_stats *stats, const void *row, int dtype, size_t start, s
     stats->shift = isfinite(next) ? next : 0;
 }
 
-void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float *meanError, float *rstd) {
-    double quotient = stats->squares / stats->count;
+// mean, its error and rstd from the mean and Σ (s − mean)² / n (`quotient`) in double.
+static inline void finish_statistics(
+    double exactMean, double quotient, float epsilon, float *mean, float *meanError, float *rstd
+) {
     double variance = quotient < 0 ? 0 : quotient;  // rounding can leave a constant row's variance at -tiny
-    float roundedMean = (float)stats->mean;
+    float roundedMean = (float)exactMean;
     double r = 1 / sqrt(variance + (double)epsilon);
     // The mean's rounding error matters when the mean is large against the spread; below 2^-26 after
     // scaling it changes ŝ by less than its own rounding, and is dropped.
-    double error = stats->mean - (double)roundedMean;
+    double error = exactMean - (double)roundedMean;
     *mean = roundedMean;
     *meanError = fabs(error * r) < 0x1p-26 ? 0 : (float)error;
     *rstd = (float)r;
+}
+
+void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float *meanError, float *rstd) {
+    finish_statistics(stats->mean, stats->squares / stats->count, epsilon, mean, meanError, rstd);
 }
 
 // The sums of one block of x around `shift` (Σ v² alone when not centered; centered == 2: around 0, the
@@ -114,10 +120,57 @@ CFN_LANES void block_sums(
     *squares = cfn_sum4(sq);
 }
 
+// row_statistics of a row of one block (N <= CFN_STATS_BLOCK): cfn_stats_init, cfn_stats_add and cfn_stats_finish
+// for that block alone (the running mean and count start at 0: no merge), the divisions by N as products with 1/N,
+// which is known before the sums are, and float32's first shift summed in two vectors instead of a chain of sixteen
+// scalar adds. A short row's pass 2 waits for its statistics, so their latency is its time: in L2, N = 256, one
+// thread, float32 LayerNorm (bench/cpu-rows/variants.sh, NOTES.md CPU session 9).
+CFN_LANES void block_statistics(
+    const void *x, int dtype, size_t columns, int centered, float epsilon, float *mean, float *meanError, float *rstd,
+    cfn_prefetch prefetch
+) {
+    double inverse = 1 / (double)columns;
+    float inverseFloat = (float)inverse, sum, squares;
+    if (!centered) {
+        block_sums(x, dtype, 0, columns, 0, 0, &sum, &squares, prefetch);
+        finish_statistics(0, (double)squares * inverse, epsilon, mean, meanError, rstd);
+        return;
+    }
+    // 16-bit rows around 0 (as row_statistics), float32 rows around the mean of their first sixteen values.
+    float center = 0;
+    if (dtype == CFN_FLOAT32) {
+        float estimate;
+        if (columns >= 16) {
+            __m256 first = _mm256_add_ps(_mm256_loadu_ps((const float *)x), _mm256_loadu_ps((const float *)x + 8));
+            estimate = cfn_sum8(first) * 0.0625f;
+        } else {
+            estimate = 0;
+            for (size_t i = 0; i < columns; i++) estimate += ((const float *)x)[i];
+            estimate /= (float)columns;
+        }
+        center = isfinite(estimate) ? estimate : 0;
+    }
+    block_sums(x, dtype, 0, columns, dtype == CFN_FLOAT32 ? 1 : 2, center, &sum, &squares, prefetch);
+    if (!(squares - sum * sum * inverseFloat >= squares * 0.0625f)) {
+        // Far from the block's mean (or not finite): the sums again around it (as cfn_stats_add).
+        center += sum * inverseFloat;
+        deviation_sums(x, dtype, 0, columns, center, &sum, &squares);
+    }
+    double blockMean = (double)center + (double)sum * inverse;
+    // (cfn_stats_add's merge term, 0 · delta², NaN when the mean is not finite, adds nothing here: the sums
+    // are then not finite, taken again, and blockSquares is NaN.)
+    double blockSquares = (double)squares - (double)sum * (double)sum * inverse;
+    finish_statistics(blockMean, blockSquares * inverse, epsilon, mean, meanError, rstd);
+}
+
 CFN_LANES void row_statistics(
     const void *x, int dtype, size_t columns, int centered, float epsilon, float *mean, float *meanError, float *rstd,
     cfn_prefetch prefetch
 ) {
+    if (columns <= CFN_STATS_BLOCK) {
+        block_statistics(x, dtype, columns, centered, epsilon, mean, meanError, rstd, prefetch);
+        return;
+    }
     cfn_stats stats;
     int unshifted = centered && dtype != CFN_FLOAT32;
     // (Around 0 below, the first shift is not needed: no values given for it, the shift is then 0.)

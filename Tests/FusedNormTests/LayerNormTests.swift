@@ -45,6 +45,11 @@ enum LayerNormForwardCases {
         ForwardCase(norm: .layer, shape: [2, 4095], x: .float32, weight: .bfloat16, bias: .float32, output: .bfloat16, xOffset: 1e5),
         ForwardCase(norm: .layer, shape: [2, 2047], x: .float32, weight: .float32, bias: .float32, residual: .float32, xOffset: 1e5),
         ForwardCase(norm: .layer, shape: [2, 65536], x: .float32, weight: .float32, bias: .float32, xOffset: 1e5),
+        // 16-bit rows, whose sums are first taken around 0 and must be taken again around the mean: one block
+        // of statistics, and two.
+        ForwardCase(norm: .layer, shape: [3, 4096], x: .float16, weight: .float16, bias: .float16, xOffset: 1000),
+        ForwardCase(norm: .layer, shape: [2, 5120], x: .float16, weight: .float16, bias: .float16, xOffset: 1000),
+        ForwardCase(norm: .layer, shape: [3, 256], x: .bfloat16, weight: .bfloat16, bias: .bfloat16, xOffset: 200),
     ]
 }
 
