@@ -51,6 +51,22 @@ CFN_VECTOR static void deviation_sums(
     *squares = cfn_sum4(sq);
 }
 
+// The mean and Σ (s − mean)² of the block [start, start + count) of a row, from its sums around `center`
+// (`inverse` = 1 / count): when they cancel (the center far from the block's mean) or are not finite, the sums are
+// taken again around the block's mean first.
+static inline void block_moments(
+    const void *row, int dtype, size_t start, size_t count, float center, float sum, float squares, double inverse,
+    double *blockMean, double *blockSquares
+) {
+    float inverseFloat = (float)inverse;
+    if (!(squares - sum * sum * inverseFloat >= squares * 0.0625f)) {
+        center += sum * inverseFloat;
+        deviation_sums(row, dtype, start, count, center, &sum, &squares);
+    }
+    *blockMean = (double)center + (double)sum * inverse;
+    *blockSquares = (double)squares - (double)sum * (double)sum * inverse;
+}
+
 void cfn_stats_add(cfn_stats *stats, const void *row, int dtype, size_t start, size_t count, float sum, float squares) {
     double n = (double)count;
     if (!stats->centered) {
@@ -58,14 +74,8 @@ void cfn_stats_add(cfn_stats *stats, const void *row, int dtype, size_t start, s
         stats->count += n;
         return;
     }
-    float center = stats->shift;
-    if (!(squares - sum * sum / (float)count >= squares / 16)) {
-        // Far from the block's mean (or not finite): take the sums again around it.
-        center += sum / (float)count;
-        deviation_sums(row, dtype, start, count, center, &sum, &squares);
-    }
-    double blockMean = (double)center + (double)sum / n;
-    double blockSquares = (double)squares - (double)sum * (double)sum / n;
+    double blockMean, blockSquares;
+    block_moments(row, dtype, start, count, stats->shift, sum, squares, 1 / n, &blockMean, &blockSquares);
     double total = stats->count + n;
     double delta = blockMean - stats->mean;
     stats->mean += delta * (n / total);
@@ -121,16 +131,16 @@ CFN_LANES void block_sums(
 }
 
 // row_statistics of a row of one block (N <= CFN_STATS_BLOCK): cfn_stats_init, cfn_stats_add and cfn_stats_finish
-// for that block alone (the running mean and count start at 0: no merge), the divisions by N as products with 1/N,
-// which is known before the sums are, and float32's first shift summed in two vectors instead of a chain of sixteen
-// scalar adds. A short row's pass 2 waits for its statistics, so their latency is its time: in L2, N = 256, one
-// thread, float32 LayerNorm (bench/cpu-rows/variants.sh, NOTES.md CPU session 9).
+// for that block alone (the running mean and count start at 0: no merge, no division by the count), float32's first
+// shift summed in two vectors instead of a chain of sixteen scalar adds. A short row's pass 2 waits for its
+// statistics: streamed LayerNorm at N = 256 ran 18-24% behind RMSNorm with the general path, 1-12% with this one
+// (bench/cpu-rows/variants.sh, NOTES.md "CPU backend, session 9").
 CFN_LANES void block_statistics(
     const void *x, int dtype, size_t columns, int centered, float epsilon, float *mean, float *meanError, float *rstd,
     cfn_prefetch prefetch
 ) {
     double inverse = 1 / (double)columns;
-    float inverseFloat = (float)inverse, sum, squares;
+    float sum, squares;
     if (!centered) {
         block_sums(x, dtype, 0, columns, 0, 0, &sum, &squares, prefetch);
         finish_statistics(0, (double)squares * inverse, epsilon, mean, meanError, rstd);
@@ -151,15 +161,10 @@ CFN_LANES void block_statistics(
         center = isfinite(estimate) ? estimate : 0;
     }
     block_sums(x, dtype, 0, columns, dtype == CFN_FLOAT32 ? 1 : 2, center, &sum, &squares, prefetch);
-    if (!(squares - sum * sum * inverseFloat >= squares * 0.0625f)) {
-        // Far from the block's mean (or not finite): the sums again around it (as cfn_stats_add).
-        center += sum * inverseFloat;
-        deviation_sums(x, dtype, 0, columns, center, &sum, &squares);
-    }
-    double blockMean = (double)center + (double)sum * inverse;
     // (cfn_stats_add's merge term, 0 · delta², NaN when the mean is not finite, adds nothing here: the sums
     // are then not finite, taken again, and blockSquares is NaN.)
-    double blockSquares = (double)squares - (double)sum * (double)sum * inverse;
+    double blockMean, blockSquares;
+    block_moments(x, dtype, 0, columns, center, sum, squares, inverse, &blockMean, &blockSquares);
     finish_statistics(blockMean, blockSquares * inverse, epsilon, mean, meanError, rstd);
 }
 
