@@ -133,7 +133,7 @@ CFN_LANES void block_sums(
 // row_statistics of a row of one block (N <= CFN_STATS_BLOCK): cfn_stats_init, cfn_stats_add and cfn_stats_finish
 // for that block alone (the running mean and count start at 0: no merge, no division by the count), float32's first
 // shift summed in two vectors instead of a chain of sixteen scalar adds. A short row's pass 2 waits for its
-// statistics: streamed LayerNorm at N = 256 ran 18-24% behind RMSNorm with the general path, 1-12% with this one
+// statistics: streamed LayerNorm at N = 256 ran 13-24% behind RMSNorm with the general path, 1-12% with this one
 // (bench/cpu-rows/variants.sh, NOTES.md "CPU backend, session 9").
 CFN_LANES void block_statistics(
     const void *x, int dtype, size_t columns, int centered, float epsilon, float *mean, float *meanError, float *rstd,

@@ -163,9 +163,9 @@ struct BenchCommand: ParsableCommand {
             let arena = try BenchArena(dtype: dtype, device: .cpu, capacity: capacity, rowStep: rowStep, generator: &generator)
             copies.append(try arena.copyCall())
             for shape in shapes {
-                let sets = min(arena.availableSets(shape), sampler.warmups + sampler.repeats)
                 for operation in operations {
-                    calls.append((try arena.call(operation, shape: shape, sets: sets, generator: &generator), copies.count - 1))
+                    let call = try arena.call(operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
+                    calls.append((call, copies.count - 1))
                     measurements.append((operation, dtype, shape))
                 }
             }
@@ -202,8 +202,7 @@ struct BenchCommand: ParsableCommand {
                 copyGbps = Double(copy.bytes) / (try sampler.measure(copy).medianSeconds) / 1e9
                 for shape in shapes {
                     progress.update(completed: records.count, detail: "\(operation.rawValue) \(dtype) \(shape.rows)x\(shape.columns)")
-                    let sets = min(arena.availableSets(shape), sampler.warmups + sampler.repeats)
-                    let call = try arena.call(operation, shape: shape, sets: sets, generator: &generator)
+                    let call = try arena.call(operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
                     let sample = try sampler.measure(call)
                     records.append(record(
                         operation, dtype, shape, call, device: device, seconds: sample.medianSeconds, copyGbps: copyGbps,

@@ -70,7 +70,7 @@ struct BenchArena {
     }
 
     /// How many disjoint buffer sets of `shape` the arena holds.
-    func availableSets(_ shape: BenchShape) -> Int {
+    private func availableSets(_ shape: BenchShape) -> Int {
         max(1, min(inputs[0].columns / shape.inputSpan, capacity / shape.outputSpan))
     }
 
@@ -98,9 +98,11 @@ struct BenchArena {
         }
     }
 
-    /// `operation` over `shape` with preallocated outputs, rotating over `sets` buffer sets. Statistics a
-    /// backward pass reads are computed here for every set, untimed.
-    func call(_ operation: BenchOperation, shape: BenchShape, sets: Int, generator: inout SeededGenerator) throws -> BenchCall {
+    /// `operation` over `shape` with preallocated outputs, rotating over as many buffer sets as the arena
+    /// holds, up to `runs` (the runs it will make, warm-up included). Statistics a backward pass reads are
+    /// computed here for every set, untimed.
+    func call(_ operation: BenchOperation, shape: BenchShape, runs: Int, generator: inout SeededGenerator) throws -> BenchCall {
+        let sets = min(availableSets(shape), runs)
         let weight = try Tensor(generator.uniform(shape.heads * shape.columns, in: 0.5...1.5), shape: shape.parameterShape, dtype: dtype, device: device)
         let bias = try Tensor(generator.uniform(shape.heads * shape.columns, in: -0.5...0.5), shape: shape.parameterShape, dtype: dtype, device: device)
         let tensorBytes = shape.rows * shape.columns * dtype.byteCount
