@@ -105,6 +105,8 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
         /// An H200 (132 SMs, sm_90), for tests and plans made without a GPU.
         static let h200 = GPU(
             multiprocessors: 132, sharedMemoryPerBlock: 232_448, sharedMemoryPerMultiprocessor: 233_472, maxClusterSize: 16)
+        /// An H100 SXM (132 SMs, sm_90; the same SM as the H200, slower memory), for plans made without a GPU.
+        static let h100 = h200
     }
 
     /// Switches for measuring one layout against another in the same run (environment variables

@@ -22,3 +22,26 @@ final class HostBuffer: Buffer, @unchecked Sendable {
 
     deinit { pointer.deallocate() }
 }
+
+/// Memory that FusedNorm does not own: a caller's host pointer or `CUdeviceptr`, a DLPack tensor's data.
+///
+/// `release` runs exactly once, when the last tensor viewing the memory is gone (for an owner object to
+/// be let go, or a DLPack deleter to be called).
+final class ExternalBuffer: Buffer, @unchecked Sendable {
+    let device: Device
+    let address: UInt
+    let byteCount: Int
+    /// Tensors over this memory are never written (a read-only DLPack tensor).
+    let isReadOnly: Bool
+    private let release: (@Sendable () -> Void)?
+
+    init(address: UInt, byteCount: Int, device: Device, isReadOnly: Bool = false, release: (@Sendable () -> Void)? = nil) {
+        self.address = address
+        self.byteCount = byteCount
+        self.device = device
+        self.isReadOnly = isReadOnly
+        self.release = release
+    }
+
+    deinit { release?() }
+}
