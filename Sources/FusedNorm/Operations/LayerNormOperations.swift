@@ -56,12 +56,17 @@ public func layerNormForward(
 /// - Parameters:
 ///   - outputGradient: dy, x's shape.
 ///   - input: the tensor that was normalized (s when a residual was fused).
-///   - weight, bias: as in the forward pass (the bias only sets the shape and dtype of dbias; nil: no dbias).
-///   - mean, rstd: saved by the forward pass, both or neither; recomputed from x when nil.
+///   - weight: as in the forward pass.
+///   - bias: as in the forward pass (it only sets the shape and dtype of dbias; nil: no dbias).
+///   - mean: saved by the forward pass, with rstd or not at all; recomputed from x when nil.
+///   - rstd: saved by the forward pass, with mean or not at all; recomputed from x when nil.
 ///   - residualGradient: the gradient reaching s from downstream; added to dx.
+///   - epsilon: as in the forward pass.
 ///   - inputGradient: where to write dx; default a new tensor in x's dtype.
-///   - weightGradient, biasGradient: where to write dweight and dbias (the parameters' shape, any dtype);
-///     default new tensors in the parameters' dtype.
+///   - weightGradient: where to write dweight (the weight's shape, any dtype); default a new tensor in the
+///     weight's dtype.
+///   - biasGradient: where to write dbias (the bias's shape, any dtype); default a new tensor in the bias's
+///     dtype.
 public func layerNormBackward(
     _ outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, mean: Tensor? = nil,
     rstd: Tensor? = nil, residualGradient: Tensor? = nil, epsilon: Float = 1e-5, inputGradient: Tensor? = nil,

@@ -30,9 +30,14 @@ public func rmsNorm(
 ///   - x: the block's output, shape (..., N).
 ///   - residual: the residual stream, x's shape; its dtype may differ from x's.
 ///   - residualDType: the dtype of the returned s; default the residual's.
+///   - weight: as in ``rmsNorm(_:weight:epsilon:weightOffset:casting:outputDType:output:)``.
+///   - epsilon: as there.
+///   - weightOffset: as there.
+///   - casting: as there.
+///   - outputDType: as there.
+///   - output: as there.
 ///   - residualOutput: where to write s (x's shape; may be `residual` itself, updating the stream in place);
 ///     default a new tensor.
-///   - Other parameters as in ``rmsNorm(_:weight:epsilon:weightOffset:casting:outputDType:output:)``.
 /// - Returns: y and s (the new residual stream).
 public func rmsNorm(
     _ x: Tensor, residual: Tensor, weight: Tensor? = nil, epsilon: Float = 1e-6, weightOffset: Float = 0,
@@ -51,6 +56,14 @@ public func rmsNorm(
 /// with the residual optional, returning the per-row rstd for ``rmsNormBackward(_:input:weight:rstd:residualGradient:epsilon:weightOffset:inputGradient:weightGradient:)``,
 /// and optionally writing into preallocated (possibly strided) tensors, so that a call allocates nothing.
 /// - Parameters:
+///   - x: the input, as in the forward forms.
+///   - residual: the residual stream to add first, x's shape; nil for none.
+///   - weight: as in the forward forms.
+///   - epsilon: as in the forward forms.
+///   - weightOffset: as in the forward forms.
+///   - casting: as in the forward forms.
+///   - outputDType: the dtype of y; default x's.
+///   - residualDType: the dtype of s; default the residual's.
 ///   - output: where to write y (x's shape; its dtype is the output dtype); default a new tensor.
 ///   - residualOutput: where to write s (x's shape); default a new tensor.
 ///   - rstdOutput: where to write rstd (fp32, x's ``Tensor/rowShape``, contiguous); default a new tensor.
@@ -74,7 +87,8 @@ public func rmsNormForward(
 ///   - weight: as in the forward pass; nil for weightless RMSNorm.
 ///   - rstd: saved by ``rmsNormForward(_:residual:weight:epsilon:weightOffset:casting:outputDType:residualDType:output:residualOutput:rstdOutput:)``; recomputed from x when nil.
 ///   - residualGradient: the gradient reaching s from downstream when a residual was fused and s was used; added to dx.
-///   - epsilon, weightOffset: as in the forward pass.
+///   - epsilon: as in the forward pass.
+///   - weightOffset: as in the forward pass.
 ///   - inputGradient: where to write dx (x's shape); default a new tensor in x's dtype.
 ///   - weightGradient: where to write dweight (the weight's shape, any dtype, e.g. fp32 for a bf16 weight);
 ///     default a new tensor in the weight's dtype.
