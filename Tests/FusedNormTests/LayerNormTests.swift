@@ -105,13 +105,13 @@ struct LayerNormTests {
           arguments: BackwardCases.layerLargeMeans)
     func backwardLargeMeansCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
 
-    /// Why the CUDA kernels fail the large-mean cases (NOTES.md, S28b and S31-S33).
+    /// Why the CUDA kernels fail the large-mean cases (docs/notes/gpu-layernorm-mean.md).
     static let cudaMeanLimitation: Comment = """
         The CUDA kernels take a recomputed mean as an fp32 sum over the row and subtract it rounded to fp32 (as \
         the peer kernels do): with float32 x at 10^5 ± 2, y is off by 4e-3 and dweight by 5e-3. The CPU centers \
         on a shift and carries the mean's rounding error. Centering the GPU's sums on the row's first value, or \
-        the corrected two-pass mean, passes these cases but cost LayerNorm's bf16 forward 2-5% (NOTES.md \
-        S31-S33): not kept.
+        the corrected two-pass mean, passes these cases but cost LayerNorm's bf16 forward 2-5% \
+        (docs/notes/gpu-layernorm-mean.md): not kept.
         """
 
     @Test("The output has zero mean and unit variance per row without weight and bias", arguments: TestDevices.all)
