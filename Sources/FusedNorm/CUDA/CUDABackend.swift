@@ -94,6 +94,46 @@ final class CUDABackend: Backend {
     }
 }
 
+extension CUDABackend {
+    /// A plan compiled (or found) and fitted to this GPU: its kernel and module, and the clusters resident at
+    /// once (nil: no cluster, or the driver cannot tell).
+    struct ReadyPlan {
+        var plan: KernelPlan
+        var module: LoadedModule
+        var function: CUhandle
+        var activeClusters: Int?
+    }
+
+    /// Compiles (or finds) the kernel of the plan `plan` makes for this GPU and fits its grid: a cluster the
+    /// GPU cannot hold at all is halved until it can (`plan` then splits the row anew), and `teams` gives the
+    /// teams of a layout when only so many clusters can be resident at once.
+    /// - Parameters:
+    ///   - entryPoint: the kernel's function in the module.
+    ///   - plan: the plan on a GPU of the given description.
+    ///   - teams: the teams of a layout (first argument) given the resident clusters (at least one).
+    func prepare(
+        _ entryPoint: String, plan: (LaunchConfiguration.GPU) -> KernelPlan, teams: (LaunchConfiguration, Int) -> Int
+    ) throws -> ReadyPlan {
+        var shape = gpu.launchShape
+        while true {
+            var ready = plan(shape)
+            let c = ready.configuration
+            let module = try module(for: ready.request)
+            let function = module.function(entryPoint)
+            guard c.clusterSize > 1 else { return ReadyPlan(plan: ready, module: module, function: function) }
+            let active = try gpu.withContext {
+                gpu.activeClusters(function, clusterSize: c.clusterSize, threads: c.blockSize, sharedBytes: ready.sharedBytes)
+            }
+            if active == 0 {
+                shape.maxClusterSize = c.clusterSize / 2
+                continue
+            }
+            if let active { ready.configuration.teams = teams(c, active) }
+            return ReadyPlan(plan: ready, module: module, function: function, activeClusters: active)
+        }
+    }
+}
+
 /// Device scratch memory reused from call to call on one stream (see ``CUDABackend/defaultStreamScratch``).
 struct ScratchBuffer: ~Copyable {
     var address: UInt = 0

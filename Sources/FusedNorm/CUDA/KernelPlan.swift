@@ -64,10 +64,3 @@ extension DType {
         }
     }
 }
-
-extension LaunchConfiguration.Access {
-    /// The accesses to the rows of a tensor view.
-    init(_ view: RowView, rows: Int) {
-        self.init(address: view.address, rowStride: view.rowStride, elementBytes: view.dtype.byteCount, rows: rows)
-    }
-}

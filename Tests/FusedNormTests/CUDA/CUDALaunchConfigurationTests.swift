@@ -9,19 +9,25 @@ struct CUDALaunchConfigurationTests {
         65537, 131_072, 262_144, 524_288, 1_048_576, 4_194_304,
     ]
 
-    @Test("every layout is launchable and covers the row", arguments: [LaunchConfiguration.Pass.forward, .backward])
-    func layoutsAreValid(_ pass: LaunchConfiguration.Pass) {
+    enum Pass: Sendable { case forward, backward }
+
+    @Test("every layout is launchable and covers the row", arguments: [Pass.forward, .backward])
+    func layoutsAreValid(_ pass: Pass) {
         for gpu in [LaunchConfiguration.GPU.h200, LaunchConfiguration.GPU(multiprocessors: 80, sharedMemoryPerBlock: 101_376, sharedMemoryPerMultiprocessor: 102_400, maxClusterSize: 1)] {
             for n in Self.columns {
                 for width in [1, 2, 4, 8] where n % width == 0 {
                     for rows in [1, 7, 1000, 1_000_000] {
                         for bytes in [2, 4] {
                             for (residual, bias) in pass == .forward ? [(false, false), (true, false), (false, true)] : [(false, false)] {
-                                let c = LaunchConfiguration.choose(
-                                    for: pass, columns: n, rows: rows, weightRows: 1, vectorWidth: width,
-                                    rowElementBytes: pass == .forward ? bytes : 2 * bytes,
-                                    parameterElementBytes: pass == .forward ? (bias ? [bytes, bytes] : [bytes]) : [], residual: residual, bias: bias,
-                                    accumulators: pass == .backward ? 2 : 0, gpu: gpu)
+                                let c = switch pass {
+                                case .forward:
+                                    ForwardPlan(
+                                        columns: n, rows: rows, vectorWidth: width, rowElementBytes: bytes,
+                                        parameterElementBytes: bias ? [bytes, bytes] : [bytes], residual: residual, bias: bias
+                                    ).configuration(gpu: gpu)
+                                case .backward:
+                                    BackwardPlan(columns: n, rows: rows, vectorWidth: width, pairBytes: 2 * bytes, accumulators: 2).configuration(gpu: gpu)
+                                }
                                 let label = "\(pass) N=\(n) rows=\(rows) width=\(width) bytes=\(bytes) residual=\(residual): \(c)"
                                 #expect(c.blockSize % 32 == 0 && c.blockSize <= 1024, "\(label)")
                                 #expect(c.threadsPerRow == nextPowerOfTwo(c.threadsPerRow), "\(label)")
@@ -55,7 +61,7 @@ struct CUDALaunchConfigurationTests {
     func largeRows() {
         let gpu = LaunchConfiguration.GPU.h200
         func forward(_ n: Int, rows: Int = 128, residual: Bool = false) -> LaunchConfiguration {
-            LaunchConfiguration.choose(for: .forward, columns: n, rows: rows, vectorWidth: 8, rowElementBytes: 2, residual: residual, gpu: gpu)
+            ForwardPlan(columns: n, rows: rows, vectorWidth: 8, rowElementBytes: 2, residual: residual).configuration(gpu: gpu)
         }
         #expect(forward(4096).clusterSize == 1 && forward(4096).rowStorage == .registers)
         #expect(forward(65536).clusterSize > 1 && forward(65536).rowStorage == .registers)
@@ -65,20 +71,19 @@ struct CUDALaunchConfigurationTests {
         #expect(forward(262_144, residual: true).rowStorage == .registers)
         // The grid never grows with the rows.
         #expect(forward(65536, rows: 1 << 20).teams == forward(65536, rows: 1 << 16).teams)
-        let backward = LaunchConfiguration.choose(
-            for: .backward, columns: 262_144, rows: 512, vectorWidth: 8, rowElementBytes: 4, accumulators: 1, gpu: gpu)
+        let backward = BackwardPlan(columns: 262_144, rows: 512, vectorWidth: 8, pairBytes: 4, accumulators: 1).configuration(gpu: gpu)
         #expect(backward.rowStorage == .registers && backward.clusterSize <= 16)
-        let heads = LaunchConfiguration.choose(
-            for: .backward, columns: 128, rows: 32 * 4096, weightRows: 32, vectorWidth: 8, rowElementBytes: 4, accumulators: 1, gpu: gpu)
+        let heads = BackwardPlan(columns: 128, rows: 32 * 4096, weightRows: 32, vectorWidth: 8, pairBytes: 4, accumulators: 1).configuration(gpu: gpu)
         #expect(heads.teams % 32 == 0 && heads.teams <= 132 * 8)
     }
 
     @Test("Forward rows between powers of two: half the threads where that fills more vector slots (LayerNorm: also where none idle), never at powers of two")
     func forwardRowsBetweenPowersOfTwo() {
         func layout(_ n: Int, bytes: Int = 2, layer: Bool = true) -> String {
-            let c = LaunchConfiguration.choose(
-                for: .forward, columns: n, rows: 1 << 16, vectorWidth: 16 / bytes, rowElementBytes: bytes,
-                parameterElementBytes: layer ? [bytes, bytes] : [bytes], bias: layer, layer: layer, gpu: .h200)
+            let c = ForwardPlan(
+                columns: n, rows: 1 << 16, vectorWidth: 16 / bytes, rowElementBytes: bytes,
+                parameterElementBytes: layer ? [bytes, bytes] : [bytes], bias: layer, layer: layer
+            ).configuration(gpu: .h200)
             return "\(c.threadsPerRow)x\(c.vectorsPerThread)"
         }
         // Medium rows (one CTA per row).
@@ -97,21 +102,28 @@ struct CUDALaunchConfigurationTests {
 
     @Test("16-byte vectors only where every tensor's start and row stride allow them")
     func vectorWidth() {
-        typealias Access = LaunchConfiguration.Access
-        let aligned = Access(address: 0x1000, rowStride: 4096, elementBytes: 2, rows: 8)
-        #expect(LaunchConfiguration.vectorWidth(columns: 4096, accesses: [aligned]) == 8)
-        #expect(LaunchConfiguration.vectorWidth(columns: 4096, accesses: [Access(address: 0x1000, rowStride: 4096, elementBytes: 4, rows: 8)]) == 4)
+        /// The width for N columns and tensors of (address, row stride, element bytes, rows).
+        func width(_ columns: Int, _ accesses: [(UInt, Int, Int, Int)]) -> Int {
+            var finder = VectorWidthFinder(columns: columns, narrowestBytes: accesses.map(\.2).min() ?? 4)
+            for (address, stride, bytes, rows) in accesses {
+                finder.include(address: address, rowStride: stride, elementBytes: bytes, rows: rows)
+            }
+            return finder.width
+        }
+        let aligned: (UInt, Int, Int, Int) = (0x1000, 4096, 2, 8)
+        #expect(width(4096, [aligned]) == 8)
+        #expect(width(4096, [(0x1000, 4096, 4, 8)]) == 4)
         // Mixed dtypes: 8 elements (16 bytes of bf16, 32 of fp32).
-        #expect(LaunchConfiguration.vectorWidth(columns: 4096, accesses: [aligned, Access(address: 0x2000, rowStride: 4096, elementBytes: 4, rows: 8)]) == 8)
+        #expect(width(4096, [aligned, (0x2000, 4096, 4, 8)]) == 8)
         // N = 3584 bf16 at an odd element offset: scalar.
-        #expect(LaunchConfiguration.vectorWidth(columns: 3584, accesses: [aligned, Access(address: 0x1002, rowStride: 3585, elementBytes: 2, rows: 8)]) == 1)
+        #expect(width(3584, [aligned, (0x1002, 3585, 2, 8)]) == 1)
         // A row stride that breaks 16-byte alignment of later rows: 4 elements (8 bytes).
-        #expect(LaunchConfiguration.vectorWidth(columns: 4096, accesses: [Access(address: 0x1000, rowStride: 4100, elementBytes: 2, rows: 8)]) == 4)
+        #expect(width(4096, [(0x1000, 4100, 2, 8)]) == 4)
         // One row: the stride does not matter.
-        #expect(LaunchConfiguration.vectorWidth(columns: 4096, accesses: [Access(address: 0x1000, rowStride: 4100, elementBytes: 2, rows: 1)]) == 8)
+        #expect(width(4096, [(0x1000, 4100, 2, 1)]) == 8)
         // N odd: scalar; N = 6: pairs.
-        #expect(LaunchConfiguration.vectorWidth(columns: 4095, accesses: [aligned]) == 1)
-        #expect(LaunchConfiguration.vectorWidth(columns: 6, accesses: [aligned]) == 2)
+        #expect(width(4095, [aligned]) == 1)
+        #expect(width(6, [aligned]) == 2)
     }
 
     @Test("kernel arguments pack as the kernels' structs lay them out")
