@@ -73,6 +73,12 @@ struct ForwardPlan: Hashable, Sendable {
 
     /// Threads per CTA of sub-warp rows, before shrinking for few rows.
     static let shortRowBlock = 256
+    /// The largest CTA of one row: residual rows keep 3 CTAs per SM at 80 registers.
+    static let oneBlockThreads = (plain: 512, residual: 256)
+    /// Threads per CTA of the cluster layouts, tried in order.
+    static let clusterBlocks = (plain: [512], residual: [256, 512], sharedRows: [512], large: [1024])
+    /// The most vectors a thread holds (the kernels' register arrays).
+    static let maxVectorsPerThread = 16
     /// Vectors per thread in registers before half the threads are tried (see ``halved(_:short:gpu:)``), and
     /// the bound where that also fills idle vector slots.
     static let halvedVectors = (any: 6, fewerIdle: 8)
@@ -81,8 +87,8 @@ struct ForwardPlan: Hashable, Sendable {
     /// Clusters with rows partly in shared memory: vectors per thread in all, of which in registers (the rest,
     /// up to 10, in shared memory: 80 KB per 512-thread CTA, so 2 CTAs per SM).
     static let heldVectors = (total: 16, inRegisters: 6)
-    /// Streaming: vectors per thread and pass, as bytes per thread (residual rows need room for two rows).
-    static let streamingBytes = (plain: 64, residual: 32)
+    /// Streaming: bytes per thread and pass, and at most so many vectors (residual rows need room for two rows).
+    static let streamingVectors = (plain: (bytes: 64, most: 4), residual: (bytes: 32, most: 2))
     /// Decode: threads per row up to this, two vectors each (a short chain of loads).
     static let decodeThreads = (maximum: 256, vectorsPerThread: 2)
     /// Grid waves of persistent teams: single CTAs (4, so that teams finishing early leave no long tail), clusters.
@@ -124,7 +130,7 @@ struct ForwardPlan: Hashable, Sendable {
     }
 
     /// Vectors per thread that `budget` bytes of registers hold (1 to 16).
-    func vectors(budget: Int) -> Int { max(1, min(16, budget / vectorBytes)) }
+    func vectors(budget: Int) -> Int { max(1, min(Self.maxVectorsPerThread, budget / vectorBytes)) }
 
     /// The row budget's first matching row of ``rowBudgets``.
     func rowBudget(short: Bool, staged: Bool) -> Int {
@@ -145,8 +151,7 @@ struct ForwardPlan: Hashable, Sendable {
         let vectors = self.vectors
         let short = gpu.tuning.forwardVectors ?? self.vectors(budget: rowBudget(short: true, staged: false))
         let long = self.vectors(budget: rowBudget(short: false, staged: stageable && layer))
-        // Residual rows: CTAs of at most 256 threads (3 CTAs per SM at 80 registers).
-        let maxBlock = residual ? 256 : 512
+        let maxBlock = residual ? Self.oneBlockThreads.residual : Self.oneBlockThreads.plain
         var c = LaunchConfiguration(
             threadsPerRow: 1, rowsPerBlock: 1, clusterSize: 1, vectorWidth: vectorWidth, vectorsPerThread: 1,
             rowStorage: .registers, weightInRegisters: false, prefetch: false, sharedAccumulators: false,
@@ -179,23 +184,24 @@ struct ForwardPlan: Hashable, Sendable {
             if !residual, stageable, bias { c.maxRegisters = Self.stagedBiasRegisters }
         case .cluster:
             // A cluster of CTAs per row, each holding its part of the row in registers.
-            guard cluster(perThread: long, blocks: residual ? [256, 512] : [512]) else { return nil }
+            guard cluster(perThread: long, blocks: residual ? Self.clusterBlocks.residual : Self.clusterBlocks.plain) else { return nil }
         case .clusterWithSharedRows:
             // RMSNorm, 16-byte vectors: 6 vectors per thread in registers and up to 10 more in shared memory.
             guard !residual, !bias, !layer, vectorBytes == 16, gpu.maxClusterSize > 1,
-                cluster(perThread: Self.heldVectors.total, blocks: [512])
+                cluster(perThread: Self.heldVectors.total, blocks: Self.clusterBlocks.sharedRows)
             else { return nil }
             let held = c.vectorsPerThread
             c.vectorsPerThread = min(Self.heldVectors.inRegisters, held)
             c.sharedVectorsPerThread = held - c.vectorsPerThread
         case .largeBlockCluster:
             // 1024 threads per CTA (1 CTA per SM), the row in registers.
-            guard !residual, cluster(perThread: long, blocks: [1024]) else { return nil }
+            guard !residual, cluster(perThread: long, blocks: Self.clusterBlocks.large) else { return nil }
         case .streaming:
             // The largest cluster streams its parts of the row, pass by pass.
-            c.threadsPerRow = 512
+            let streaming = residual ? Self.streamingVectors.residual : Self.streamingVectors.plain
+            c.threadsPerRow = Self.oneBlockThreads.plain
             c.clusterSize = gpu.maxClusterSize
-            c.vectorsPerThread = max(1, min(residual ? 2 : 4, (residual ? Self.streamingBytes.residual : Self.streamingBytes.plain) / vectorBytes))
+            c.vectorsPerThread = max(1, min(streaming.most, streaming.bytes / vectorBytes))
             c.rowStorage = .streaming
             let perCTA = (vectors + c.clusterSize - 1) / c.clusterSize
             c.segments = (perCTA + c.threadsPerRow * c.vectorsPerThread - 1) / (c.threadsPerRow * c.vectorsPerThread)
@@ -227,7 +233,9 @@ struct ForwardPlan: Hashable, Sendable {
             c.threadsPerRow = max(c.threadsPerRow, min(Self.decodeThreads.maximum, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
         }
-        if let threads = gpu.tuning.decodeThreads, c.rowsPerBlock == 1, threads >= 32, threads <= 1024, (vectors + threads - 1) / threads <= 16 {
+        if let threads = gpu.tuning.decodeThreads, c.rowsPerBlock == 1, threads >= 32, threads <= 1024,
+            (vectors + threads - 1) / threads <= Self.maxVectorsPerThread
+        {
             c.threadsPerRow = threads
             c.vectorsPerThread = (vectors + threads - 1) / threads
         }
