@@ -152,6 +152,12 @@ struct BackwardPlan: Hashable, Sendable {
         return max(1, min(groups, resident / weightRows)) * weightRows
     }
 
+    /// The teams of a cluster layout `c` when only `residentClusters` clusters can be resident at once (the
+    /// driver's count at launch): fewer parts per weight row, as many as they allow (at least one).
+    static func teams(_ c: LaunchConfiguration, residentClusters: Int, weightRows: Int) -> Int {
+        residentClusters < c.teams ? max(1, residentClusters / weightRows) * weightRows : c.teams
+    }
+
     /// Dynamic shared memory of a CTA of layout `c`.
     func sharedBytes(_ c: LaunchConfiguration) -> Int {
         LaunchConfiguration.backwardSharedBytes(c, columns: columns, accumulators: accumulators)

@@ -66,9 +66,8 @@ extension CUDABackend {
     /// since they fix the partial sums and so the order dweight is added in.
     private func prepareBackward(_ problem: NormBackwardProblem) throws -> PreparedLaunch {
         let heads = problem.weightRows
-        // Fewer parts per weight row where fewer clusters are resident, as many as they allow (at least one).
-        let ready = try prepare("norm_backward", plan: { Self.backwardPlan(for: problem, gpu: $0) }) { c, active in
-            active < c.teams ? max(1, active / heads) * heads : c.teams
+        let ready = try prepare("norm_backward", plan: { Self.backwardPlan(for: problem, gpu: $0) }) {
+            BackwardPlan.teams($0, residentClusters: $1, weightRows: heads)
         }
         let c = ready.plan.configuration
         let (blocks, overflow) = c.teams.multipliedReportingOverflow(by: c.clusterSize)

@@ -60,7 +60,7 @@ extension CUDABackend {
 
     /// Makes a forward plan ready on this GPU (see ``prepare(_:plan:teams:)``).
     private func prepareForward(_ problem: NormForwardProblem) throws -> PreparedLaunch {
-        let ready = try prepare("norm_forward", plan: { Self.forwardPlan(for: problem, gpu: $0) }, teams: { min($0.teams, $1) })
+        let ready = try prepare("norm_forward", plan: { Self.forwardPlan(for: problem, gpu: $0) }, teams: ForwardPlan.teams(_:residentClusters:))
         let c = ready.plan.configuration
         let launch = PreparedLaunch(
             function: ready.function, reduce: nil, blocks: c.blocks, threads: c.blockSize, sharedBytes: ready.plan.sharedBytes,

@@ -62,9 +62,9 @@ struct ForwardPlan: Hashable, Sendable {
         .shortRows: (plain: 64, residual: 80),  // 4 CTAs of 256 threads; 80: 6 of 128 with a residual
         .oneBlock: (plain: 56, residual: 80),  // 9 CTAs of 128 threads, 18 of 64 (64 when staged with a bias)
         .cluster: (plain: 64, residual: 80),  // 2 CTAs of 512 threads
-        .clusterWithSharedRows: (plain: 64, residual: 64),
-        .largeBlockCluster: (plain: 64, residual: 64),
-        .streaming: (plain: 64, residual: 64),
+        .clusterWithSharedRows: (plain: 64, residual: 64),  // (no residual rows) 2 CTAs of 512 threads
+        .largeBlockCluster: (plain: 64, residual: 64),  // (no residual rows) 1 CTA of 1024 threads
+        .streaming: (plain: 64, residual: 64),  // 2 CTAs of 512 threads, a residual included
     ]
     /// Medium rows of LayerNorm with a bias, staged: the next row's addresses need a few registers more.
     static let stagedBiasRegisters = 64
@@ -255,6 +255,10 @@ struct ForwardPlan: Hashable, Sendable {
         }
         return teams
     }
+
+    /// The teams of a cluster layout `c` when only `residentClusters` clusters can be resident at once
+    /// (the driver's count at launch): no more teams than that.
+    static func teams(_ c: LaunchConfiguration, residentClusters: Int) -> Int { min(c.teams, residentClusters) }
 
     /// Whether the weight and bias go to shared memory, copied once: clusters (one weight row) of 8 CTAs or
     /// more, and LayerNorm's (weight and bias); RMSNorm in clusters of 2-4 lost.

@@ -126,6 +126,45 @@ struct CUDALaunchConfigurationTests {
         #expect(width(6, [aligned]) == 2)
     }
 
+    @Test("a cluster no GPU can hold is halved until one can; the teams then fit the resident clusters")
+    func clusterFallback() throws {
+        func view(_ n: Int) -> RowView { RowView(address: 0x10_0000, rowStride: n, dtype: .bfloat16) }
+        let n = 1_048_576, rows = 4096
+        let forward = NormForwardProblem(
+            kind: .rms, rows: rows, columns: n, x: view(n), residual: nil, weightRows: 1, weight: view(n), bias: nil,
+            output: view(n), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, casting: .gemma)
+        let plan = { (gpu: LaunchConfiguration.GPU) in CUDABackend.forwardPlan(for: forward, gpu: gpu) }
+        #expect(plan(.h200).configuration.clusterSize == 16)
+        // The driver holds no cluster of more than 4 CTAs, and 5 of 4.
+        var asked: [Int] = []
+        let (fitted, active) = CUDABackend.fit(.h200, plan: plan, teams: ForwardPlan.teams(_:residentClusters:)) { plan in
+            asked.append(plan.configuration.clusterSize)
+            return plan.configuration.clusterSize > 4 ? 0 : 5
+        }
+        var four = LaunchConfiguration.GPU.h200
+        four.maxClusterSize = 4
+        var expected = plan(four)
+        expected.configuration.teams = min(expected.configuration.teams, 5)
+        #expect(asked == [16, 8, 4])
+        #expect(active == 5 && fitted.configuration == expected.configuration && fitted.sharedBytes == expected.sharedBytes)
+        // Unknown (nil): the plan as made; no cluster: not asked.
+        let unknown = CUDABackend.fit(.h200, plan: plan, teams: ForwardPlan.teams(_:residentClusters:)) { _ in nil }
+        #expect(unknown.activeClusters == nil && unknown.plan.configuration == plan(.h200).configuration)
+        let short = NormForwardProblem(
+            kind: .rms, rows: rows, columns: 1024, x: view(1024), residual: nil, weightRows: 1, weight: view(1024), bias: nil,
+            output: view(1024), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, casting: .gemma)
+        let single = try CUDABackend.fit(.h200, plan: { CUDABackend.forwardPlan(for: short, gpu: $0) }, teams: ForwardPlan.teams(_:residentClusters:)) { _ in
+            throw CUDAError(library: .driver, code: 1, name: "CUDA_ERROR_INVALID_VALUE", operation: "not asked for a single CTA")
+        }
+        #expect(single.activeClusters == nil && single.plan.configuration.clusterSize == 1)
+        // Backward: whole parts per weight row, at least one.
+        var c = plan(.h200).configuration
+        c.teams = 64
+        #expect(BackwardPlan.teams(c, residentClusters: 7, weightRows: 2) == 6)
+        #expect(BackwardPlan.teams(c, residentClusters: 1, weightRows: 2) == 2)
+        #expect(BackwardPlan.teams(c, residentClusters: 100, weightRows: 2) == 64)
+    }
+
     @Test("kernel arguments pack as the kernels' structs lay them out")
     func argumentPacking() {
         var arguments = KernelArguments()
