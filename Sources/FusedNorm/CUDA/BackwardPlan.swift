@@ -98,9 +98,9 @@ struct BackwardPlan: Hashable, Sendable {
     /// warp hold the row (its sums then need only shuffles), or leaves fewer vector slots idle (threads per
     /// row come in powers of two). Measured for full 16-byte vectors, where narrow is 2.
     func doubles(_ narrow: Int) -> Bool {
-        guard narrow <= 2, vectors > 32 * narrow else { return false }
+        guard narrow <= 2, vectors > threadsPerWarp * narrow else { return false }
         func slots(_ perThread: Int) -> Int {
-            let threads = min(Self.oneBlockThreads, max(32, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
+            let threads = min(Self.oneBlockThreads, max(threadsPerWarp, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
             return threads * ((vectors + threads - 1) / threads)
         }
         let oneWarp = vectors <= 64 * narrow
@@ -112,17 +112,17 @@ struct BackwardPlan: Hashable, Sendable {
     /// per thread and no early loads; else streaming.
     func layout(_ c: inout LaunchConfiguration, perThread: Int, gpu: LaunchConfiguration.GPU) {
         let vectors = self.vectors
-        if vectors <= 32 * perThread {
-            c.threadsPerRow = min(32, nextPowerOfTwo((vectors + perThread - 1) / perThread))
+        if vectors <= threadsPerWarp * perThread {
+            c.threadsPerRow = min(threadsPerWarp, nextPowerOfTwo((vectors + perThread - 1) / perThread))
             c.rowsPerBlock = Self.shortRowBlock / c.threadsPerRow
             // Fewer rows per CTA until the grid has two CTAs per SM.
             let rowsPerHead = (rows + weightRows - 1) / weightRows
-            while c.blockSize > 32, (rowsPerHead + c.rowsPerBlock - 1) / c.rowsPerBlock * weightRows < 2 * gpu.multiprocessors {
+            while c.blockSize > threadsPerWarp, (rowsPerHead + c.rowsPerBlock - 1) / c.rowsPerBlock * weightRows < 2 * gpu.multiprocessors {
                 c.rowsPerBlock /= 2
             }
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
         } else if vectors <= Self.oneBlockThreads * perThread {
-            c.threadsPerRow = min(Self.oneBlockThreads, max(32, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
+            c.threadsPerRow = min(Self.oneBlockThreads, max(threadsPerWarp, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
         } else if let (threads, cluster) = LaunchConfiguration.clusterLayout(
             vectors: vectors, perThread: perThread, blocks: Self.clusterBlocks.prefetched, maxCluster: gpu.maxClusterSize)

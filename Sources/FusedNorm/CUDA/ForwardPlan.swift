@@ -1,6 +1,6 @@
 /// The forward pass's launch plan: what the layout rules need to know about a problem, and the rules.
 ///
-/// The layout is the first row of ``layouts`` that holds the row (sub-warp groups, one CTA, clusters of
+/// The layout is the first case of ``Layout`` that holds the row (sub-warp groups, one CTA, clusters of
 /// CTAs with the row in registers, then in registers and shared memory, then streamed); then few-row
 /// (decode) grids, the grid's teams, the parameters in shared memory and staging are decided in turn.
 /// The measurements behind every number: docs/notes/launch-plans.md.
@@ -169,17 +169,17 @@ struct ForwardPlan: Hashable, Sendable {
         case .shortRows:
             // A power-of-two group of at most 32 threads per row, several rows per CTA, the weight in registers
             // (RMSNorm without a residual: LayerNorm's bias would need too many).
-            guard vectors <= 32 * short else { return nil }
-            c.threadsPerRow = halved(min(32, nextPowerOfTwo((vectors + short - 1) / short)), short: true, gpu: gpu)
+            guard vectors <= threadsPerWarp * short else { return nil }
+            c.threadsPerRow = halved(min(threadsPerWarp, nextPowerOfTwo((vectors + short - 1) / short)), short: true, gpu: gpu)
             c.rowsPerBlock = Self.shortRowBlock / c.threadsPerRow
             // Fewer rows per CTA until the grid has two CTAs per SM.
-            while c.blockSize > 32, (rows + c.rowsPerBlock - 1) / c.rowsPerBlock < 2 * gpu.multiprocessors { c.rowsPerBlock /= 2 }
+            while c.blockSize > threadsPerWarp, (rows + c.rowsPerBlock - 1) / c.rowsPerBlock < 2 * gpu.multiprocessors { c.rowsPerBlock /= 2 }
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
             c.weightInRegisters = !residual && !bias
         case .oneBlock:
             // One CTA per row, the row in registers.
             guard vectors <= maxBlock * short else { return nil }
-            c.threadsPerRow = halved(min(maxBlock, max(32, nextPowerOfTwo((vectors + short - 1) / short))), short: false, gpu: gpu)
+            c.threadsPerRow = halved(min(maxBlock, max(threadsPerWarp, nextPowerOfTwo((vectors + short - 1) / short))), short: false, gpu: gpu)
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
             if !residual, stageable, bias { c.maxRegisters = Self.stagedBiasRegisters }
         case .cluster:
@@ -233,7 +233,7 @@ struct ForwardPlan: Hashable, Sendable {
             c.threadsPerRow = max(c.threadsPerRow, min(Self.decodeThreads.maximum, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
         }
-        if let threads = gpu.tuning.decodeThreads, c.rowsPerBlock == 1, threads >= 32, threads <= 1024,
+        if let threads = gpu.tuning.decodeThreads, c.rowsPerBlock == 1, threads >= threadsPerWarp, threads <= 1024,
             (vectors + threads - 1) / threads <= Self.maxVectorsPerThread
         {
             c.threadsPerRow = threads

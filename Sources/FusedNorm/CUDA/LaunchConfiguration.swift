@@ -131,8 +131,8 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     /// CTAs of `threads` threads with `registers` registers each and `sharedBytes` of shared memory that
     /// fit on one SM at once (registers are allocated per warp in units of 256).
     static func residentBlocks(threads: Int, registers: Int, sharedBytes: Int, gpu: GPU) -> Int {
-        let warps = (threads + 31) / 32
-        let registersPerWarp = (registers * 32 + 255) / 256 * 256
+        let warps = (threads + threadsPerWarp - 1) / threadsPerWarp
+        let registersPerWarp = (registers * threadsPerWarp + 255) / 256 * 256
         var count = min(gpu.threadsPerMultiprocessor / threads, gpu.blocksPerMultiprocessor)
         count = min(count, gpu.registersPerMultiprocessor / max(1, registersPerWarp * warps))
         if sharedBytes > 0 { count = min(count, gpu.sharedMemoryPerMultiprocessor / (sharedBytes + 1024)) }
@@ -191,6 +191,9 @@ struct VectorWidthFinder {
         include(address: view.address, rowStride: view.rowStride, elementBytes: view.dtype.byteCount, rows: rows)
     }
 }
+
+/// Threads per warp.
+let threadsPerWarp = 32
 
 /// The smallest power of two >= `value` (1 for values <= 1).
 func nextPowerOfTwo(_ value: Int) -> Int {
