@@ -8,14 +8,16 @@
 
 #ifdef CFN_HAS_LANES
 
+// Each copy's names (CFN_NAME, Lanes.h).
 #define cfn_stats_init CFN_NAME(cfn_stats_init)
 #define cfn_stats_add CFN_NAME(cfn_stats_add)
 #define cfn_stats_finish CFN_NAME(cfn_stats_finish)
 #define cfn_row_statistics CFN_NAME(cfn_row_statistics)
 
-// The same for the row statistics, over longer blocks than the Swift kernels' 1024: each block ends in
-// horizontal sums, a test and a merge in double that the loops do not hide (4096: LayerNorm forward +8% in
-// float16 and bfloat16 with the data in cache, +20% in float32; RMSNorm +5%; bench/cpu-rows, NOTES.md).
+// Elements per block of the row statistics, more than the gradient sums' CFN_BLOCK (RowLoops.h) and the Swift
+// kernels' 1024: each block ends in horizontal sums, a test and a merge in double that the loops do not hide
+// (4096: LayerNorm forward +8% in float16 and bfloat16 with the data in cache, +20% in float32; RMSNorm +5%;
+// bench/cpu-rows, NOTES.md).
 #define CFN_STATS_BLOCK 4096
 
 // The statistics of one row, accumulated block by block as FusedNorm's Swift `RowStatistics` (whose blocks
