@@ -56,8 +56,8 @@ struct ForwardPlan: Hashable, Sendable {
         (short: nil, residual: nil, biasOrStaged: nil, bytes: 128),
     ]
 
-    /// Register caps (`__maxnreg__`) per layout, without and with a residual; with the block size they fix
-    /// the CTAs per SM (64K registers). Lower caps spilled and were slower; medium rows fit in 52-56.
+    /// Register caps (`__maxnreg__`) of every layout, without and with a residual; with the block size they
+    /// fix the CTAs per SM (64K registers). Lower caps spilled and were slower; medium rows fit in 52-56.
     static let registerCaps: [Layout: (plain: Int, residual: Int)] = [
         .shortRows: (plain: 64, residual: 80),  // 4 CTAs of 256 threads; 80: 6 of 128 with a residual
         .oneBlock: (plain: 56, residual: 80),  // 9 CTAs of 128 threads, 18 of 64 (64 when staged with a bias)
@@ -107,6 +107,7 @@ struct ForwardPlan: Hashable, Sendable {
     func configuration(gpu: LaunchConfiguration.GPU) -> LaunchConfiguration {
         // Staging needs cp.async and words of at least 4 bytes (decided for good once the grid is known).
         let stageable = gpu.asyncCopies && gpu.tuning.staging > 0 && inputElementBytes.allSatisfy { vectorWidth * $0 >= 4 }
+        // (The last layout, streaming, holds every row.)
         var c = Layout.allCases.lazy.compactMap { layout(for: $0, stageable: stageable, gpu: gpu) }.first!
         decode(&c, gpu: gpu)
         let perSM = LaunchConfiguration.residentBlocks(
