@@ -29,7 +29,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "fusednorm", dependencies: ["FusedNormCLI"]),
-        .testTarget(name: "FusedNormTests", dependencies: ["FusedNorm", "FusedNormReference"]),
+        // launch-plans.golden: the recorded launch plans, read by CUDALaunchPlanGoldenTests through #filePath.
+        .testTarget(name: "FusedNormTests", dependencies: ["FusedNorm", "FusedNormReference"], exclude: ["CUDA/launch-plans.golden"]),
         .testTarget(name: "FusedNormCLITests", dependencies: ["FusedNormCLI", "FusedNorm", "FusedNormReference"]),
     ]
 )
