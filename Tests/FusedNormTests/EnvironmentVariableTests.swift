@@ -63,6 +63,7 @@ struct EnvironmentVariableTests {
         ]
         try EnvironmentVariable.check(environment)
         #expect(try EnvironmentVariable.nvrtc.value(in: environment) == nil)
+        #expect(try EnvironmentVariable.nvrtc.value(in: ["FUSEDNORM_NVRTC": "libnvrtc.so.13"]) == "libnvrtc.so.13")  // the loader's
         #expect(try EnvironmentVariable.cudaWaves.integer(in: environment) == 64)
         let tuning = try LaunchConfiguration.Tuning(environment: environment)
         #expect(tuning.staging == 0 && tuning.forwardWaves == 64 && tuning.decodeThreads == 1024 && tuning.backwardVectors == 1)
@@ -99,9 +100,13 @@ struct EnvironmentVariableTests {
         }
         #expect(try output.toArray().allSatisfy { $0 == 7 }, "nothing was written")
         // A CUDA variable does not concern the CPU backend, but it does a GPU operation (checked before the
-        // device, so this holds on a machine without a GPU as well).
+        // device is opened, so the check itself holds on a machine without a GPU as well).
         try EnvironmentVariable.$override.withValue(["FUSEDNORM_CUDA_STAGE": "5"]) { () throws in
             _ = try rmsNorm(x)
+            try EnvironmentVariable.check(for: .cpu)
+            expectError(.invalidEnvironmentVariable, argument: "FUSEDNORM_CUDA_STAGE", "the CUDA backend's check") {
+                try EnvironmentVariable.check(for: .cuda(0))
+            }
             if let gpuTensor = try? x.to(.cuda(0)) {
                 expectError(.invalidEnvironmentVariable, argument: "FUSEDNORM_CUDA_STAGE", "rmsNorm on cuda:0") { try rmsNorm(gpuTensor) }
             }

@@ -23,8 +23,8 @@ public struct EnvironmentVariable: Sendable, Hashable, CustomStringConvertible {
         case oneOf([String])
         /// A decimal integer in this range.
         case integer(ClosedRange<Int>)
-        /// The path of a file that exists.
-        case existingFile
+        /// The path of a file that exists, or a bare library name (no `/`) for the loader to find.
+        case library
         /// The path of a folder, made when missing.
         case folder
     }
@@ -51,7 +51,7 @@ public struct EnvironmentVariable: Sendable, Hashable, CustomStringConvertible {
         switch values {
         case .oneOf(let words): words.joined(separator: ", ")
         case .integer(let range): range == 0...1 ? "0 or 1" : "an integer from \(range.lowerBound) to \(range.upperBound)"
-        case .existingFile: "the path of an existing file"
+        case .library: "the path of an existing file, or a library name without a slash for the loader to find"
         case .folder: "a folder path"
         }
     }
@@ -79,7 +79,8 @@ public struct EnvironmentVariable: Sendable, Hashable, CustomStringConvertible {
         case .integer(let range):
             guard let number = Int(value) else { return "not an integer; expected \(acceptedValues)" }
             return range.contains(number) ? nil : "out of range; expected \(acceptedValues)"
-        case .existingFile:
+        case .library:
+            guard value.contains("/") else { return nil }
             var status = stat()
             guard stat(value, &status) == 0 else { return "no such file; expected \(acceptedValues)" }
             return status.st_mode & S_IFMT == S_IFDIR ? "a folder; expected \(acceptedValues)" : nil
@@ -98,7 +99,7 @@ extension EnvironmentVariable {
     /// `FUSEDNORM_NVRTC`.
     public static let nvrtc = EnvironmentVariable(
         name: "FUSEDNORM_NVRTC", meaning: "The NVRTC library (libnvrtc.so) to compile the GPU kernels with, ahead of every other place.",
-        values: .existingFile,
+        values: .library,
         defaultValue: "searched: the loader's path, the CUDA toolkit folders, then the nvidia wheels of Python site-packages",
         scope: .cuda)
     /// `FUSEDNORM_KERNEL_CACHE`.
