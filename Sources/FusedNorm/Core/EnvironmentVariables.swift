@@ -75,7 +75,7 @@ public struct EnvironmentVariable: Sendable, Hashable, CustomStringConvertible {
     public func problem(with value: String) -> String? {
         switch values {
         case .oneOf(let words):
-            return words.contains(value) ? nil : "expected \(acceptedValues)"
+            return words.contains(value) ? nil : "expected one of \(acceptedValues)"
         case .integer(let range):
             guard let number = Int(value) else { return "not an integer; expected \(acceptedValues)" }
             return range.contains(number) ? nil : "out of range; expected \(acceptedValues)"
