@@ -128,6 +128,39 @@ struct LayerNormTests {
         }
     }
 
+    @Test("dbias is computed from a destination alone, without the bias values", arguments: TestDevices.all, [false, true])
+    func biasGradientWithoutBias(device: Device, perHead: Bool) throws {
+        var rng = SplitMix64(label: "dbias without bias \(perHead)")
+        let shape = perHead ? [5, 3, 40] : [7, 40], parameterShape = perHead ? [3, 40] : [40]
+        let count = shape.reduce(1, *), parameters = parameterShape.reduce(1, *)
+        let x = try Tensor(rng.values(count), shape: shape, dtype: .bfloat16, device: device)
+        let dy = try Tensor(rng.values(count, -1, 1), shape: shape, dtype: .bfloat16, device: device)
+        let weight = try Tensor(rng.values(parameters, 0.5, 1.5), shape: parameterShape, dtype: .bfloat16, device: device)
+        let bias = try Tensor(rng.values(parameters), shape: parameterShape, dtype: .float32, device: device)
+        let destination = try Tensor.zeros(parameterShape, dtype: .float32, device: device)
+        let gradients = try layerNormBackward(dy, input: x, weight: weight, biasGradient: destination)
+        let dbias = try #require(gradients.bias, "no dbias returned on \(device)")
+        #expect(dbias.shape == parameterShape && dbias.dtype == .float32)
+        #expect(try differingBits(dbias.toArray(), destination.toArray()) == 0, "dbias was not written into the destination")
+        // The same bits as with a bias of its dtype, and the same dx and dweight as without dbias.
+        let withBias = try layerNormBackward(dy, input: x, weight: weight, bias: bias)
+        #expect(try differingBits(dbias.toArray(), withBias.bias!.toArray()) == 0, "dbias with and without the bias on \(device)")
+        #expect(try differingBits(gradients.input.toArray(), withBias.input.toArray()) == 0)
+        #expect(try differingBits(gradients.weight!.toArray(), withBias.weight!.toArray()) == 0)
+        let reference = Reference.layerNormBackward(
+            outputGradient: try dy.toArray(), x: try x.toArray(), weight: try weight.toArray(), hasBias: true,
+            rows: count / 40, columns: 40, weightRows: perHead ? 3 : 1, epsilon: 1e-5)
+        let error = Reference.relativeError(try dbias.toArray(), reference.bias!)
+        #expect(error <= Reference.tolerance(.float32), "dbias relative error \(error) on \(device)")
+        // Without a weight too; a destination of another shape than the weight's is refused.
+        let noWeight = try layerNormBackward(dy, input: x, biasGradient: try Tensor.zeros(parameterShape, device: device))
+        let noWeightError = Reference.relativeError(try noWeight.bias!.toArray(), reference.bias!)
+        #expect(noWeightError <= Reference.tolerance(.float32), "dbias without a weight: relative error \(noWeightError)")
+        expectError(.shapeMismatch, argument: "biasGradient", "dbias of another shape on \(device)") {
+            try layerNormBackward(dy, input: x, weight: weight, biasGradient: try Tensor.zeros([41], device: device))
+        }
+    }
+
     @Test("Gradients of rows whose mean is exact but large against the spread keep x − mean exact (CPU; CUDA: see cudaMeanLimitation)",
           arguments: DType.allCases)
     func exactMeanFarFromZero(dxDType: DType) throws {

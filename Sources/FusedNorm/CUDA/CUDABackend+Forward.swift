@@ -39,7 +39,7 @@ extension CUDABackend {
             "HAS_RESIDUAL=\(problem.residual != nil ? 1 : 0)",
             "HAS_WEIGHT=\(problem.weight != nil ? 1 : 0)",
             "HAS_BIAS=\(problem.bias != nil ? 1 : 0)",
-            "LLAMA=\(problem.kind == .rms && problem.casting == .llama ? 1 : 0)",
+            "LLAMA=\(problem.kind == .rms && problem.rounding == .twice ? 1 : 0)",
         ] + configuration.definitions
         let rowDType = problem.residualOutput?.dtype ?? problem.x.dtype
         return KernelPlan(
@@ -52,7 +52,7 @@ extension CUDABackend {
         let dtypes = PlanKey.code(problem.x.dtype) | PlanKey.code(problem.residual?.dtype) << 4
             | PlanKey.code(problem.residualOutput?.dtype) << 8 | PlanKey.code(problem.weight?.dtype) << 12
             | PlanKey.code(problem.bias?.dtype) << 16 | PlanKey.code(problem.output.dtype) << 20
-        let flags: UInt32 = (problem.kind == .layer ? 1 : 0) | (problem.kind == .rms && problem.casting == .llama ? 2 : 0)
+        let flags: UInt32 = (problem.kind == .layer ? 1 : 0) | (problem.kind == .rms && problem.rounding == .twice ? 2 : 0)
         return PlanKey(
             device: device, backward: false, dtypes: dtypes, flags: flags, columns: problem.columns, rows: problem.rows,
             weightRows: problem.weightRows, vectorWidth: vectorWidth)

@@ -20,6 +20,8 @@ public enum FusedNormError: Error, Equatable, Sendable, CustomStringConvertible 
     case deviceMismatch(argument: String, expected: Device, actual: Device)
     /// The device is not present or cannot be used; `reason` says why.
     case deviceUnavailable(Device, reason: String)
+    /// A `FUSEDNORM_*` environment variable has a value the library does not accept (see ``EnvironmentVariable``).
+    case invalidEnvironmentVariable(name: String, value: String, reason: String)
 
     public var description: String {
         switch self {
@@ -43,6 +45,8 @@ public enum FusedNormError: Error, Equatable, Sendable, CustomStringConvertible 
             "\(argument) is on \(actual) but the operation's other tensors are on \(expected); move it with .to(\(expected))"
         case .deviceUnavailable(let device, let reason):
             "device \(device) is not usable: \(reason)"
+        case .invalidEnvironmentVariable(let name, let value, let reason):
+            "environment variable \(name)=\(value) is not valid: \(reason) (unset it for the default)"
         }
     }
 }

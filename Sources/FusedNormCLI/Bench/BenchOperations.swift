@@ -5,14 +5,17 @@ import Synchronization
 /// The operations `fusednorm bench` times.
 enum BenchOperation: String, CaseIterable, Sendable {
     case rmsnorm
-    case rmsnormResidual = "rmsnorm_residual"
-    case rmsnormBackward = "rmsnorm_backward"
+    case rmsnormResidual = "rmsnorm-residual"
+    case rmsnormBackward = "rmsnorm-backward"
     case layernorm
-    case layernormBackward = "layernorm_backward"
+    case layernormBackward = "layernorm-backward"
 
-    /// A comma-separated list of operation names (`--ops`).
+    /// A comma-separated list of operation names (`--ops`), hyphenated as `run` spells them
+    /// (`rmsnorm-backward`); the underscore spelling (`rmsnorm_backward`) is accepted too.
     static func list(_ text: String) throws -> [BenchOperation] {
-        try ListArgument.parse(text, expected: allCases.map(\.rawValue).joined(separator: ", "), BenchOperation.init(rawValue:))
+        try ListArgument.parse(text, expected: allCases.map(\.rawValue).joined(separator: ", ")) {
+            BenchOperation(rawValue: ListArgument.operationName($0))
+        }
     }
 }
 

@@ -4,7 +4,7 @@ import Testing
 /// The case of a ``FusedNormError`` without its payload, to state which error a bad input must give.
 enum ErrorKind: String, Sendable {
     case rankZero, emptyRows, invalidShape, shapeMismatch, dtypeMismatch, countMismatch, invalidEpsilon,
-         invalidArgument, deviceMismatch, deviceUnavailable
+         invalidArgument, deviceMismatch, deviceUnavailable, invalidEnvironmentVariable
 }
 
 extension FusedNormError {
@@ -20,6 +20,7 @@ extension FusedNormError {
         case .invalidArgument: .invalidArgument
         case .deviceMismatch: .deviceMismatch
         case .deviceUnavailable: .deviceUnavailable
+        case .invalidEnvironmentVariable: .invalidEnvironmentVariable
         }
     }
 
@@ -31,6 +32,7 @@ extension FusedNormError {
              .deviceMismatch(let argument, _, _):
             argument
         case .invalidArgument(let name, _): name
+        case .invalidEnvironmentVariable(let name, _, _): name
         case .countMismatch, .invalidEpsilon, .deviceUnavailable: nil
         }
     }
