@@ -132,7 +132,7 @@ struct CUDALaunchConfigurationTests {
         let n = 1_048_576, rows = 4096
         let forward = NormForwardProblem(
             kind: .rms, rows: rows, columns: n, x: view(n), residual: nil, weightRows: 1, weight: view(n), bias: nil,
-            output: view(n), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, casting: .gemma)
+            output: view(n), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, rounding: .once)
         let plan = { (gpu: LaunchConfiguration.GPU) in CUDABackend.forwardPlan(for: forward, gpu: gpu) }
         #expect(plan(.h200).configuration.clusterSize == 16)
         // The driver holds no cluster of more than 4 CTAs, and 5 of 4.
@@ -152,7 +152,7 @@ struct CUDALaunchConfigurationTests {
         #expect(unknown.activeClusters == nil && unknown.plan.configuration == plan(.h200).configuration)
         let short = NormForwardProblem(
             kind: .rms, rows: rows, columns: 1024, x: view(1024), residual: nil, weightRows: 1, weight: view(1024), bias: nil,
-            output: view(1024), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, casting: .gemma)
+            output: view(1024), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, rounding: .once)
         let single = try CUDABackend.fit(.h200, plan: { CUDABackend.forwardPlan(for: short, gpu: $0) }, teams: ForwardPlan.teams(_:residentClusters:)) { _ in
             throw CUDAError(library: .driver, code: 1, name: "CUDA_ERROR_INVALID_VALUE", operation: "not asked for a single CTA")
         }

@@ -60,7 +60,7 @@ struct CUDALaunchPlanGoldenTests {
                     kind: kind, rows: rows, columns: n, x: view(x, columns: n, alignment: alignment)!,
                     residual: view(residual, columns: n), weightRows: heads, weight: view(weight, columns: n),
                     bias: view(bias, columns: n), output: view(y, columns: n)!, residualOutput: view(s, columns: n),
-                    mean: kind == .layer ? 0x2000 : nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, casting: .gemma))
+                    mean: kind == .layer ? 0x2000 : nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, rounding: .once))
         }
     }
 
