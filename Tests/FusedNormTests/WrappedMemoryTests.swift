@@ -68,19 +68,19 @@ struct WrappedMemoryTests {
             let (outputs, counters) = try MemoryCounters.counting { () throws -> [Tensor] in
                 switch c.operation {
                 case .rmsForward:
-                    let r = try rmsNormForward(a, weight: weight, weightOffset: 1, output: out, rstdOutput: rstd)
+                    let r = try rmsNormForward(a, weight: weight, style: .gemma, output: out, rstdOutput: rstd)
                     #expect(r.output.dataAddress == out.dataAddress && r.rstd.dataAddress == rstd.dataAddress)
                     return [out, rstd]
                 case .rmsResidualForward:
                     _ = try rmsNormForward(
-                        a, residual: b, weight: weight, casting: .llama, output: out, residualOutput: out2, rstdOutput: rstd)
+                        a, residual: b, weight: weight, style: .llama, output: out, residualOutput: out2, rstdOutput: rstd)
                     return [out, out2, rstd]
                 case .layerForward:
                     _ = try layerNormForward(a, weight: weight, bias: bias, output: out, meanOutput: mean, rstdOutput: rstd)
                     return [out, mean, rstd]
                 case .rmsBackward:
                     let g = try rmsNormBackward(
-                        b, input: a, weight: weight, residualGradient: b, weightOffset: 1, inputGradient: out, weightGradient: dweight)
+                        b, input: a, weight: weight, residualGradient: b, style: .gemma, inputGradient: out, weightGradient: dweight)
                     #expect(g.input.dataAddress == out.dataAddress && g.weight?.dataAddress == dweight.dataAddress)
                     return [out, dweight]
                 case .layerBackward:

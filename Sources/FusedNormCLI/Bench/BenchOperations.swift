@@ -5,22 +5,25 @@ import Synchronization
 /// The operations `fusednorm bench` times.
 enum BenchOperation: String, CaseIterable, Sendable {
     case rmsnorm
-    case rmsnormResidual = "rmsnorm_residual"
-    case rmsnormBackward = "rmsnorm_backward"
+    case rmsnormResidual = "rmsnorm-residual"
+    case rmsnormBackward = "rmsnorm-backward"
     case layernorm
-    case layernormBackward = "layernorm_backward"
-    /// `rmsnorm` and `rmsnorm_backward` in their allocating form (outputs made by the call, as the default
+    case layernormBackward = "layernorm-backward"
+    /// `rmsnorm` and `rmsnorm-backward` in their allocating form (outputs made by the call, as the default
     /// call and the layers do), beside the preallocated forms above, so that the cost of allocation shows.
-    case rmsnormAllocating = "rmsnorm_allocating"
-    case rmsnormBackwardAllocating = "rmsnorm_backward_allocating"
+    case rmsnormAllocating = "rmsnorm-allocating"
+    case rmsnormBackwardAllocating = "rmsnorm-backward-allocating"
     /// A tensor made from a Swift array of the dtype's own type (`[BFloat16]` ...), and one read back into
     /// such an array: each should cost about the copy yardstick (one copy of the bytes, no conversion).
-    case tensorFromArray = "tensor_from_array"
-    case tensorToArray = "tensor_to_array"
+    case tensorFromArray = "tensor-from-array"
+    case tensorToArray = "tensor-to-array"
 
-    /// A comma-separated list of operation names (`--ops`).
+    /// A comma-separated list of operation names (`--ops`), hyphenated as `run` spells them
+    /// (`rmsnorm-backward`); the underscore spelling (`rmsnorm_backward`) is accepted too.
     static func list(_ text: String) throws -> [BenchOperation] {
-        try ListArgument.parse(text, expected: allCases.map(\.rawValue).joined(separator: ", "), BenchOperation.init(rawValue:))
+        try ListArgument.parse(text, expected: allCases.map(\.rawValue).joined(separator: ", ")) {
+            BenchOperation(rawValue: ListArgument.operationName($0))
+        }
     }
 }
 
