@@ -135,7 +135,7 @@ struct WrappedMemoryTests {
                 expectError(.readOnly, argument: "output", "read-only output") { try rmsNorm(y, output: x) }
                 expectError(.readOnly, argument: "inputGradient", "read-only dx") { try rmsNormBackward(y, input: y, inputGradient: x) }
                 let statistics = [Float](repeating: 0, count: 3)
-                try statistics.withUnsafeBytes { statisticsMemory in
+                _ = try statistics.withUnsafeBytes { statisticsMemory in
                     try Tensor.withWrapping(statisticsMemory, shape: [3], dtype: .float32) { rstd in
                         expectError(.readOnly, argument: "rstdOutput", "read-only statistics") {
                             try rmsNormForward(y, rstdOutput: rstd)
@@ -221,7 +221,7 @@ struct WrappedMemoryTests {
     @Test("a wrapped tensor with another device's tensors is a device mismatch", .requiresCUDA)
     func deviceMismatch() throws {
         var values = [Float](repeating: 1, count: 16)
-        try values.withUnsafeMutableBytes { memory in
+        _ = try values.withUnsafeMutableBytes { memory in
             try Tensor.withWrapping(memory, shape: [16], dtype: .float32) { x in
                 expectError(.deviceMismatch, argument: "weight", "CPU x with a GPU weight") {
                     try rmsNorm(x, weight: Tensor.ones([16], device: .cuda(0)))
