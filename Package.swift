@@ -26,7 +26,9 @@ let package = Package(
             dependencies: [
                 "FusedNorm", "FusedNormReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // `fusednorm explain --html`: the interactive page, embedded in the binary (PackageResources.explain_html).
+            resources: [.embedInCode("Explain/explain.html")]
         ),
         .executableTarget(name: "fusednorm", dependencies: ["FusedNormCLI"]),
         // launch-plans.golden: the recorded launch plans, read by CUDALaunchPlanGoldenTests through #filePath.
