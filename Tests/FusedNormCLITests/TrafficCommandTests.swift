@@ -98,7 +98,7 @@ struct TrafficCommandTests {
         ["--rows", "0", "--cols", "4"], ["--rows", "4"], ["--rows", "4", "--cols", "4", "--bandwidth", "0"],
         ["--rows", "4", "--cols", "4", "--bandwidth", "100", "--gpu", "h100"], ["--rows", "4", "--cols", "4", "--gpu", "v100"],
         ["--rows", "4", "--cols", "4", "--op", "softmax"], ["--rows", "4", "--cols", "4", "--device", "tpu"],
-        ["--rows", "4", "--cols", "4", "--json", "/nonexistent-folder/t.json"], ["--rows", "2^62", "--cols", "2^20"],
+        ["--rows", "4", "--cols", "4", "--json", "/nonexistent-folder/t.json"], ["--rows", "2^40", "--cols", "2^20"], ["--rows", "2^20", "--cols", "2^10", "--device", "cpu"],
     ])
     func badInput(_ arguments: [String]) throws {
         let folder = try TemporaryFolder()

@@ -172,6 +172,7 @@ class PageTest:
             highlighted = [(c.get_attribute("data-row"), c.get_attribute("data-col")) for c in self.cells("#matrix td.current-block")]
             expect(highlighted == [("0", "0"), ("0", "1"), ("0", "2"), ("0", "3")], "Step: highlighted cells %s" % highlighted)
             expect(len(self.cells("#matrix tr.current-row")) == 1, "Step: the current row is not highlighted")
+            expect(self.cells("#output td.current-block") == [], "Step: an output block is highlighted while reducing")
             row0 = default["steps"][0]
             expect(self.bits_of("#blocks td.partial") == [bits(row0["blocks"][0]["partial"])], "Step: block 0's sum")
             self.click("step")
@@ -182,6 +183,8 @@ class PageTest:
             expect(self.bits_of("td.sumsq[data-bits]") == [bits(21.75)], "Step 3: Σx² of row 0 is not 21.75")
             self.click("step")  # the first output block
             expect(self.bits_of("#output td.y[data-bits]") == row0["outputBits"][:4], "Step 4: y block 0 of row 0")
+            written = [(c.get_attribute("data-row"), c.get_attribute("data-col")) for c in self.cells("#output td.current-block")]
+            expect(written == [("0", "0"), ("0", "1"), ("0", "2"), ("0", "3")], "Step 4: highlighted output cells %s" % written)
 
             # Reset: nothing computed, nothing highlighted.
             self.click("reset")
