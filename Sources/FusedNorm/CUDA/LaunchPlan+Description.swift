@@ -125,7 +125,7 @@
                 kind: layer ? .layer : .rms, rows: rows, columns: columns, x: view(), residual: residual ? view() : nil,
                 weightRows: 1, weight: weight ? view() : nil, bias: layer && weight ? view() : nil, output: view(),
                 residualOutput: residual ? view() : nil, mean: layer ? next : nil, rstd: next + 0x100_0000,
-                epsilon: 1e-6, weightOffset: 0, casting: .gemma)
+                epsilon: 1e-6, weightOffset: 0, rounding: .once)
             return LaunchPlanDescription(pass: "forward", plan: CUDABackend.forwardPlan(for: problem, gpu: shape))
         case .rmsnormBackward:
             let problem = NormBackwardProblem(
