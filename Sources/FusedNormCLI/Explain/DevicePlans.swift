@@ -43,7 +43,7 @@ struct DevicePlan: Codable, Equatable {
         let plan = try LaunchPlanDescription.plan(
             for: operation.planOperation, rows: rows, columns: columns, dtype: dtype, weight: weight, device: index)
         let info = CUDA.status.devices.first { $0.index == index }
-        let detail = info.map { "\($0.name), sm_\($0.computeCapability.replacingOccurrences(of: ".", with: "")), \($0.multiprocessorCount) SMs" } ?? "GPU \(index)"
+        let detail = info.map { "\($0.name), sm_\($0.computeCapability.replacing(".", with: "")), \($0.multiprocessorCount) SMs" } ?? "GPU \(index)"
         return DevicePlan(device: "cuda:\(index)", detail: detail, plan: plan)
     }
 

@@ -1,6 +1,10 @@
 import ArgumentParser
 @_spi(Explain) import FusedNorm
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `fusednorm explain [OP]`: the blocked, row-per-program kernel walked through on a small matrix, and the
 /// launch plan FusedNorm uses for that row length on each device.

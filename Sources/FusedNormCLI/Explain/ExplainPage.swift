@@ -1,5 +1,9 @@
 import FusedNorm
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The interactive page of `fusednorm explain --html`: explain.html (a resource of this target, embedded in
 /// the binary) with the walkthrough, the plans and the traffic model's coefficients put in as JSON.
@@ -79,7 +83,7 @@ enum ExplainPage {
         let json = String(decoding: try encoder.encode(data), as: UTF8.self)
         let template = String(decoding: PackageResources.explain_html, as: UTF8.self)
         guard template.contains(placeholder) else { throw CLIError("explain.html has no data placeholder") }
-        return template.replacingOccurrences(of: placeholder, with: json)
+        return template.replacing(placeholder, with: json)
     }
 }
 

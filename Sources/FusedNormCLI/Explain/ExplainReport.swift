@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The terminal tables and the JSON of `fusednorm explain`.
 enum ExplainReport {
@@ -6,7 +10,7 @@ enum ExplainReport {
     static func exact(_ value: Float) -> String { "\(value)" }
 
     /// A float32 with four significant digits, for rows of values.
-    static func short(_ value: Float) -> String { String(format: "%.4g", Double(value)) }
+    static func short(_ value: Float) -> String { String(printf: "%.4g", Double(value)) }
 
     static func list(_ values: some Sequence<Float>) -> String { "[" + values.map(short).joined(separator: ", ") + "]" }
 

@@ -1,5 +1,9 @@
 import FusedNorm
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What `fusednorm explain` walks through.
 enum ExplainOperation: String, CaseIterable, Sendable {
@@ -95,7 +99,7 @@ struct WalkthroughInputs {
 
 extension Walkthrough {
     /// The float32 bits of `value`, as `0x3f1b3a2c`.
-    static func bits(_ value: Float) -> String { "0x" + String(format: "%08x", value.bitPattern) }
+    static func bits(_ value: Float) -> String { "0x" + String(printf: "%08x", value.bitPattern) }
 
     /// Runs `operation` through FusedNorm on the CPU and walks through it block by block.
     /// - Parameters:

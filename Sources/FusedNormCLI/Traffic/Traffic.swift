@@ -1,6 +1,10 @@
 import ArgumentParser
 import FusedNorm
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `fusednorm traffic`: the bytes eager PyTorch, PyTorch's fused norm and FusedNorm move for one shape, and the
 /// time each would take at a bandwidth (given, a GPU's datasheet figure, or a copy measured on a device, where

@@ -1,5 +1,9 @@
 import FusedNorm
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What `fusednorm traffic` prints: every kernel of every implementation with its bytes, the totals and the
 /// predicted times, and measured times when FusedNorm ran.
@@ -76,7 +80,7 @@ struct TrafficReport: Encodable {
         }
     }
 
-    static func megabytes(_ bytes: Int) -> String { String(format: "%.3f", Double(bytes) / 1e6) }
+    static func megabytes(_ bytes: Int) -> String { String(printf: "%.3f", Double(bytes) / 1e6) }
 
     var lines: [String] {
         var report = self
@@ -97,7 +101,7 @@ struct TrafficReport: Encodable {
                 lines += table.lines
             }
         }
-        lines += ["", "Totals" + (bandwidth.map { String(format: ", predicted at %.0f GB/s (%@)", $0.gbps, $0.source) } ?? "") + ":"]
+        lines += ["", "Totals" + (bandwidth.map { ", predicted at " + String(printf: "%.0f", $0.gbps) + " GB/s (\($0.source))" } ?? "") + ":"]
         var headers = ["pass", "implementation", "kernels", "MB", "x floor"]
         let measured = report.implementations.contains { $0.measuredMicroseconds != nil }
         if bandwidth != nil { headers.append("predicted us") }
@@ -107,12 +111,12 @@ struct TrafficReport: Encodable {
             let floor = report.implementations.first { $0.pass == implementation.pass && $0.name.hasPrefix("FusedNorm") }!.bytes
             var cells = [
                 implementation.pass, implementation.name, "\(implementation.kernels.count)", Self.megabytes(implementation.bytes),
-                String(format: "%.2f", Double(implementation.bytes) / Double(floor)),
+                String(printf: "%.2f", Double(implementation.bytes) / Double(floor)),
             ]
-            if let predicted = implementation.predictedMicroseconds { cells.append(String(format: "%.1f", predicted)) }
+            if let predicted = implementation.predictedMicroseconds { cells.append(String(printf: "%.1f", predicted)) }
             if measured {
                 if let value = implementation.measuredMicroseconds, let predicted = implementation.predictedMicroseconds {
-                    cells += [String(format: "%.1f", value), String(format: "%.2f", value / predicted)]
+                    cells += [String(printf: "%.1f", value), String(printf: "%.2f", value / predicted)]
                 } else {
                     cells += ["-", "-"]
                 }
