@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Memory that holds a tensor's elements, owned by the buffer and released in its `deinit`.
 ///
 /// `address` is a host pointer's bits on the CPU and a `CUdeviceptr` on a GPU; several tensors
@@ -6,6 +8,13 @@ protocol Buffer: AnyObject, Sendable {
     var device: Device { get }
     var address: UInt { get }
     var byteCount: Int { get }
+    /// False once lent memory has been taken back (the end of a `Tensor.withWrapping` scope): tensors over
+    /// it must no longer touch it.
+    var isAccessible: Bool { get }
+}
+
+extension Buffer {
+    var isAccessible: Bool { true }
 }
 
 /// Host memory, aligned to 64 bytes so that rows can start on cache lines.
@@ -34,6 +43,8 @@ final class ExternalBuffer: Buffer, @unchecked Sendable {
     /// Tensors over this memory are never written (a read-only DLPack tensor).
     let isReadOnly: Bool
     private let release: (@Sendable () -> Void)?
+    private let revoked = Atomic<Bool>(false)
+    var isAccessible: Bool { !revoked.load(ordering: .acquiring) }
 
     init(address: UInt, byteCount: Int, device: Device, isReadOnly: Bool = false, release: (@Sendable () -> Void)? = nil) {
         self.address = address
@@ -42,6 +53,9 @@ final class ExternalBuffer: Buffer, @unchecked Sendable {
         self.isReadOnly = isReadOnly
         self.release = release
     }
+
+    /// Marks the memory as taken back: every later use of a tensor over it throws.
+    func revoke() { revoked.store(true, ordering: .releasing) }
 
     deinit { release?() }
 }
