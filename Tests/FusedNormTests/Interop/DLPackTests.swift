@@ -1,6 +1,6 @@
 import CDLPack
 import CDLPackTestSupport
-import FusedNorm
+@testable import FusedNorm
 import FusedNormReference
 import Testing
 
@@ -73,7 +73,13 @@ struct DLPackTests {
             #expect(x.shape == [rows, columns] && x.rowStride == stride && x.dtype == dtype && x.device == .cpu)
             #expect(try x.toArray().map(Double.init) == values, "the import reads the producer's values")
 
-            _ = try rmsNorm(x, output: y)
+            // Import and operation allocate and copy nothing: the output is the producer's memory.
+            let counted = try MemoryCounters.counting {
+                try rmsNorm(try Tensor(borrowingDLPack: &view), output: y)
+            }
+            #expect(counted.counters.allocations == 0 && counted.counters.copies == 0,
+                    "\(counted.counters.allocations) allocations, \(counted.counters.copies) copies")
+            #expect(counted.result.rowView.address == UInt(bitPattern: memoryY.pointer), "the result is the caller's memory")
             // Read through the producer's own view with the C consumer: the result is in its memory (no copy).
             let expected = try rmsNorm(try Tensor(values.map(Float.init), shape: [rows, columns], dtype: dtype)).toArray()
             let written = Self.consume(yManaged.pointee.dl_tensor, count: rows * columns)
