@@ -17,19 +17,22 @@ extension Buffer {
     var isAccessible: Bool { true }
 }
 
-/// Host memory, aligned to 64 bytes so that rows can start on cache lines.
+/// Host memory, aligned to 64 bytes so that rows can start on cache lines, from ``HostMemoryCache``
+/// (given back to it in `deinit`, for the next tensor of that size).
 final class HostBuffer: Buffer, @unchecked Sendable {
     let pointer: UnsafeMutableRawPointer
     let byteCount: Int
+    /// The size class reserved (at least `byteCount`).
+    private let reservedBytes: Int
     var device: Device { .cpu }
     var address: UInt { UInt(bitPattern: pointer) }
 
     init(byteCount: Int) {
         self.byteCount = byteCount
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        (pointer, reservedBytes) = HostMemoryCache.shared.allocate(byteCount: byteCount)
     }
 
-    deinit { pointer.deallocate() }
+    deinit { HostMemoryCache.shared.release(pointer, byteCount: reservedBytes) }
 }
 
 /// Memory that FusedNorm does not own: a caller's host pointer or `CUdeviceptr`, a DLPack tensor's data.

@@ -91,7 +91,10 @@ extension Tensor {
     ///   - byteCount: bytes available from `address`.
     ///   - device: `.cuda(i)`, the device the memory is on.
     ///   - Other parameters as in ``init(unsafeWrapping:shape:dtype:rowStride:groupStride:isReadOnly:owner:)``.
-    /// - Throws: ``FusedNormError/deviceUnavailable(_:reason:)`` when `device` is not a usable GPU; the layout errors of `withWrapping`.
+    /// - Throws: ``FusedNormError/deviceUnavailable(_:reason:)`` when `device` is not a usable GPU,
+    ///   ``FusedNormError/deviceMismatch(argument:expected:actual:)`` when the memory is on another GPU,
+    ///   ``FusedNormError/invalidArgument(name:reason:)`` when the address is not device memory the driver knows;
+    ///   the layout errors of `withWrapping`.
     public init(
         unsafeWrappingDeviceAddress address: UInt, byteCount: Int, device: Device, shape: [Int], dtype: DType,
         rowStride: Int? = nil, groupStride: Int? = nil, isReadOnly: Bool = false, owner: AnyObject? = nil
@@ -100,7 +103,7 @@ extension Tensor {
             throw FusedNormError.invalidArgument(
                 name: "device", reason: "device memory needs a .cuda device, got \(device); wrap host memory with unsafeWrapping:")
         }
-        _ = try device.backend()
+        try CUDABackend.checkDeviceMemory(address, byteCount: byteCount, on: device)
         try self.init(
             wrappingAddress: address, byteCount: byteCount, device: device, shape: shape, dtype: dtype,
             rowStride: rowStride, groupStride: groupStride, isReadOnly: isReadOnly, owner: owner)

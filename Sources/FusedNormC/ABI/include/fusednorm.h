@@ -15,7 +15,8 @@
  *   - All tensors of one call live on one device. CPU calls return when the results are written. CUDA
  *     calls return once the work is queued on `stream` (a CUstream of the tensors' device, valid in its
  *     primary context; NULL: FusedNorm's own stream for that device); `stream` is ignored for CPU tensors.
- *     This version refuses a non-NULL stream on CUDA with FUSEDNORM_UNSUPPORTED (caller streams to come).
+ *     On the caller's stream every allocation, free and copy of the call is queued there too and nothing
+ *     waits for the GPU, so calls can be captured into a CUDA graph (after fusednorm_prepare).
  *   - Arithmetic and statistics run in float32 whatever the storage dtypes; each tensor may have its own
  *     dtype (mixed dtypes: e.g. bf16 activations and an fp32 residual stream).
  *   - Descriptors and the memory they describe are only used during the call; nothing is retained.
