@@ -62,7 +62,8 @@ extension Tensor {
         try self.init(dlTensor: tensor, isReadOnly: isReadOnly, release: nil)
     }
 
-    /// Checks `tensor` completely, then wraps its memory in an ``ExternalBuffer`` that runs `release` once.
+    /// Checks `tensor` completely (CUDA memory with the driver: it must belong to the device), then wraps its
+    /// memory in an ``ExternalBuffer`` that runs `release` once.
     init(dlTensor tensor: UnsafePointer<DLTensor>, isReadOnly: Bool, release: (@Sendable () -> Void)?) throws {
         let view = tensor.pointee
         guard view.ndim >= 1 else {
@@ -85,23 +86,26 @@ extension Tensor {
                     "data + byte_offset (0x\(String(address, radix: 16))) is not aligned to \(dtype.byteCount) bytes, the size of a \(dtype) element")
             }
         }
+        // The bytes the view reaches: the buffer's size.
         let rowsPerGroup = shape.count >= 3 ? shape[shape.count - 2] : shape.dropLast().reduce(1, *)
         let (uniformGroupStride, groupOverflow) = rowsPerGroup.multipliedReportingOverflow(by: layout.rowStride)
-        let groupStride = layout.groupStride ?? uniformGroupStride
         guard layout.groupStride != nil || !groupOverflow,
-              let extent = Tensor.extent(shape: shape, rowStride: layout.rowStride, groupStride: groupStride),
+              let extent = Tensor.extent(shape: shape, rowStride: layout.rowStride, groupStride: layout.groupStride ?? uniformGroupStride),
               case (let byteCount, false) = extent.multipliedReportingOverflow(by: dtype.byteCount)
         else {
             throw FusedNormError.invalidShape(argument: "tensor", shape: shape, reason: "the strides reach past the address space")
         }
+        let groupStride = layout.groupStride ?? uniformGroupStride
+        // Every check before the buffer exists: a refused import must not run `release` (the deleter).
         try Tensor.validateLayout(
             shape: shape, dtype: dtype, rowStride: layout.rowStride, groupStride: groupStride, address: address,
             byteOffset: 0, byteCount: byteCount, argument: "tensor")
+        if case .cuda = device, byteCount > 0 {
+            try CUDABackend.checkDeviceMemory(address, byteCount: byteCount, on: device)
+        }
         let buffer = ExternalBuffer(address: address, byteCount: byteCount, device: device, isReadOnly: isReadOnly, release: release)
-        self.init(
-            shape: shape, dtype: dtype, rowStride: layout.rowStride, groupStride: groupStride, buffer: buffer, byteOffset: 0)
+        self.init(shape: shape, dtype: dtype, rowStride: layout.rowStride, groupStride: groupStride, buffer: buffer, byteOffset: 0)
     }
-
 }
 
 extension DType {
