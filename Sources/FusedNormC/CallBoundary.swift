@@ -1,5 +1,4 @@
 import CFusedNormABI
-import Foundation
 import FusedNorm
 
 /// An error of the C layer itself, with the status it maps to.
@@ -61,7 +60,7 @@ extension InterfaceError {
             ("biasGradient", "bias_gradient"), ("residualGradient", "residual_gradient"), ("residualOutput", "residual_output"),
             ("rstdOutput", "rstd_output"), ("meanOutput", "mean_output"), ("weightOffset", "weight_offset"),
         ] {
-            result = result.replacingOccurrences(of: swift, with: c)
+            result = result.replacing(swift, with: c)
         }
         return result
     }

@@ -35,11 +35,11 @@ func checkStatisticsPair(_ mean: UnsafePointer<fusednorm_tensor>?, _ rstd: Unsaf
     guard (mean == nil) == (rstd == nil) else { throw InterfaceError.invalid("\(names) go together: give both or neither") }
 }
 
-/// The casting of a C code.
-func casting(_ code: fusednorm_casting) throws -> RMSNormCasting {
+/// The rounding of a C casting code: standard is one rounding, llama two.
+func casting(_ code: fusednorm_casting) throws -> RMSNormStyle.Rounding {
     switch code {
-    case fusednorm_casting(FUSEDNORM_CASTING_STANDARD): .gemma
-    case fusednorm_casting(FUSEDNORM_CASTING_LLAMA): .llama
+    case fusednorm_casting(FUSEDNORM_CASTING_STANDARD): .once
+    case fusednorm_casting(FUSEDNORM_CASTING_LLAMA): .twice
     default:
         throw InterfaceError.invalid("casting is \(code); known: FUSEDNORM_CASTING_STANDARD (0), FUSEDNORM_CASTING_LLAMA (1)")
     }
@@ -59,19 +59,19 @@ public func fusednorm_rms_norm_forward(
         let output = try Tensor(descriptor: try required(output, "output"), argument: "output")
         let residualOutput = try Tensor(optionalDescriptor: residualOutput, argument: "residual_output")
         let rstdOutput = try statistics(rstdOutput, "rstd_output", rowsOf: x)
-        let casting = try casting(castingCode)
+        let style = RMSNormStyle(weightOffset: weightOffset, rounding: try casting(castingCode))
         try checkResidualPair(residual, residualOutput)
         try onStream(stream, device: x.device) {
             if rstdOutput != nil {
                 _ = try rmsNormForward(
-                    x, residual: residual, weight: weight, epsilon: epsilon, weightOffset: weightOffset, casting: casting,
+                    x, residual: residual, weight: weight, epsilon: epsilon, style: style,
                     output: output, residualOutput: residualOutput, rstdOutput: rstdOutput)
             } else if let residual {
                 _ = try rmsNorm(
-                    x, residual: residual, weight: weight, epsilon: epsilon, weightOffset: weightOffset, casting: casting,
+                    x, residual: residual, weight: weight, epsilon: epsilon, style: style,
                     output: output, residualOutput: residualOutput)
             } else {
-                _ = try rmsNorm(x, weight: weight, epsilon: epsilon, weightOffset: weightOffset, casting: casting, output: output)
+                _ = try rmsNorm(x, weight: weight, epsilon: epsilon, style: style, output: output)
             }
         }
     }
@@ -105,8 +105,7 @@ public func fusednorm_rms_norm_backward(
         let dweight = try Tensor(optionalDescriptor: weightGradient, argument: "weight_gradient")
         try onStream(stream, device: x.device) {
             _ = try rmsNormBackward(
-                dy, input: x, weight: weight, rstd: rstd, residualGradient: residualGradient, epsilon: epsilon,
-                weightOffset: weightOffset, inputGradient: dx, weightGradient: dweight)
+                dy, input: x, weight: weight, rstd: rstd, residualGradient: residualGradient, epsilon: epsilon, style: RMSNormStyle(weightOffset: weightOffset), inputGradient: dx, weightGradient: dweight)
         }
     }
 }

@@ -56,16 +56,17 @@ struct PreparedCall {
             let residualOutput = try tensor(residualDType.map { try Self.dtype(r.residual_output_dtype) ?? $0 }, shape)
             let rstd = statistics ? try tensor(.float32, rowShape) : nil
             if r.operation == fusednorm_operation(FUSEDNORM_RMS_NORM_FORWARD) {
+                let style = RMSNormStyle(weightOffset: r.weight_offset, rounding: try casting(r.casting))
                 if statistics {
                     _ = try rmsNormForward(
-                        x, residual: residual, weight: weight, epsilon: r.epsilon, weightOffset: r.weight_offset,
-                        casting: try casting(r.casting), output: output, residualOutput: residualOutput, rstdOutput: rstd)
+                        x, residual: residual, weight: weight, epsilon: r.epsilon,
+                        style: style, output: output, residualOutput: residualOutput, rstdOutput: rstd)
                 } else if let residual {
                     _ = try rmsNorm(
-                        x, residual: residual, weight: weight, epsilon: r.epsilon, weightOffset: r.weight_offset,
-                        casting: try casting(r.casting), output: output, residualOutput: residualOutput)
+                        x, residual: residual, weight: weight, epsilon: r.epsilon,
+                        style: style, output: output, residualOutput: residualOutput)
                 } else {
-                    _ = try rmsNorm(x, weight: weight, epsilon: r.epsilon, weightOffset: r.weight_offset, casting: try casting(r.casting), output: output)
+                    _ = try rmsNorm(x, weight: weight, epsilon: r.epsilon, style: style, output: output)
                 }
             } else {
                 let bias = try tensor(try Self.dtype(r.bias_dtype), parameterShape)
@@ -87,8 +88,7 @@ struct PreparedCall {
             let rstd = statistics ? try Tensor(repeating: 1, shape: rowShape, device: device) : nil
             if r.operation == fusednorm_operation(FUSEDNORM_RMS_NORM_BACKWARD) {
                 _ = try rmsNormBackward(
-                    dy, input: x, weight: weight, rstd: rstd, residualGradient: residualGradient, epsilon: r.epsilon,
-                    weightOffset: r.weight_offset, inputGradient: output, weightGradient: dweight)
+                    dy, input: x, weight: weight, rstd: rstd, residualGradient: residualGradient, epsilon: r.epsilon, style: RMSNormStyle(weightOffset: r.weight_offset), inputGradient: output, weightGradient: dweight)
             } else {
                 let dbias = try tensor(try Self.dtype(r.bias_dtype), parameterShape)
                 _ = try layerNormBackward(

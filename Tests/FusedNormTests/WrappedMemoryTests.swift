@@ -68,19 +68,19 @@ struct WrappedMemoryTests {
             let (outputs, counters) = try MemoryCounters.counting { () throws -> [Tensor] in
                 switch c.operation {
                 case .rmsForward:
-                    let r = try rmsNormForward(a, weight: weight, weightOffset: 1, output: out, rstdOutput: rstd)
+                    let r = try rmsNormForward(a, weight: weight, style: .gemma, output: out, rstdOutput: rstd)
                     #expect(r.output.dataAddress == out.dataAddress && r.rstd.dataAddress == rstd.dataAddress)
                     return [out, rstd]
                 case .rmsResidualForward:
                     _ = try rmsNormForward(
-                        a, residual: b, weight: weight, casting: .llama, output: out, residualOutput: out2, rstdOutput: rstd)
+                        a, residual: b, weight: weight, style: .llama, output: out, residualOutput: out2, rstdOutput: rstd)
                     return [out, out2, rstd]
                 case .layerForward:
                     _ = try layerNormForward(a, weight: weight, bias: bias, output: out, meanOutput: mean, rstdOutput: rstd)
                     return [out, mean, rstd]
                 case .rmsBackward:
                     let g = try rmsNormBackward(
-                        b, input: a, weight: weight, residualGradient: b, weightOffset: 1, inputGradient: out, weightGradient: dweight)
+                        b, input: a, weight: weight, residualGradient: b, style: .gemma, inputGradient: out, weightGradient: dweight)
                     #expect(g.input.dataAddress == out.dataAddress && g.weight?.dataAddress == dweight.dataAddress)
                     return [out, dweight]
                 case .layerBackward:
@@ -228,5 +228,39 @@ struct WrappedMemoryTests {
                 }
             }
         }
+    }
+}
+
+@Suite("README zero-copy example")
+struct ReadmeZeroCopyExampleTests {
+    @Test("The README's zero-copy calls run and do what they say (CPU part)")
+    func zeroCopyExample() throws {
+        let tokens = 3, heads = 2, headDimension = 128
+        var random = SplitMix64(label: "README zero-copy")
+        let weight = try Tensor(random.values(4096, 0.5, 1.5), shape: [4096], dtype: .bfloat16)
+        var activations = random.values(tokens * 4096).map(BFloat16.init)
+        let before = try Tensor(activations, shape: [tokens, 4096])
+        let expected = try rmsNorm(before, weight: weight).toArray(of: BFloat16.self)
+        try activations.withUnsafeMutableBytes { memory in
+            try Tensor.withWrapping(memory, shape: [tokens, 4096], dtype: .bfloat16) { x in
+                _ = try rmsNorm(x, weight: weight, output: x)
+            }
+        }
+        #expect(activations == expected, "normalized in place, in the array's storage")
+
+        let qkv = try Tensor(random.values(tokens * 3 * heads * headDimension), shape: [tokens, 3 * heads * headDimension], dtype: .bfloat16)
+        let qNormWeight = try Tensor(random.values(headDimension, 0.5, 1.5), shape: [headDimension], dtype: .bfloat16)
+        let q = try qkv.columns(0..<heads * headDimension).reshaped([tokens, heads, headDimension])
+        let packed = try Tensor(q.toArray(of: BFloat16.self), shape: [tokens, heads, headDimension])
+        _ = try rmsNorm(q, weight: qNormWeight, output: q)
+        #expect(try q.toArray(of: BFloat16.self) == rmsNorm(packed, weight: qNormWeight).toArray(of: BFloat16.self))
+
+        let storage = CallerMemory(byteCount: 2 * (4096 + 64) * 2)
+        let wrapped = try Tensor(unsafeWrapping: storage.memory, shape: [2, 4096], dtype: .float16, rowStride: 4096 + 64, owner: storage)
+        #expect(wrapped.rowStride == 4160 && wrapped.dataAddress == UInt(bitPattern: storage.memory.baseAddress))
+
+        let t = try Tensor(activations, shape: [tokens, 4096])
+        let back: [BFloat16] = try t.toArray(of: BFloat16.self)
+        #expect(t.dtype == .bfloat16 && back == activations)
     }
 }

@@ -114,6 +114,61 @@ final class CUDABackend: Backend {
     }
 }
 
+extension CUDABackend {
+    /// A plan compiled (or found) and fitted to this GPU: its kernel and module, and the clusters resident at
+    /// once (nil: no cluster, or the driver cannot tell).
+    struct ReadyPlan {
+        var plan: KernelPlan
+        var module: LoadedModule
+        var function: CUhandle
+        var activeClusters: Int?
+    }
+
+    /// Compiles (or finds) the kernel of the plan `plan` makes for this GPU, fitted by
+    /// ``fit(_:plan:teams:residentClusters:)`` with the driver's count of resident clusters.
+    /// - Parameters:
+    ///   - entryPoint: the kernel's function in the module.
+    ///   - plan: the plan on a GPU of the given description.
+    ///   - teams: the teams of a layout given the clusters that can be resident at once (at least one).
+    func prepare(
+        _ entryPoint: String, plan: (LaunchConfiguration.GPU) -> KernelPlan, teams: (LaunchConfiguration, Int) -> Int
+    ) throws -> ReadyPlan {
+        let (fitted, active) = try Self.fit(gpu.launchShape, plan: plan, teams: teams) { plan in
+            let function = try module(for: plan.request).function(entryPoint)
+            let c = plan.configuration
+            return try gpu.withContext {
+                gpu.activeClusters(function, clusterSize: c.clusterSize, threads: c.blockSize, sharedBytes: plan.sharedBytes)
+            }
+        }
+        let loaded = try module(for: fitted.request)
+        return ReadyPlan(plan: fitted, module: loaded, function: loaded.function(entryPoint), activeClusters: active)
+    }
+
+    /// The plan `plan` makes for `shape`, fitted to what the GPU holds: while no cluster of the plan's size
+    /// can be resident (`residentClusters` says 0), the plan is made again for clusters of half the size (the
+    /// row split anew); then `teams` gives the teams for the clusters that can be resident at once. Plans
+    /// without clusters, or whose resident clusters the driver cannot tell (nil), keep their teams.
+    /// - Returns: the plan, and the resident clusters (nil: no cluster, or unknown).
+    static func fit(
+        _ shape: LaunchConfiguration.GPU, plan: (LaunchConfiguration.GPU) -> KernelPlan, teams: (LaunchConfiguration, Int) -> Int,
+        residentClusters: (KernelPlan) throws -> Int?
+    ) rethrows -> (plan: KernelPlan, activeClusters: Int?) {
+        var shape = shape
+        while true {
+            var fitted = plan(shape)
+            let c = fitted.configuration
+            guard c.clusterSize > 1 else { return (fitted, nil) }
+            let active = try residentClusters(fitted)
+            if active == 0 {
+                shape.maxClusterSize = c.clusterSize / 2
+                continue
+            }
+            if let active { fitted.configuration.teams = teams(c, active) }
+            return (fitted, active)
+        }
+    }
+}
+
 /// Device scratch memory reused from call to call on one stream (see ``CUDABackend/defaultStreamScratch``).
 struct ScratchBuffer: ~Copyable {
     var address: UInt = 0

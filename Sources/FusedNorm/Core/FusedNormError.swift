@@ -28,6 +28,8 @@ public enum FusedNormError: Error, Equatable, Sendable, CustomStringConvertible 
     case readOnly(argument: String)
     /// The tensor's layout is valid but this device cannot run on it in this version; `reason` says why.
     case unsupportedLayout(argument: String, device: Device, reason: String)
+    /// A `FUSEDNORM_*` environment variable has a value the library does not accept (see ``EnvironmentVariable``).
+    case invalidEnvironmentVariable(name: String, value: String, reason: String)
 
     public var description: String {
         switch self {
@@ -59,6 +61,8 @@ public enum FusedNormError: Error, Equatable, Sendable, CustomStringConvertible 
             "\(argument) is read-only (its memory was lent for reading) and cannot receive results"
         case .unsupportedLayout(let argument, let device, let reason):
             "\(argument) cannot be used on \(device): \(reason)"
+        case .invalidEnvironmentVariable(let name, let value, let reason):
+            "environment variable \(name)=\(value) is not valid: \(reason) (unset it for the default)"
         }
     }
 }

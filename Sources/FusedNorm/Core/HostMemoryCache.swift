@@ -16,7 +16,7 @@ final class HostMemoryCache: Sendable {
     private struct State {
         var free: [Int: [UInt]] = [:]
         var cachedBytes = 0
-        var limit = 2 << 30
+        var limit = 1 << 30
     }
 
     private let state = Mutex(State())
@@ -24,7 +24,7 @@ final class HostMemoryCache: Sendable {
     /// Bytes kept in the free lists now.
     var cachedBytes: Int { state.withLock { $0.cachedBytes } }
 
-    /// The most bytes the free lists keep; default 2 GiB. Lowering it frees blocks until the cache fits.
+    /// The most bytes the free lists keep; default 1 GiB. Lowering it frees blocks until the cache fits.
     var limit: Int {
         get { state.withLock { $0.limit } }
         set {

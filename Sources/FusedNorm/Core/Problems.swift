@@ -79,7 +79,8 @@ struct NormForwardProblem: Sendable {
     var epsilon: Float
     /// Added to the weight (1 for Gemma); RMSNorm only.
     var weightOffset: Float
-    var casting: RMSNormCasting
+    /// Where RMSNorm rounds y (``RMSNormStyle/Rounding``).
+    var rounding: RMSNormStyle.Rounding
 }
 
 /// A validated backward pass.
@@ -104,7 +105,7 @@ struct NormBackwardProblem: Sendable {
     var dx: RowView
     /// (weightRows, columns), contiguous rows; present only with a weight.
     var dweight: RowView?
-    /// (weightRows, columns); LayerNorm with a bias only.
+    /// (weightRows, columns); LayerNorm only, when dbias was asked for.
     var dbias: RowView?
     var epsilon: Float
     var weightOffset: Float

@@ -12,6 +12,7 @@ struct NormArguments {
     init(x: Tensor) throws {
         self.x = x
         device = x.device
+        try EnvironmentVariable.check(for: device)
         backend = try device.backend()
         try checkRowLayout(x, "x")
     }
@@ -139,12 +140,12 @@ struct NormArguments {
 /// The forward pass both RMSNorm and LayerNorm share.
 func normForward(
     kind: NormKind, x: Tensor, residual: Tensor?, weight: Tensor?, bias: Tensor?,
-    epsilon: Float, weightOffset: Float, casting: RMSNormCasting,
+    epsilon: Float, style: RMSNormStyle,
     outputDType: DType?, residualDType: DType?, output: Tensor?, residualOutput: Tensor?,
     meanOutput: Tensor? = nil, rstdOutput: Tensor? = nil, saveStatistics: Bool
 ) throws -> NormForwardTensors {
     try NormArguments.check(epsilon: epsilon)
-    try NormArguments.check(weightOffset: weightOffset)
+    try NormArguments.check(weightOffset: style.weightOffset)
     var arguments = try NormArguments(x: x)
     try arguments.checkLikeX(residual, "residual")
     try arguments.checkParameter(weight, "weight")
@@ -164,7 +165,7 @@ func normForward(
         kind: kind, rows: x.rows, columns: x.columns, x: x.rowView, residual: residual?.rowView,
         weightRows: arguments.weightRows, weight: weight?.rowView, bias: bias?.rowView,
         output: y.rowView, residualOutput: s?.rowView, mean: mean?.rowView.address,
-        rstd: statistics?.rowView.address, epsilon: epsilon, weightOffset: weightOffset, casting: casting)
+        rstd: statistics?.rowView.address, epsilon: epsilon, weightOffset: style.weightOffset, rounding: style.rounding)
     if x.rows > 0 { try arguments.backend.run(problem) }
     return NormForwardTensors(output: y, residual: s, mean: mean, rstd: statistics)
 }
@@ -202,7 +203,14 @@ func normBackward(
     }
     let dx = try arguments.output(inputGradient, "inputGradient", dtype: nil, default: x.dtype)
     let dweight = try arguments.parameterGradient(weightGradient, "weightGradient", of: weight, "weight")
-    let dbias = try arguments.parameterGradient(biasGradient, "biasGradient", of: bias, "bias")
+    let dbias: Tensor?
+    if bias == nil, let biasGradient {
+        // dbias = Σ_rows dy needs no bias values: a destination alone asks for it, shaped like the weight.
+        try arguments.checkParameter(biasGradient, "biasGradient")
+        dbias = biasGradient
+    } else {
+        dbias = try arguments.parameterGradient(biasGradient, "biasGradient", of: bias, "bias")
+    }
 
     let problem = NormBackwardProblem(
         kind: kind, rows: x.rows, columns: x.columns, dy: dy.rowView, x: x.rowView,

@@ -28,7 +28,7 @@ struct CUDAKernelCompileTests {
                         residual: view(other, columns: n, aligned: true), weightRows: 1,
                         weight: view(dtype, columns: n, aligned: true), bias: kind == .layer ? view(other, columns: n, aligned: true) : nil,
                         output: view(dtype, columns: n, aligned: true), residualOutput: view(other, columns: n, aligned: true),
-                        mean: kind == .layer ? 0x2000 : nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 1, casting: .llama)
+                        mean: kind == .layer ? 0x2000 : nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 1, rounding: .twice)
                     plans.append(("forward \(kind) N=\(n) \(dtype)", CUDABackend.forwardPlan(for: forward, gpu: gpu)))
                     let backward = NormBackwardProblem(
                         kind: kind, rows: rows, columns: n, dy: view(other, columns: n, aligned: true),

@@ -5,7 +5,7 @@ import Testing
 enum ErrorKind: String, Sendable {
     case rankZero, emptyRows, invalidShape, shapeMismatch, dtypeMismatch, countMismatch, invalidEpsilon,
          invalidArgument, deviceMismatch, deviceUnavailable, bufferTooSmall, misalignedAddress, readOnly,
-         unsupportedLayout
+         unsupportedLayout, invalidEnvironmentVariable
 }
 
 extension FusedNormError {
@@ -25,6 +25,7 @@ extension FusedNormError {
         case .misalignedAddress: .misalignedAddress
         case .readOnly: .readOnly
         case .unsupportedLayout: .unsupportedLayout
+        case .invalidEnvironmentVariable: .invalidEnvironmentVariable
         }
     }
 
@@ -39,6 +40,7 @@ extension FusedNormError {
         case .bufferTooSmall(let argument, _, _), .misalignedAddress(let argument, _, _), .readOnly(let argument),
              .unsupportedLayout(let argument, _, _):
             argument
+        case .invalidEnvironmentVariable(let name, _, _): name
         case .countMismatch, .invalidEpsilon, .deviceUnavailable: nil
         }
     }
