@@ -1,0 +1,32 @@
+"""Which (shape, strides) pass to the C library as they are: the rule of fusednorm.h, in Python."""
+
+import pytest
+
+from fusednorm._layout import passes_as_is
+
+N = 8
+
+
+@pytest.mark.parametrize(
+    "shape, strides, passes",
+    [
+        ((4, N), (N, 1), True),  # contiguous
+        ((N,), (1,), True),  # one row
+        ((4, N), (3 * N, 1), True),  # every third row
+        ((4, 5), (N, 1), True),  # a column slice of a wider tensor
+        ((6, 4, 32), (3 * 4 * 32, 32, 1), True),  # q of a fused (T, 3*H*D) qkv: two levels
+        ((2, 3, 4, 32), (3 * 3 * 128, 3 * 128, 32, 1), True),  # (B, L, H, D) view: B and L merge
+        ((2, 3, 4, 32), (1000, 3 * 128, 32, 1), False),  # three levels
+        ((4, N), (1, 4), False),  # transposed
+        ((4, N), (0, 1), False),  # broadcast rows overlap
+        ((4, N), (N - 1, 1), False),  # rows overlap
+        ((4, 2, N), (N, N, 1), False),  # groups overlap their rows
+        ((4, N), (-N, 1), False),  # negative stride
+        ((1, 4, 1, N), (999, N, 5, 1), True),  # dimensions of size 1 have any stride
+        ((4, 1), (1, 7), True),  # N = 1: its stride does not matter
+        ((0, N), (N, 1), True),  # no rows
+        ((), (), False),
+    ],
+)
+def test_layouts(shape, strides, passes):
+    assert passes_as_is(shape, strides) is passes
