@@ -6,16 +6,27 @@ let package = Package(
     products: [
         .library(name: "FusedNorm", targets: ["FusedNorm"]),
         .executable(name: "fusednorm", targets: ["fusednorm"]),
+        // The C interface (Sources/FusedNormC/ABI/include/fusednorm.h) as libFusedNormC.so; README.md says how to
+        // build it self-contained (no Swift runtime needed on the target machine).
+        .library(name: "FusedNormC", type: .dynamic, targets: ["FusedNormC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // The library: backend-agnostic API in Core/Operations/Layers, one folder per backend.
-        .target(name: "FusedNorm", dependencies: ["CFusedNormCPU"]),
+        .target(name: "FusedNorm", dependencies: ["CFusedNormCPU", "CDLPack"]),
         // The CPU backend's row kernels and row conversions in C, compiled per function for AVX2/FMA/F16C and
         // picked at run time (Swift has no per-function target attributes); the Swift kernels are the fallback.
         .target(name: "CFusedNormCPU"),
+        // The DLPack exchange structs, declared from the published specification.
+        .target(name: "CDLPack"),
+        // The C interface: the header and its plain-C parts (errors, versions) ...
+        .target(name: "CFusedNormABI", path: "Sources/FusedNormC/ABI"),
+        // ... and the @_cdecl functions over the public FusedNorm API.
+        .target(name: "FusedNormC", dependencies: ["FusedNorm", "CFusedNormABI", "CDLPack"], exclude: ["ABI"]),
+        // A DLPack producer and consumer written in C, for the tests of import and export.
+        .target(name: "CDLPackTestSupport", dependencies: ["CDLPack"], path: "Tests/CInterop/DLPackTestSupport"),
         // A simple float64 implementation of every operation, the yardstick for tests and `fusednorm check`.
         .target(name: "FusedNormReference", dependencies: ["FusedNorm"]),
         // The command-line tool's commands, as a library so that tests can drive them.
@@ -27,7 +38,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "fusednorm", dependencies: ["FusedNormCLI"]),
-        .testTarget(name: "FusedNormTests", dependencies: ["FusedNorm", "FusedNormReference"]),
+        .testTarget(name: "FusedNormTests", dependencies: ["FusedNorm", "FusedNormReference", "CDLPack", "CDLPackTestSupport"]),
         .testTarget(name: "FusedNormCLITests", dependencies: ["FusedNormCLI", "FusedNorm", "FusedNormReference"]),
     ]
 )

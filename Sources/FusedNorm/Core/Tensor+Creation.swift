@@ -53,6 +53,7 @@ extension Tensor {
     /// memory between strided rows is left alone.
     public func write(_ values: [Float]) throws {
         guard values.count == count else { throw FusedNormError.countMismatch(expected: count, actual: values.count) }
+        guard !isReadOnlyMemory else { throw FusedNormError.invalidArgument(name: "tensor", reason: "is read-only memory and cannot be written") }
         guard count > 0 else { return }
         let rowBytes = columns * dtype.byteCount
         let encoded = dtype.encode(values)
@@ -124,6 +125,9 @@ extension Tensor {
         }
         guard destination.dtype == dtype else {
             throw FusedNormError.dtypeMismatch(argument: "destination", expected: dtype, actual: destination.dtype)
+        }
+        guard !destination.isReadOnlyMemory else {
+            throw FusedNormError.invalidArgument(name: "destination", reason: "is read-only memory and cannot be written")
         }
         guard count > 0 else { return }
         let rowBytes = columns * dtype.byteCount

@@ -84,9 +84,17 @@ struct NormArguments {
         try Tensor(allocatingStatisticsFor: x.rowShape, on: device)
     }
 
+    /// A destination must be writable (not a read-only DLPack import).
+    func checkWritable(_ tensor: Tensor, _ argument: String) throws {
+        guard !tensor.isReadOnlyMemory else {
+            throw FusedNormError.invalidArgument(name: argument, reason: "is read-only memory (a read-only DLPack tensor) and cannot be an output")
+        }
+    }
+
     /// Statistics: `given` after checking it, or a new tensor when `wanted`, else nil.
     func statistics(_ given: Tensor?, _ argument: String, wanted: Bool) throws -> Tensor? {
         if let given {
+            try checkWritable(given, argument)
             try checkStatistics(given, argument)
             return given
         }
@@ -104,6 +112,7 @@ struct NormArguments {
         }
         guard let given else { return try allocate(parameter.shape, parameter.dtype) }
         try checkDevice(given, argument)
+        try checkWritable(given, argument)
         guard given.shape == parameter.shape else {
             throw FusedNormError.shapeMismatch(argument: argument, expected: "\(parameter.shape) (the \(parameterName)'s shape)", actual: given.shape)
         }
@@ -114,6 +123,7 @@ struct NormArguments {
     func output(_ given: Tensor?, _ argument: String, dtype: DType?, default defaultDType: DType) throws -> Tensor {
         if let given {
             try checkLikeX(given, argument, dtype: dtype)
+            try checkWritable(given, argument)
             return given
         }
         return try allocate(x.shape, dtype ?? defaultDType)

@@ -209,8 +209,8 @@ fusednorm_status fusednorm_rms_norm_forward(
  *   With a fused residual, dx is also the gradient of the residual.
  * - epsilon, weight_offset: as in the forward call.
  * - input_gradient: dx, required, input's shape, any dtype.
- * - weight_gradient: NULL (not computed), or dweight: the weight's shape, any dtype (e.g. float32 for a
- *   bf16 weight). Needs a weight.
+ * - weight_gradient: NULL (not kept: with a weight, FusedNorm computes it into a temporary it frees), or
+ *   dweight: the weight's shape, any dtype (e.g. float32 for a bf16 weight). Needs a weight.
  */
 fusednorm_status fusednorm_rms_norm_backward(
     const fusednorm_tensor *output_gradient, const fusednorm_tensor *input, const fusednorm_tensor *weight,
@@ -228,8 +228,8 @@ fusednorm_status fusednorm_rms_norm_backward(
  * - weight, bias: NULL (w = 1, b = 0), (N), or (H, N) per head; when both are given, the same shape.
  * - epsilon: finite, > 0 (typically 1e-5).
  * - output, residual_output: as for RMSNorm.
- * - mean_output, rstd_output: NULL, or float32 of x's leading shape, contiguous; give both or neither
- *   for fusednorm_layer_norm_backward (either alone is allowed here).
+ * - mean_output, rstd_output: both NULL, or both float32 of x's leading shape (or (rows)), contiguous:
+ *   the saved statistics for fusednorm_layer_norm_backward. One without the other: FUSEDNORM_INVALID_ARGUMENT.
  */
 fusednorm_status fusednorm_layer_norm_forward(
     const fusednorm_tensor *x, const fusednorm_tensor *residual, const fusednorm_tensor *weight,
@@ -244,7 +244,7 @@ fusednorm_status fusednorm_layer_norm_forward(
  *
  * - mean, rstd: both NULL (recomputed from input) or both the forward call's outputs.
  * - weight: as in the forward call (NULL: w = 1). The bias is not needed: dbias does not depend on it.
- * - weight_gradient: NULL, or dweight (the weight's shape, any dtype); needs a weight.
+ * - weight_gradient: NULL (not kept, as for RMSNorm), or dweight (the weight's shape, any dtype); needs a weight.
  * - bias_gradient: NULL, or dbias: (N), or (H, N) per head (the weight's shape when a weight is given),
  *   any dtype.
  * - Other arguments as for fusednorm_rms_norm_backward.
