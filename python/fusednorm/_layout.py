@@ -17,6 +17,19 @@ _copies = 0
 _warned = False
 
 
+# Whether the loaded library takes two-level rows (groups), probed once by probe_two_levels(); the header
+# describes them, but a library may answer FUSEDNORM_UNSUPPORTED (then such views are copied and counted).
+two_levels = True
+
+
+def probe_two_levels(check) -> bool:
+    """Asks the library (check: descriptor shape, strides -> status) whether a (T, H, D) view of a fused
+    (T, 3*H*D) tensor passes as it is, and remembers the answer."""
+    global two_levels
+    two_levels = check((2, 2, 4), (24, 4, 1)) == 0
+    return two_levels
+
+
 def passes_as_is(shape, strides) -> bool:
     """True when the C library takes (shape, strides in elements) without a copy."""
     if len(shape) == 0 or len(shape) > 8:
@@ -36,7 +49,7 @@ def passes_as_is(shape, strides) -> bool:
             levels[-1] = (levels[-1][0] * size, stride)
         else:
             levels.append((size, stride))
-    if len(levels) > 2:
+    if len(levels) > 2 or (len(levels) == 2 and not two_levels):
         return False
     extent = columns  # elements one row (then one group) needs, conservatively counted
     for count, stride in reversed(levels):

@@ -196,6 +196,11 @@ if library.fusednorm_version_number() // 10000 != HEADER_MAJOR_VERSION:
     )
 
 
+def _probe(shape, strides) -> int:
+    buffer = (ctypes.c_float * 64)()
+    return library.fusednorm_tensor_check(describe(ctypes.addressof(buffer), DEVICE_CPU, 0, FLOAT32, shape, strides))
+
+
 def check(status: int, operation: str) -> None:
     """Raises FusedNormError for a failed status, with the thread's last error message."""
     if status != SUCCESS:
@@ -217,3 +222,8 @@ def cuda_info() -> dict:
         name: (getattr(info, name).decode(errors="replace") if isinstance(getattr(info, name), bytes) else getattr(info, name))
         for name, _ in CUDAInfo._fields_
     }
+
+
+from . import _layout  # noqa: E402  (after the library is loaded: the probe calls it)
+
+_layout.probe_two_levels(_probe)

@@ -89,6 +89,8 @@ class _Call:
     @staticmethod
     def _passes(array: np.ndarray) -> bool:
         size = array.itemsize
+        if array.size == 0:
+            return True
         if array.ctypes.data % size != 0 or any(stride % size != 0 for stride in array.strides):
             return False
         return _layout.passes_as_is(array.shape, [stride // size for stride in array.strides])
@@ -96,9 +98,11 @@ class _Call:
     def _describe(self, array: np.ndarray, code: int):
         self.keep.append(array)
         size = array.itemsize
-        return C.describe(
-            array.ctypes.data, C.DEVICE_CPU, 0, code, array.shape, [stride // size for stride in array.strides]
-        )
+        if array.size == 0:  # NumPy gives empty arrays any strides: describe them as contiguous
+            strides = [int(np.prod(array.shape[k + 1:], dtype=np.int64)) for k in range(array.ndim)]
+        else:
+            strides = [stride // size for stride in array.strides]
+        return C.describe(array.ctypes.data, C.DEVICE_CPU, 0, code, array.shape, strides)
 
 
 def _new(like: np.ndarray, dtype: np.dtype, given, name: str, call: _Call):

@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from . import _torch
 
 _Shape = Union[int, Sequence[int], torch.Size]
+# eps=None: torch.nn.RMSNorm's default, the epsilon of the float32 computation whatever the storage dtype.
+_DEFAULT_EPS = torch.finfo(torch.float32).eps
 
 
 def _shape(normalized_shape: _Shape) -> tuple:
@@ -34,7 +36,9 @@ class RMSNorm(nn.Module):
     """RMSNorm over the last dimensions: y = x / sqrt(mean(x²) + eps) · (weight + offset).
 
     Arguments as torch.nn.RMSNorm (normalized_shape, eps, elementwise_affine, device, dtype; eps=None means
-    torch.finfo(x.dtype).eps, as there), plus offset (1 for Gemma-style weights stored as w − 1) and
+    the float32 machine epsilon for float16/bfloat16/float32 inputs, as torch.nn.RMSNorm computes it: its
+    documentation says torch.finfo(x.dtype).eps, but PyTorch 2.11 takes the epsilon of the computation type,
+    checked here), plus offset (1 for Gemma-style weights stored as w − 1) and
     casting ("standard", "llama" or "gemma"). The parameter is named `weight`, so state dicts of
     torch.nn.RMSNorm and of Hugging Face's LlamaRMSNorm load as they are.
     """
@@ -55,7 +59,7 @@ class RMSNorm(nn.Module):
             self.register_parameter("weight", None)
 
     def forward(self, x: Tensor) -> Tensor:
-        eps = self.eps if self.eps is not None else torch.finfo(x.dtype).eps
+        eps = self.eps if self.eps is not None else _DEFAULT_EPS
         weight = None if self.weight is None else self.weight.reshape(-1)
         y = _torch.rms_norm(_flatten(x, self.normalized_shape), weight, eps, self.offset, self.casting)
         return y.reshape(x.shape) if len(self.normalized_shape) > 1 else y
@@ -109,6 +113,6 @@ class AddRMSNorm(RMSNorm):
         self.residual_dtype = residual_dtype
 
     def forward(self, x: Tensor, residual: Tensor):
-        eps = self.eps if self.eps is not None else torch.finfo(x.dtype).eps
+        eps = self.eps if self.eps is not None else _DEFAULT_EPS
         return _torch.rms_norm(x, self.weight, eps, self.offset, self.casting, residual,
                                residual_dtype=self.residual_dtype)

@@ -114,6 +114,15 @@ def layer_norm_backward(dy, s, weight=None, eps=1e-5, residual_grad=None, parame
     return dx, dweight, _sum_rows(dy, shape)
 
 
+def gradient_scale(dy, s, weight=None, offset=0.0, eps=1e-6, centered=False):
+    """Per row: rstd · max|dy · w|, the size of the terms whose difference dx is. float32 errors in dx are
+    relative to this, not to dx, which cancels to almost 0 when N is 1."""
+    centre = np.mean(s, axis=-1, keepdims=True) if centered else 0.0
+    rstd = 1.0 / np.sqrt(np.mean((s - centre) ** 2, axis=-1, keepdims=True) + eps)
+    w = 1.0 + offset if weight is None else weight + offset
+    return rstd * np.max(np.abs(dy * w), axis=-1, keepdims=True)
+
+
 def _sum_rows(values, shape):
     """Σ over rows, keeping the trailing `shape` (N) or (H, N)."""
     return values.reshape((-1,) + tuple(shape)).sum(axis=0)

@@ -2,6 +2,10 @@
 
 import pytest
 
+import numpy as np
+
+from fusednorm import _layout
+from fusednorm import _library as C
 from fusednorm._layout import passes_as_is
 
 N = 8
@@ -28,5 +32,18 @@ N = 8
         ((), (), False),
     ],
 )
-def test_layouts(shape, strides, passes):
+def test_layouts(shape, strides, passes, monkeypatch):
+    """The header's rule, with two-level rows taken (as fusednorm.h describes them)."""
+    monkeypatch.setattr(_layout, "two_levels", True)
     assert passes_as_is(shape, strides) is passes
+
+
+def test_two_levels_follow_what_the_library_answers(monkeypatch):
+    """The probe's answer is the library's, and without two levels such views are copied (not refused)."""
+    buffer = np.zeros(64, np.float32)
+    status = C.library.fusednorm_tensor_check(C.describe(buffer.ctypes.data, C.DEVICE_CPU, 0, C.FLOAT32, (2, 2, 4),
+                                                         (24, 4, 1)))
+    assert _layout.two_levels is (status == C.SUCCESS)
+    monkeypatch.setattr(_layout, "two_levels", False)
+    assert not passes_as_is((6, 4, 32), (384, 32, 1))
+    assert passes_as_is((6, 128), (384, 1))

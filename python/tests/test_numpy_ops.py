@@ -13,6 +13,12 @@ import pytest
 import fusednorm
 import reference as ref
 
+from fusednorm import _layout
+
+TWO_LEVELS = _layout.two_levels
+NO_TWO_LEVELS = ("the loaded libFusedNormC answers FUSEDNORM_UNSUPPORTED for two-level rows (q/k views of a fused "
+                 "qkv), so they are copied: python/C_ABI_REQUESTS.md item 0")
+
 SIZES = (1, 3, 33, 4095, 5120)
 ROWS = 5
 
@@ -118,7 +124,9 @@ def test_strided_views_pass_without_copies(rng, dtype):
         "k of qkv": qkv.reshape(t, 3, heads, d)[:, 1],
     }
     fusednorm.reset_fallback_copies()
+    copies = {}
     for name, view in views.items():
+        before = fusednorm.fallback_copies()
         assert not view.flags.c_contiguous, name
         n = view.shape[-1]
         weight = w if n == d else make(rng, (n,), dtype)
@@ -126,9 +134,14 @@ def test_strided_views_pass_without_copies(rng, dtype):
         ref.assert_close(y, ref.rms_norm((view, dtype), (weight, dtype))[0], dtype, what=name)
         dy = make(rng, view.shape, dtype)
         dx, _ = fusednorm.rms_norm_backward(dy, view, weight)
+        scale = ref.gradient_scale(ref.load(dy), ref.load(view), ref.load(weight))
         ref.assert_close(dx, ref.rms_norm_backward(ref.load(dy), ref.load(view), ref.load(weight))[0], dtype,
-                         compute=2e-5, what=name + " dx")
-    assert fusednorm.fallback_copies() == 0
+                         scale=scale, compute=1e-5, what=name + " dx")
+        copies[name] = fusednorm.fallback_copies() - before
+    assert copies["column slice"] == 0 and copies["every other row"] == 0
+    if not TWO_LEVELS:
+        pytest.xfail(f"copies {copies}: {NO_TWO_LEVELS}")
+    assert copies["q of qkv"] == 0 and copies["k of qkv"] == 0
 
 
 def test_other_layouts_are_copied_counted_and_warned_once(rng):
@@ -154,7 +167,8 @@ def test_rms_norm_backward_matches_reference(rng, dtype, n, weighted):
     for saved in (rstd, None):
         dx, dw = fusednorm.rms_norm_backward(dy, x, w, rstd=saved)
         expected_dx, expected_dw = ref.rms_norm_backward(ref.load(dy), ref.load(x), None if w is None else ref.load(w))
-        ref.assert_close(dx, expected_dx, dtype, compute=2e-5, what="dx")
+        scale = ref.gradient_scale(ref.load(dy), ref.load(x), None if w is None else ref.load(w))
+        ref.assert_close(dx, expected_dx, dtype, scale=scale, compute=1e-5, what="dx")
         if weighted:
             assert dw.dtype == np.float32
             ref.assert_close(dw, expected_dw, "float32", scale=np.abs(expected_dw).max() * ROWS, compute=1e-5, what="dw")
@@ -172,7 +186,8 @@ def test_rms_norm_backward_residual_gradient_offset_and_per_head(rng, dtype):
     dx, dw = fusednorm.rms_norm_backward(dy, s, w, residual_grad=ds, offset=1.0)
     expected_dx, expected_dw = ref.rms_norm_backward(ref.load(dy), ref.load(s), ref.load(w), offset=1.0,
                                                      residual_grad=ref.load(ds))
-    ref.assert_close(dx, expected_dx, dtype, compute=2e-5, what="dx")
+    scale = ref.gradient_scale(ref.load(dy), ref.load(s), ref.load(w), offset=1.0)
+    ref.assert_close(dx, expected_dx, dtype, scale=scale, compute=1e-5, what="dx")
     assert dw.shape == (heads, d)
     ref.assert_close(dw, expected_dw, "float32", scale=np.abs(expected_dw).max() * 5, compute=1e-5, what="dw")
 
@@ -194,7 +209,8 @@ def test_layer_norm_matches_reference(rng, dtype, n):
     for saved in ((mean, rstd), (None, None)):
         dx, dw, db = fusednorm.layer_norm_backward(dy, x, w, *saved, eps=1e-5)
         expected_dx, expected_dw, expected_db = ref.layer_norm_backward(ref.load(dy), ref.load(x), ref.load(w), 1e-5)
-        ref.assert_close(dx, expected_dx, dtype, compute=5e-5, what="dx")
+        scale = ref.gradient_scale(ref.load(dy), ref.load(x), ref.load(w), eps=1e-5, centered=True)
+        ref.assert_close(dx, expected_dx, dtype, scale=scale, compute=2e-5, what="dx")
         ref.assert_close(dw, expected_dw, "float32", scale=np.abs(expected_dw).max() * ROWS, compute=1e-5, what="dw")
         ref.assert_close(db, expected_db, "float32", scale=np.abs(ref.load(dy)).max() * ROWS, compute=1e-5, what="db")
 
@@ -213,7 +229,8 @@ def test_layer_norm_fused_residual_and_bias_gradient_without_bias(rng, dtype):
     dx, dw, db = fusednorm.layer_norm_backward(dy, s, residual_grad=ds)
     expected_dx, _, expected_db = ref.layer_norm_backward(ref.load(dy), ref.load(s), residual_grad=ref.load(ds))
     assert dw is None
-    ref.assert_close(dx, expected_dx, dtype, compute=5e-5, what="dx")
+    scale = ref.gradient_scale(ref.load(dy), ref.load(s), eps=1e-5, centered=True)
+    ref.assert_close(dx, expected_dx, dtype, scale=scale, compute=2e-5, what="dx")
     ref.assert_close(db, expected_db, "float32", scale=np.abs(ref.load(dy)).max() * ROWS, compute=1e-5, what="db")
 
 
