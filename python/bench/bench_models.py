@@ -10,7 +10,7 @@ Each variant runs in its own process (Liger's patching replaces classes module-w
     python3 python/bench/bench_models.py --device cuda --dtype bfloat16 --json bench/results/python-models.json
 
 A training step is forward + cross-entropy loss + backward (no optimizer). A decode step is one token for
-each of --batch sequences after a prefill of --length tokens (the cache cropped back after every step).
+each of --batch sequences after a prefill of --length tokens (the cache cropped back by one token after every step).
 """
 
 import argparse
@@ -57,7 +57,10 @@ def patch(variant, family, built):
 
         fusednorm.patch_transformers([family])
     elif variant == "liger":
-        from liger_kernel import transformers as liger
+        try:
+            from liger_kernel import transformers as liger
+        except ImportError as error:
+            return f"Liger-Kernel is not importable ({error}); see docs/notes/python-package.md"
 
         name = LIGER_FAMILIES.get(family)
         if name is None:
@@ -123,7 +126,7 @@ def run_one(arguments, variant, family):
 
         def decode_step():
             built(token, past_key_values=cache, use_cache=True)
-            cache.crop(arguments.length)
+            cache.crop(-1)  # back to the prefill's length
 
         decode_ms = timed(torch, arguments.device, decode_step, arguments.warmup, arguments.repeats)
     record = {

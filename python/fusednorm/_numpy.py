@@ -65,8 +65,8 @@ class _Call:
         if not isinstance(array, np.ndarray):
             raise TypeError(f"fusednorm: {name} must be a NumPy array, got {type(array).__name__}")
         code = _code(array, name)
-        if array.ndim == 0:
-            raise ValueError(f"fusednorm: {name} must have at least one dimension")
+        if array.ndim == 0 or array.ndim > C.MAX_DIMS:
+            raise ValueError(f"fusednorm: {name} has {array.ndim} dimensions; FusedNorm takes 1 to {C.MAX_DIMS}")
         if not self._passes(array):
             _layout.count_copy(name)
             array = np.ascontiguousarray(array)

@@ -62,8 +62,8 @@ class _Call:
         if tensor is None:
             return None
         code = self._code(tensor, name)
-        if tensor.dim() == 0:
-            raise ValueError(f"fusednorm: {name} must have at least one dimension")
+        if tensor.dim() == 0 or tensor.dim() > C.MAX_DIMS:
+            raise ValueError(f"fusednorm: {name} has {tensor.dim()} dimensions; FusedNorm takes 1 to {C.MAX_DIMS}")
         if not self._passes(tensor):
             _layout.count_copy(name)
             # clone: a contiguous tensor whose storage offset misaligns it stays itself under .contiguous()
