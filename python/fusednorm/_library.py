@@ -4,7 +4,7 @@ The library is searched, first match wins:
   1. the file named by the environment variable FUSEDNORM_LIBRARY (an error if it is set and unusable);
   2. libFusedNormC.so inside this package (copied there before `pip install`);
   3. the repository's SwiftPM build folders, when this package is imported from a checkout
-     (python/fusednorm -> ../../.build/release/libFusedNormC.so);
+     (python/fusednorm -> ../../.build-c/release/libFusedNormC.so, as README.md builds it, or .build/release);
   4. the dynamic loader's search path (LD_LIBRARY_PATH, ldconfig).
 """
 
@@ -22,8 +22,8 @@ MAX_DIMS = 8
 
 BUILD_INSTRUCTIONS = (
     "Build it from the FusedNorm repository with\n"
-    "    swift build -c release -Xswiftc -static-stdlib --product FusedNormC\n"
-    "then either set FUSEDNORM_LIBRARY=/path/to/FusedNorm/.build/release/libFusedNormC.so, or copy that file\n"
+    "    swift build -c release -Xswiftc -static-stdlib --product FusedNormC --scratch-path .build-c\n"
+    "then either set FUSEDNORM_LIBRARY=/path/to/FusedNorm/.build-c/release/libFusedNormC.so, or copy that file\n"
     "into python/fusednorm/ before `pip install ./python` so that it is installed with the package."
 )
 
@@ -116,7 +116,7 @@ def _candidates():
     yield here / LIBRARY_NAME
     checkout = here.parent.parent
     if (checkout / "Package.swift").is_file():
-        for folder in (".build/release", ".build/x86_64-unknown-linux-gnu/release", ".build/debug"):
+        for folder in (".build-c/release", ".build/release", ".build/x86_64-unknown-linux-gnu/release"):
             yield checkout / folder / LIBRARY_NAME
 
 

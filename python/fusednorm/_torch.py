@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import warnings
 from typing import Optional, Tuple
 
 import torch
@@ -28,11 +29,19 @@ def supports(tensor: Tensor) -> bool:
     return tensor.dtype in _CODES and tensor.device.type in ("cpu", "cuda")
 
 
+# Whether the loaded library runs on a caller's CUstream. It says so on the first CUDA call: a library that refuses
+# caller streams (FUSEDNORM_UNSUPPORTED, "caller streams are not supported") runs on its own stream instead, and
+# each call is then ordered with PyTorch's work by synchronizing around it (correct, slower, not capturable in a
+# CUDA graph), with a warning once.
+caller_streams = True
+
+
 class _Call:
     """Descriptors of one call's tensors; keeps them (and any copies) alive until the call returns."""
 
     def __init__(self, x: Tensor):
         self.keep = []
+        self.torch_device = x.device
         if x.device.type == "cpu":
             self.device = (C.DEVICE_CPU, 0)
             self.stream = None
@@ -42,6 +51,28 @@ class _Call:
             self.stream = ctypes.c_void_p(torch.cuda.current_stream(x.device).cuda_stream)
         else:
             raise TypeError(f"fusednorm: tensors on {x.device} are not supported (CPU and CUDA are)")
+
+    def run(self, name: str, *arguments) -> None:
+        """Calls C function `name` with `arguments` and the stream: PyTorch's current one on CUDA."""
+        global caller_streams
+        if self.stream is None:
+            C.call(name, *arguments, None)
+            return
+        if caller_streams:
+            try:
+                C.call(name, *arguments, self.stream)
+                return
+            except C.FusedNormError as error:
+                if error.status != C.UNSUPPORTED or "caller streams" not in error.message:
+                    raise
+                caller_streams = False
+                warnings.warn(
+                    "fusednorm: this libFusedNormC does not run on PyTorch's stream yet; each CUDA call now "
+                    "synchronizes the device around FusedNorm's own stream (correct, slower, and not capturable in "
+                    "a CUDA graph). Build a library with caller streams to avoid it.", RuntimeWarning, stacklevel=3)
+        torch.cuda.current_stream(self.torch_device).synchronize()  # the inputs are written
+        C.call(name, *arguments, None)
+        torch.cuda.synchronize(self.torch_device)  # FusedNorm's stream is done before PyTorch reads the outputs
 
     def _code(self, tensor: Tensor, name: str) -> int:
         try:
@@ -105,9 +136,9 @@ def rms_norm_forward(
     y = torch.empty(x.shape, dtype=out_dtype or x.dtype, device=x.device)
     s = _empty(x) if residual is None else torch.empty(x.shape, dtype=residual_dtype or residual.dtype, device=x.device)
     rstd = torch.empty((_rows(x),), dtype=torch.float32, device=x.device)
-    C.call(
+    call.run(
         "fusednorm_rms_norm_forward", x_descriptor, residual_descriptor, weight_descriptor, eps, offset, casting,
-        call.output(y, "y"), None if residual is None else call.output(s, "s"), call.output(rstd, "rstd"), call.stream,
+        call.output(y, "y"), None if residual is None else call.output(s, "s"), call.output(rstd, "rstd"),
     )
     return y, s, rstd
 
@@ -130,9 +161,9 @@ def rms_norm_backward(
                    ((dy, "dy"), (x, "x"), (weight, "weight"), (rstd, "rstd"), (residual_grad, "residual_grad"))]
     dx = torch.empty(x.shape, dtype=dx_dtype, device=x.device)
     dweight = torch.empty(weight.shape, dtype=weight.dtype, device=x.device) if weight_grad else _empty(x)
-    C.call(
+    call.run(
         "fusednorm_rms_norm_backward", *descriptors, eps, offset, call.output(dx, "dx"),
-        call.output(dweight, "dweight") if weight_grad else None, call.stream,
+        call.output(dweight, "dweight") if weight_grad else None,
     )
     return dx, dweight
 
@@ -192,10 +223,9 @@ def layer_norm_forward(
     s = _empty(x) if residual is None else torch.empty(x.shape, dtype=residual_dtype or residual.dtype, device=x.device)
     mean = torch.empty((_rows(x),), dtype=torch.float32, device=x.device)
     rstd = torch.empty((_rows(x),), dtype=torch.float32, device=x.device)
-    C.call(
+    call.run(
         "fusednorm_layer_norm_forward", *descriptors, eps, call.output(y, "y"),
         None if residual is None else call.output(s, "s"), call.output(mean, "mean"), call.output(rstd, "rstd"),
-        call.stream,
     )
     return y, s, mean, rstd
 
@@ -221,10 +251,10 @@ def layer_norm_backward(
     dx = torch.empty(x.shape, dtype=dx_dtype, device=x.device)
     dweight = torch.empty(weight.shape, dtype=weight.dtype, device=x.device) if weight_grad else _empty(x)
     dbias = torch.empty(bias.shape, dtype=bias.dtype, device=x.device) if bias_grad else _empty(x)
-    C.call(
+    call.run(
         "fusednorm_layer_norm_backward", *descriptors, eps, call.output(dx, "dx"),
         call.output(dweight, "dweight") if weight_grad else None,
-        call.output(dbias, "dbias") if bias_grad else None, call.stream,
+        call.output(dbias, "dbias") if bias_grad else None,
     )
     return dx, dweight, dbias
 

@@ -137,4 +137,4 @@ def test_missing_library_says_how_to_build_it(tmp_path):
                             text=True)
     assert result.returncode != 0
     assert "ImportError" in result.stderr or "LibraryNotFoundError" in result.stderr
-    assert "swift build -c release -Xswiftc -static-stdlib --product FusedNormC" in result.stderr
+    assert "swift build -c release -Xswiftc -static-stdlib --product FusedNormC --scratch-path .build-c" in result.stderr

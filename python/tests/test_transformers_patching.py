@@ -170,6 +170,11 @@ def test_cuda_graph_around_a_patched_decoder_layer(family):
         for _ in range(3):  # warm-up: kernels compiled and cached before capture
             run(static)
     torch.cuda.current_stream().wait_stream(side)
+    from fusednorm import _torch
+
+    if not _torch.caller_streams:
+        pytest.xfail("this libFusedNormC refuses caller streams, so each call synchronizes and cannot be captured "
+                     "(python/C_ABI_REQUESTS.md item 1)")
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph), torch.no_grad():
         static_out = run(static)

@@ -20,11 +20,15 @@ struct StridedLayout: Equatable, Sendable {
     init(shape: [Int], strides: [Int]?, elementBytes: Int, argument: String) throws {
         try Tensor.validate(shape: shape, argument: argument)
         let columns = shape[shape.count - 1]
-        guard let strides else {
+        // No elements: nothing is addressed, so any strides will do (NumPy and PyTorch give such views 0 or 1).
+        guard let strides, !shape.contains(0) else {
             rowStride = columns
             rowsPerGroup = shape.dropLast().reduce(1, *)
             groupStride = nil
             extentBytes = shape.reduce(1, *) * elementBytes
+            if let strides, strides.count != shape.count {
+                throw FusedNormError.invalidArgument(name: argument, reason: "\(strides.count) strides for \(shape.count) dimensions")
+            }
             return
         }
         guard strides.count == shape.count else {
@@ -80,7 +84,7 @@ struct StridedLayout: Equatable, Sendable {
         guard !overflow, bytes <= Int.max / 2 else {
             throw FusedNormError.invalidShape(argument: argument, shape: shape, reason: "the view spans more memory than can be addressed")
         }
-        extentBytes = shape.contains(0) ? 0 : bytes
+        extentBytes = bytes
     }
 
     /// a · b, or nil when it overflows.
