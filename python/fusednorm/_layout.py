@@ -68,9 +68,9 @@ def count_copy(what: str) -> None:
         _warned = True
     if first:
         warnings.warn(
-            f"fusednorm: {what} has a layout the kernels do not take as it is (e.g. transposed, broadcast, or "
-            "more than two levels of rows); it was copied to a contiguous tensor. Later copies are counted "
-            "silently: see fusednorm.fallback_copies().",
+            f"fusednorm: {what} has a layout the loaded library does not take as it is (e.g. transposed, "
+            "broadcast, more than two levels of rows, or two levels where the library takes one); it was copied "
+            "to a contiguous tensor. Later copies are counted silently: see fusednorm.fallback_copies().",
             RuntimeWarning,
             stacklevel=4,
         )

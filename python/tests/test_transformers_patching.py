@@ -48,6 +48,25 @@ def test_each_patched_norm_computes_what_its_class_computes(device, family, dtyp
             assert_ulps(module(x), expected, what=f"{type(module).__name__} on {tuple(x.shape)}")
 
 
+@pytest.mark.parametrize("family", ["llama", "qwen3", "gemma", "gemma3", "cohere"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_weights_on_16_bit_activations(device, family):
+    """Mixed dtypes as the classes define them: Llama-style norms give the promotion of the weight's and the
+    input's dtypes (float32 here), Gemma's and Cohere's give the input's dtype."""
+    module_name, class_name, _ = patching.FAMILIES[family]
+    cls = getattr(__import__(module_name, fromlist=[class_name]), class_name)
+    norm = cls(96).to(device)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(96, generator=torch.Generator().manual_seed(3)) * 0.3 + 0.5)
+    x = (torch.randn(4, 7, 96, generator=torch.Generator().manual_seed(4)) * 2).to(device=device, dtype=torch.bfloat16)
+    with torch.no_grad():
+        expected = norm(x)
+        patching.patch_transformers([family])
+        got = norm(x)
+    assert got.dtype == expected.dtype
+    assert_ulps(got, expected, what=class_name)
+
+
 def gradients(built, ids):
     built.zero_grad(set_to_none=True)
     output = built(ids, labels=ids)
