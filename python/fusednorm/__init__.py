@@ -88,7 +88,12 @@ def __getattr__(name):
         raise AttributeError(f"module 'fusednorm' has no attribute {name!r}")
     import importlib
 
-    module = importlib.import_module(f".{module_name}", __name__)
+    try:
+        module = importlib.import_module(f".{module_name}", __name__)
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise ImportError(f"fusednorm.{name} needs PyTorch (pip install torch); the NumPy ops work without it") from None
     return getattr(module, name)
 
 

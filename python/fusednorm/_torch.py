@@ -24,9 +24,22 @@ _CODES = {torch.float32: C.FLOAT32, torch.float16: C.FLOAT16, torch.bfloat16: C.
 SUPPORTED_DTYPES = tuple(_CODES)
 
 
+_cuda_usable = None
+
+
 def supports(tensor: Tensor) -> bool:
-    """True when FusedNorm handles this tensor's dtype and device (else patched modules keep their own forward)."""
-    return tensor.dtype in _CODES and tensor.device.type in ("cpu", "cuda")
+    """True when FusedNorm handles this tensor's dtype and device (else patched modules keep their own forward):
+    float32/float16/bfloat16 on the CPU, or on CUDA when the library can use CUDA (driver and NVRTC found)."""
+    global _cuda_usable
+    if tensor.dtype not in _CODES:
+        return False
+    if tensor.device.type == "cpu":
+        return True
+    if tensor.device.type != "cuda":
+        return False
+    if _cuda_usable is None:
+        _cuda_usable = bool(C.cuda_info()["usable"])
+    return _cuda_usable
 
 
 # Whether the loaded library runs on a caller's CUstream. It says so on the first CUDA call: a library that refuses

@@ -16,7 +16,8 @@ Each replacement computes what the class it replaces computes, rounding included
   - CohereLayerNorm (Command-R; weight only, no bias; its q/k norms have per-head (H, D) weights):
     `(weight.float() * (x.float() - mean) * rstd).to(x.dtype)`: LayerNorm with one rounding.
   - torch.nn.LayerNorm (patch_model only): torch's own layer_norm, one rounding.
-A module whose input FusedNorm does not handle (float64, a device other than CPU and CUDA, a weight on
+A module whose input FusedNorm does not handle (float64, a device other than CPU and CUDA, CUDA where the
+library finds no usable GPU, a weight on
 another device) keeps running its original forward, so nothing that worked before breaks.
 """
 

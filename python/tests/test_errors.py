@@ -138,3 +138,13 @@ def test_missing_library_says_how_to_build_it(tmp_path):
     assert result.returncode != 0
     assert "ImportError" in result.stderr or "LibraryNotFoundError" in result.stderr
     assert "swift build -c release -Xswiftc -static-stdlib --product FusedNormC --scratch-path .build-c" in result.stderr
+
+
+def test_torch_parts_say_they_need_torch_when_it_is_missing():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="needs PyTorch"):
+            fusednorm.RMSNorm
+    else:
+        assert fusednorm.RMSNorm.__name__ == "RMSNorm"
