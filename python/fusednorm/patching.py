@@ -17,8 +17,8 @@ Each replacement computes what the class it replaces computes, rounding included
     `(weight.float() * (x.float() - mean) * rstd).to(x.dtype)`: LayerNorm with one rounding.
   - torch.nn.LayerNorm (patch_model only): torch's own layer_norm, one rounding.
 A module whose input FusedNorm does not handle (float64, a device other than CPU and CUDA, CUDA where the
-library finds no usable GPU, a weight on
-another device) keeps running its original forward, so nothing that worked before breaks.
+library finds no usable GPU, a weight on another device) keeps running its original forward, so nothing that
+worked before breaks.
 """
 
 from __future__ import annotations
