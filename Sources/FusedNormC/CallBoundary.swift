@@ -32,10 +32,10 @@ struct InterfaceError: Error, CustomStringConvertible {
             self = InterfaceError(status: error.status, description: prefix + error.description)
         case let error as FusedNormError:
             let message = prefix + Self.cNames(error.description)
-            if case .deviceUnavailable = error {
-                self = InterfaceError(status: fusednorm_status(FUSEDNORM_DEVICE_ERROR), description: message)
-            } else {
-                self = .invalid(message)
+            switch error {
+            case .deviceUnavailable: self = InterfaceError(status: fusednorm_status(FUSEDNORM_DEVICE_ERROR), description: message)
+            case .unsupportedLayout, .misalignedAddress: self = .unsupported(message)
+            default: self = .invalid(message)
             }
         case let error as DLPackError:
             switch error {

@@ -61,6 +61,26 @@ final class CUDABackend: Backend {
         return try cudaBackend(forDevice: index).gpu
     }
 
+    /// Checks that `address` is device memory of `device` (`cuPointerGetAttribute`), for wrapped memory.
+    static func checkDeviceMemory(_ address: UInt, byteCount: Int, on device: Device) throws {
+        guard case .cuda(let index) = device else { return }
+        let gpu = try cudaBackend(forDevice: index).gpu
+        guard address != 0 || byteCount == 0 else {
+            throw FusedNormError.invalidArgument(name: "address", reason: "null device address with \(byteCount) bytes")
+        }
+        guard byteCount > 0 else { return }
+        let ordinal: Int
+        do {
+            ordinal = try gpu.deviceOrdinal(of: address)
+        } catch let error as CUDAError {
+            throw FusedNormError.invalidArgument(
+                name: "address", reason: "0x\(String(address, radix: 16)) is not CUDA device memory the driver knows (\(error))")
+        }
+        guard ordinal == index else {
+            throw FusedNormError.deviceMismatch(argument: "address", expected: device, actual: .cuda(ordinal))
+        }
+    }
+
     func allocate(byteCount: Int) throws -> any Buffer {
         try DeviceBuffer(gpu: gpu, byteCount: byteCount)
     }

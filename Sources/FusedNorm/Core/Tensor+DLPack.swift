@@ -19,8 +19,9 @@ extension Tensor {
     /// Imports a DLPack 1.x tensor without a copy, taking ownership of it: its deleter is called exactly
     /// once, when the last tensor viewing its memory is gone.
     ///
-    /// float32, float16 and bfloat16 on `kDLCPU`, `kDLCUDAHost` (as `.cpu`) or `kDLCUDA`, with rows
-    /// evenly strided (the last dimension contiguous). A tensor flagged `DLPACK_FLAG_BITMASK_READ_ONLY` is
+    /// float32, float16 and bfloat16 on `kDLCPU`, `kDLCUDAHost` (as `.cpu`) or `kDLCUDA`, the last
+    /// dimension contiguous, rows evenly strided or grouped (``Tensor/groupStride``: rows within the
+    /// second-to-last dimension, e.g. a (T, H, D) view of a fused qkv tensor). A tensor flagged `DLPACK_FLAG_BITMASK_READ_ONLY` is
     /// never written: passing it (or a view of it) as an output throws.
     /// - Parameter managed: the producer's tensor. When this throws, it still belongs to the caller (the
     ///   deleter has not been called).
@@ -73,28 +74,34 @@ extension Tensor {
         let rank = Int(view.ndim)
         let shape = (0..<rank).map { Int(view.shape[$0]) }
         let strides = view.strides.map { strides in (0..<rank).map { Int(strides[$0]) } }
-        let layout = try StridedLayout(shape: shape, strides: strides, elementBytes: dtype.byteCount, argument: "tensor")
-        guard layout.isOneLevel else {
-            throw DLPackError.unsupported(
-                "strides \(strides ?? []) for shape \(shape): rows within groups (group stride \(layout.groupStride!)) are not yet expressible by Tensor")
-        }
+        let layout = try StridedLayout(shape: shape, strides: strides, argument: "tensor")
         let (address, overflow) = UInt(bitPattern: view.data).addingReportingOverflow(UInt(view.byte_offset))
         guard !overflow else { throw DLPackError.invalid("data + byte_offset overflows") }
-        if layout.extentBytes > 0 {
-            guard address != 0 else {
-                throw DLPackError.invalid("data is NULL for a tensor of \(shape.reduce(1, *)) elements")
-            }
+        let elements = shape.reduce(1, *)
+        if elements > 0 {
+            guard address != 0 else { throw DLPackError.invalid("data is NULL for a tensor of \(elements) elements") }
             guard address % UInt(dtype.byteCount) == 0 else {
                 throw DLPackError.unsupported(
                     "data + byte_offset (0x\(String(address, radix: 16))) is not aligned to \(dtype.byteCount) bytes, the size of a \(dtype) element")
             }
         }
-        let buffer = ExternalBuffer(address: address, byteCount: layout.extentBytes, device: device, isReadOnly: isReadOnly, release: release)
-        self.init(shape: shape, dtype: dtype, rowStride: layout.rowStride, buffer: buffer, byteOffset: 0)
+        let rowsPerGroup = shape.count >= 3 ? shape[shape.count - 2] : shape.dropLast().reduce(1, *)
+        let (uniformGroupStride, groupOverflow) = rowsPerGroup.multipliedReportingOverflow(by: layout.rowStride)
+        let groupStride = layout.groupStride ?? uniformGroupStride
+        guard layout.groupStride != nil || !groupOverflow,
+              let extent = Tensor.extent(shape: shape, rowStride: layout.rowStride, groupStride: groupStride),
+              case (let byteCount, false) = extent.multipliedReportingOverflow(by: dtype.byteCount)
+        else {
+            throw FusedNormError.invalidShape(argument: "tensor", shape: shape, reason: "the strides reach past the address space")
+        }
+        try Tensor.validateLayout(
+            shape: shape, dtype: dtype, rowStride: layout.rowStride, groupStride: groupStride, address: address,
+            byteOffset: 0, byteCount: byteCount, argument: "tensor")
+        let buffer = ExternalBuffer(address: address, byteCount: byteCount, device: device, isReadOnly: isReadOnly, release: release)
+        self.init(
+            shape: shape, dtype: dtype, rowStride: layout.rowStride, groupStride: groupStride, buffer: buffer, byteOffset: 0)
     }
 
-    /// Whether this tensor's memory must not be written (a read-only DLPack import).
-    var isReadOnlyMemory: Bool { (buffer as? ExternalBuffer)?.isReadOnly ?? false }
 }
 
 extension DType {

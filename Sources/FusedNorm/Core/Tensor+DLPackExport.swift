@@ -12,12 +12,14 @@ private final class DLPackExport {
         let rank = tensor.shape.count
         shape = .allocate(capacity: rank)
         strides = .allocate(capacity: rank)
-        // Row-major strides of the leading dimensions over rows `rowStride` apart; the last is 1.
-        var step = tensor.rows > 1 ? tensor.rowStride : tensor.columns
+        // The last dimension is contiguous; the second-to-last steps by rowStride; the ones before step by
+        // groupStride times the dimensions between (for uniform rows groupStride = rowsPerGroup · rowStride).
         strides[rank - 1] = 1
         shape[rank - 1] = Int64(tensor.columns)
+        var step = tensor.rows > 1 ? tensor.rowStride : tensor.columns
         for dimension in stride(from: rank - 2, through: 0, by: -1) {
             shape[dimension] = Int64(tensor.shape[dimension])
+            if dimension == rank - 3 { step = tensor.groupStride }
             strides[dimension] = Int64(step)
             step = step &* tensor.shape[dimension]
         }
@@ -53,7 +55,7 @@ extension Tensor {
                 if let context = managed.pointee.manager_ctx { Unmanaged<AnyObject>.fromOpaque(context).release() }
                 managed.deallocate()
             },
-            flags: isReadOnlyMemory ? DLPACK_FLAG_BITMASK_READ_ONLY : 0,
+            flags: isWritable ? 0 : DLPACK_FLAG_BITMASK_READ_ONLY,
             dl_tensor: export.dlTensor))
         return managed
     }

@@ -13,6 +13,7 @@ struct NormArguments {
         self.x = x
         device = x.device
         backend = try device.backend()
+        try checkRowLayout(x, "x")
     }
 
     static func check(epsilon: Float) throws {
@@ -29,6 +30,18 @@ struct NormArguments {
         guard let tensor else { return }
         guard tensor.device == device else {
             throw FusedNormError.deviceMismatch(argument: argument, expected: device, actual: tensor.device)
+        }
+        try checkRowLayout(tensor, argument)
+    }
+
+    /// Grouped rows (two strides) run on the CPU; the CUDA kernels take one row stride per tensor.
+    /// Also: the memory of a tensor lent by `Tensor.withWrapping` may be used only inside its closure.
+    func checkRowLayout(_ tensor: Tensor, _ argument: String) throws {
+        try tensor.requireAccessible(argument)
+        if case .cuda = device, tensor.hasGroupedRows {
+            throw FusedNormError.unsupportedLayout(
+                argument: argument, device: device,
+                reason: "grouped rows (rowStride \(tensor.rowStride), groupStride \(tensor.groupStride)) are supported on the CPU only in this version; copy into contiguous rows first")
         }
     }
 
@@ -84,18 +97,11 @@ struct NormArguments {
         try Tensor(allocatingStatisticsFor: x.rowShape, on: device)
     }
 
-    /// A destination must be writable (not a read-only DLPack import).
-    func checkWritable(_ tensor: Tensor, _ argument: String) throws {
-        guard !tensor.isReadOnlyMemory else {
-            throw FusedNormError.invalidArgument(name: argument, reason: "is read-only memory (a read-only DLPack tensor) and cannot be an output")
-        }
-    }
-
     /// Statistics: `given` after checking it, or a new tensor when `wanted`, else nil.
     func statistics(_ given: Tensor?, _ argument: String, wanted: Bool) throws -> Tensor? {
         if let given {
-            try checkWritable(given, argument)
             try checkStatistics(given, argument)
+            try given.requireWritable(argument)
             return given
         }
         return wanted ? try allocateStatistics() : nil
@@ -112,7 +118,7 @@ struct NormArguments {
         }
         guard let given else { return try allocate(parameter.shape, parameter.dtype) }
         try checkDevice(given, argument)
-        try checkWritable(given, argument)
+        try given.requireWritable(argument)
         guard given.shape == parameter.shape else {
             throw FusedNormError.shapeMismatch(argument: argument, expected: "\(parameter.shape) (the \(parameterName)'s shape)", actual: given.shape)
         }
@@ -123,7 +129,7 @@ struct NormArguments {
     func output(_ given: Tensor?, _ argument: String, dtype: DType?, default defaultDType: DType) throws -> Tensor {
         if let given {
             try checkLikeX(given, argument, dtype: dtype)
-            try checkWritable(given, argument)
+            try given.requireWritable(argument)
             return given
         }
         return try allocate(x.shape, dtype ?? defaultDType)

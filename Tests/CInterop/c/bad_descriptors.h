@@ -41,7 +41,7 @@ static void test_bad_descriptors(void) {
     bad = x.view, bad.shape[1] = 0;
     expect_refusal("empty rows", forward(&bad, &y.view), FUSEDNORM_INVALID_ARGUMENT, "length 0", &y);
     bad = x.view, bad.strides[0] = 5;
-    expect_refusal("stride smaller than the row", forward(&bad, &y.view), FUSEDNORM_INVALID_ARGUMENT, "smaller than the row", &y);
+    expect_refusal("stride smaller than the row", forward(&bad, &y.view), FUSEDNORM_INVALID_ARGUMENT, "smaller than a row", &y);
     bad = x.view, bad.strides[1] = 2, bad.strides[0] = 16;
     expect_refusal("non-unit last stride", forward(&bad, &y.view), FUSEDNORM_UNSUPPORTED, "last stride", &y);
     bad = x.view, bad.strides[0] = -8;
@@ -68,7 +68,7 @@ static void test_bad_descriptors(void) {
     bad = x.view, bad.shape[0] = INT64_MAX / 2;
     expect_refusal("too many elements", forward(&bad, &y.view), FUSEDNORM_INVALID_ARGUMENT, "too many", &y);
     bad = x.view, bad.strides[0] = INT64_MAX / 4;
-    expect_refusal("stride overflowing the address space", forward(&bad, &y.view), FUSEDNORM_INVALID_ARGUMENT, "spans", &y);
+    expect_refusal("stride overflowing the address space", forward(&bad, &y.view), FUSEDNORM_INVALID_ARGUMENT, "address space", &y);
     // Three levels of rows: (2, 2, 2, 8) with gaps at two levels.
     bad = x.view, bad.ndim = 4;
     int64_t shape4[] = {2, 2, 2, 8}, strides4[] = {200, 50, 16, 1};
@@ -126,6 +126,35 @@ static void test_bad_descriptors(void) {
     CHECK(status == FUSEDNORM_SUCCESS, "a CPU call with a stream: %s", fusednorm_status_name(status));
     free_matrix(&x), free_matrix(&y), free_matrix(&y7), free_matrix(&rstd16), free_matrix(&w), free_matrix(&dw);
     free_matrix(&rstd), free_matrix(&xf);
+}
+
+// The (T, H, D) q view of a fused (T, 3*H*D) qkv tensor: heads D apart, tokens 3*H*D apart (grouped rows).
+static void test_grouped_rows(void) {
+    enum { T = 3, H = 4, D = 24 };
+    unsigned seed = 5;
+    matrix qkv = make_matrix(FUSEDNORM_BFLOAT16, 1, T, 3 * H * D, 3 * H * D), out = make_matrix(FUSEDNORM_BFLOAT16, 1, T, 3 * H * D, 3 * H * D);
+    fill(&qkv, &seed, NULL);
+    fusednorm_tensor q = qkv.view, y = out.view;
+    int64_t shape[3] = {T, H, D}, strides[3] = {3 * H * D, D, 1};
+    q.ndim = y.ndim = 3;
+    memcpy(q.shape, shape, sizeof shape), memcpy(q.strides, strides, sizeof strides);
+    memcpy(y.shape, shape, sizeof shape), memcpy(y.strides, strides, sizeof strides);
+    fusednorm_status status = forward(&q, &y);
+    CHECK(status == FUSEDNORM_SUCCESS, "grouped rows: %s", fusednorm_status_name(status));
+    double s[T * H * D], expected[T * H * D], got[T * H * D];
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < H * D; k++) {
+            s[t * H * D + k] = get(&qkv, t, k);
+            got[t * H * D + k] = get(&out, t, k);
+        }
+    reference_forward(0, s, NULL, NULL, T * H, D, 1, 1e-6, 0, 0, FUSEDNORM_BFLOAT16, expected, NULL, NULL);
+    shape_case c = {T, T * H, D, FUSEDNORM_BFLOAT16, 1};
+    check_close("grouped rows y", &c, got, expected, T * H * D, tolerance(FUSEDNORM_BFLOAT16, 0));
+    int untouched = 1;  // k and v columns of the output
+    for (int t = 0; t < T; t++)
+        for (int64_t b = (int64_t)(t * 3 * H * D + H * D) * 2; b < (int64_t)(t + 1) * 3 * H * D * 2; b++) untouched &= out.memory[b] == POISON;
+    CHECK(untouched, "grouped rows: only q's columns written");
+    free_matrix(&qkv), free_matrix(&out);
 }
 
 static void test_devices_and_prepare(void) {

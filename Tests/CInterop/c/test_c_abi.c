@@ -329,6 +329,7 @@ int main(void) {
             test_layer_norm(&c, seed++);
         }
     test_bad_descriptors();
+    test_grouped_rows();
     test_devices_and_prepare();
     test_dlpack();
     printf("%d checks, %d failed\n", checks, failures);

@@ -205,7 +205,7 @@ BAD_DESCRIPTORS = [
     ("ndim 0", dict(ndim=0), fn.INVALID_ARGUMENT, "ndim"),
     ("ndim 9", dict(ndim=9), fn.INVALID_ARGUMENT, "ndim"),
     ("negative shape", dict(shape={0: -1}), fn.INVALID_ARGUMENT, "negative"),
-    ("stride smaller than the row", dict(strides={0: 3}), fn.INVALID_ARGUMENT, "smaller than the row"),
+    ("stride smaller than the row", dict(strides={0: 3}), fn.INVALID_ARGUMENT, "smaller than a row"),
     ("non-unit last stride", dict(strides={0: 16, 1: 2}), fn.UNSUPPORTED, "last stride"),
     ("unknown dtype", dict(dtype=42), fn.INVALID_ARGUMENT, "dtype is 42"),
     ("unknown device", dict(device_type=9), fn.INVALID_ARGUMENT, "device_type is 9"),
@@ -227,19 +227,26 @@ def test_bad_descriptor_gives_status_and_message(name, fields, status, needle):
     del keep
 
 
-def test_two_level_rows_of_a_fused_qkv_view():
-    """The (T, H, D) q view of a fused (T, 3*H*D) qkv tensor: heads D apart, tokens 3*H*D apart."""
+@pytest.mark.parametrize("dtype", DTYPES, ids=fn.NAMES.get)
+def test_two_level_rows_of_a_fused_qkv_view(dtype):
+    """The (T, H, D) q and k views of a fused (T, 3*H*D) qkv tensor (heads D apart, tokens 3*H*D apart),
+    normalized in place of a copy with a per-head weight, results written into a strided (T, H, D) view too."""
     t, h, d = 5, 4, 16
-    qkv = np.ones((t, 3 * h * d), dtype=np.float32)
-    q = qkv[:, : h * d].reshape(t, h, d)  # strides (3*H*D, D, 1)
-    y = np.zeros((t, h, d), dtype=np.float32)
-    status = library.fusednorm_rms_norm_forward(
-        ctypes.byref(fn.describe(q, fn.FLOAT32)), None, None, 1e-6, 0.0, 0,
-        ctypes.byref(fn.describe(y, fn.FLOAT32)), None, None, None)
-    # Tensor cannot express two levels of rows in this build yet (issue 15 item 1, another branch): refused
-    # with a message that says so, never misread as one level.
-    assert status == fn.UNSUPPORTED
-    assert "rows within groups" in library.fusednorm_last_error().decode()
+    rng = np.random.default_rng(17 + dtype)
+    qkv = Strided((t, 3 * h * d), dtype, 0).set(values(rng, (t, 3 * h * d)))
+    out = Strided((t, 3 * h * d), dtype, 0)
+    w_values = values(rng, (h, d))
+    w = Strided((h, d), dtype, 0).set(w_values)
+    for part in (0, 1):  # q, then k
+        view = qkv.view[:, part * h * d:(part + 1) * h * d].reshape(t, h, d)
+        target = out.view[:, part * h * d:(part + 1) * h * d].reshape(t, h, d)
+        assert view.base is not None and target.strides == view.strides  # views, not copies
+        check(library.fusednorm_rms_norm_forward(
+            ctypes.byref(fn.describe(view, dtype)), None, ctypes.byref(w.descriptor), 1e-6, 0.0, 0,
+            ctypes.byref(fn.describe(target, dtype)), None, None, None))
+        expected, _, _ = reference_forward(fn.decode(view, dtype), w_values, None, 1e-6, 0.0, layer=False)
+        assert relative_error(fn.decode(target, dtype), expected) <= TOLERANCE[dtype]
+    assert np.all(out.storage[:, 2 * h * d:].view(np.uint8) == 0x7F), "v's columns were written"
 
 
 def test_read_only_output_is_refused():

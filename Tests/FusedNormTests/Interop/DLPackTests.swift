@@ -1,6 +1,6 @@
 import CDLPack
 import CDLPackTestSupport
-import FusedNorm
+@testable import FusedNorm
 import FusedNormReference
 import Testing
 
@@ -73,7 +73,13 @@ struct DLPackTests {
             #expect(x.shape == [rows, columns] && x.rowStride == stride && x.dtype == dtype && x.device == .cpu)
             #expect(try x.toArray().map(Double.init) == values, "the import reads the producer's values")
 
-            _ = try rmsNorm(x, output: y)
+            // Import and operation allocate and copy nothing: the output is the producer's memory.
+            let counted = try MemoryCounters.counting {
+                try rmsNorm(try Tensor(borrowingDLPack: &view), output: y)
+            }
+            #expect(counted.counters.allocations == 0 && counted.counters.copies == 0,
+                    "\(counted.counters.allocations) allocations, \(counted.counters.copies) copies")
+            #expect(counted.result.rowView.address == UInt(bitPattern: memoryY.pointer), "the result is the caller's memory")
             // Read through the producer's own view with the C consumer: the result is in its memory (no copy).
             let expected = try rmsNorm(try Tensor(values.map(Float.init), shape: [rows, columns], dtype: dtype)).toArray()
             let written = Self.consume(yManaged.pointee.dl_tensor, count: rows * columns)
@@ -98,11 +104,11 @@ struct DLPackTests {
         let before = dlpack_test_deleter_calls()
         do {
             let frozen = try Tensor(dlpack: Self.produce(memory, dtype: .float32, shape: [4, 8], strides: nil, flags: DLPACK_FLAG_BITMASK_READ_ONLY))
-            try expectError(.invalidArgument, argument: "output", "a read-only output") {
+            try expectError(.readOnly, argument: "output", "a read-only output") {
                 try rmsNorm(try Tensor.ones([4, 8]), output: frozen)
             }
-            try expectError(.invalidArgument, argument: "tensor", "writing a read-only tensor") { try frozen.fill(with: 1) }
-            try expectError(.invalidArgument, argument: "destination", "copying into a read-only tensor") {
+            try expectError(.readOnly, argument: "tensor", "writing a read-only tensor") { try frozen.fill(with: 1) }
+            try expectError(.readOnly, argument: "destination", "copying into a read-only tensor") {
                 try Tensor.ones([4, 8]).copy(into: frozen)
             }
             #expect((0..<32 * 4).allSatisfy { memory.pointer.load(fromByteOffset: $0, as: UInt8.self) == 0x7F }, "nothing written")
@@ -127,7 +133,7 @@ struct DLPackTests {
             ("byte offset", Self.produce(memory, dtype: .bfloat16, shape: [4, 8], strides: nil, byteOffset: 3), "aligned"),
             ("version", Self.produce(memory, dtype: .float32, shape: [4, 8], strides: nil, major: 2), "version 2"),
             ("three levels", Self.produce(memory, dtype: .float32, shape: [2, 2, 2, 8], strides: [200, 50, 16, 1]), "levels"),
-            ("two levels", Self.produce(memory, dtype: .float32, shape: [3, 4, 8], strides: [96, 8, 1]), "rows within groups"),
+            ("groups across dimensions", Self.produce(memory, dtype: .float32, shape: [3, 2, 2, 8], strides: [100, 16, 8, 1]), "second-to-last"),
         ]
         let before = dlpack_test_deleter_calls()
         for (what, managed, needle) in cases {
@@ -144,6 +150,40 @@ struct DLPackTests {
         let overlapping = Self.produce(memory, dtype: .float32, shape: [4, 8], strides: [4, 1])
         try expectError(.invalidShape, "rows overlap") { try Tensor(dlpack: overlapping) }
         dlpack_test_free_versioned(overlapping)
+    }
+
+    @Test("The (T, H, D) q view of a fused qkv tensor imports without a copy, as grouped rows", arguments: DType.allCases)
+    func groupedRowsOfFusedQKV(dtype: DType) throws {
+        let tokens = 5, heads = 3, headSize = 24
+        var random = SplitMix64(label: "dlpack qkv \(dtype)")
+        let qkvValues = random.values(tokens * 3 * heads * headSize).map(dtype.round)
+        let qkv = try Tensor(qkvValues, shape: [tokens, 3 * heads * headSize], dtype: dtype)
+        let exported = qkv.dlpackVersioned()
+        defer { dlpack_test_release_versioned(exported) }
+        // The producer's q view: same data, shape (T, H, D), strides (3·H·D, D, 1).
+        var shape: [Int64] = [Int64(tokens), Int64(heads), Int64(headSize)]
+        var strides: [Int64] = [Int64(3 * heads * headSize), Int64(headSize), 1]
+        var view = exported.pointee.dl_tensor
+        let q = try shape.withUnsafeMutableBufferPointer { shape in
+            try strides.withUnsafeMutableBufferPointer { strides in
+                view.ndim = 3
+                view.shape = shape.baseAddress
+                view.strides = strides.baseAddress
+                return try Tensor(borrowingDLPack: &view)
+            }
+        }
+        #expect(q.shape == [tokens, heads, headSize] && q.rowStride == headSize && q.groupStride == 3 * heads * headSize)
+        let tokenStride = 3 * heads * headSize, qWidth = heads * headSize
+        let qValues: [Float] = (0..<tokens).flatMap { (t: Int) -> ArraySlice<Float> in qkvValues[t * tokenStride..<t * tokenStride + qWidth] }
+        #expect(try q.toArray() == Array(qValues))
+        let weight = try Tensor(random.values(heads * headSize), shape: [heads, headSize], dtype: dtype)
+        let packed = try Tensor(Array(qValues), shape: [tokens, heads, headSize], dtype: dtype)
+        #expect(differingBits(try rmsNorm(q, weight: weight).toArray(), try rmsNorm(packed, weight: weight).toArray()) == 0)
+        // Exported again, the grouped view keeps its strides: a C consumer reads q's values.
+        let again = q.dlpackVersioned()
+        #expect(Array(UnsafeBufferPointer(start: again.pointee.dl_tensor.strides, count: 3)) == strides)
+        #expect(Self.consume(again.pointee.dl_tensor, count: qValues.count) == qValues.map(Double.init))
+        dlpack_test_release_versioned(again)
     }
 
     @Test("Export: a C consumer reads the tensor (strided rows too); the tensor lives until the deleter runs", arguments: DType.allCases)

@@ -15,6 +15,8 @@
  *   - All tensors of one call live on one device. CPU calls return when the results are written. CUDA
  *     calls return once the work is queued on `stream` (a CUstream of the tensors' device, valid in its
  *     primary context; NULL: FusedNorm's own stream for that device); `stream` is ignored for CPU tensors.
+ *     On the caller's stream every allocation, free and copy of the call is queued there too and nothing
+ *     waits for the GPU, so calls can be captured into a CUDA graph (after fusednorm_prepare).
  *   - Arithmetic and statistics run in float32 whatever the storage dtypes; each tensor may have its own
  *     dtype (mixed dtypes: e.g. bf16 activations and an fp32 residual stream).
  *   - Descriptors and the memory they describe are only used during the call; nothing is retained.
@@ -23,10 +25,12 @@
  * contiguous (stride 1). The leading dimensions are the rows. Their strides must collapse into
  *   - one level: row i starts at i * row_stride (contiguous, or every k-th row, or a column slice of a wider
  *     tensor), or
- *   - two levels: rows within a group and groups, e.g. the (T, H, D) q or k view of a fused (T, 3*H*D) qkv
- *     projection: heads D apart within a token, tokens 3*H*D apart.
- * Dimensions of size 1 may have any stride. Strides are in elements and must not be negative; rows of a
- * view must not overlap (row_stride >= N when there are several rows, and likewise for groups).
+ *   - two levels (grouped rows): the rows of the second-to-last dimension row_stride apart, the dimensions
+ *     before it collapsing into groups group_stride apart, e.g. the (T, H, D) q or k view of a fused
+ *     (T, 3*H*D) qkv projection: heads D apart, tokens 3*H*D apart. CPU only in this version (CUDA:
+ *     FUSEDNORM_UNSUPPORTED).
+ * Dimensions of size 1 may have any stride. Strides are in elements and must not be negative; rows must not
+ * overlap. Anything else (more levels, a strided last dimension) is FUSEDNORM_UNSUPPORTED.
  */
 #ifndef FUSEDNORM_H
 #define FUSEDNORM_H
@@ -48,9 +52,7 @@ extern "C" {
 /* The most dimensions a descriptor holds. */
 #define FUSEDNORM_MAX_DIMS 8
 
-/* ---------------------------------------------------------------------------------------------------- */
-/* Codes                                                                                                */
-/* ---------------------------------------------------------------------------------------------------- */
+/* ---- Codes ------------------------------------------------------------------------------------------- */
 
 /* What a call returns. */
 typedef int32_t fusednorm_status;
@@ -100,9 +102,7 @@ enum {
     FUSEDNORM_TENSOR_READ_ONLY = 1
 };
 
-/* ---------------------------------------------------------------------------------------------------- */
-/* Tensor descriptor                                                                                    */
-/* ---------------------------------------------------------------------------------------------------- */
+/* ---- Tensor descriptor ------------------------------------------------------------------------------- */
 
 /*
  * A view of memory the caller owns (160 bytes, no pointers besides `data`).
@@ -149,9 +149,7 @@ fusednorm_status fusednorm_tensor_check(const fusednorm_tensor *tensor);
 /* The size in bytes of one element of `dtype`; 0 for an unknown dtype. */
 int32_t fusednorm_dtype_size(fusednorm_dtype dtype);
 
-/* ---------------------------------------------------------------------------------------------------- */
-/* Errors and versions                                                                                  */
-/* ---------------------------------------------------------------------------------------------------- */
+/* ---- Errors and versions ----------------------------------------------------------------------------- */
 
 /*
  * The message of the last call on this thread that failed ("" when none has), e.g.
@@ -169,9 +167,7 @@ const char *fusednorm_version(void);
 /* The library's version as MAJOR * 10000 + MINOR * 100 + PATCH; compare with FUSEDNORM_VERSION_NUMBER. */
 int32_t fusednorm_version_number(void);
 
-/* ---------------------------------------------------------------------------------------------------- */
-/* RMSNorm                                                                                              */
-/* ---------------------------------------------------------------------------------------------------- */
+/* ---- RMSNorm ----------------------------------------------------------------------------------------- */
 
 /*
  * RMSNorm forward, optionally with the residual add of a pre-norm block fused in:
@@ -217,9 +213,7 @@ fusednorm_status fusednorm_rms_norm_backward(
     const fusednorm_tensor *rstd, const fusednorm_tensor *residual_gradient, float epsilon, float weight_offset,
     const fusednorm_tensor *input_gradient, const fusednorm_tensor *weight_gradient, void *stream);
 
-/* ---------------------------------------------------------------------------------------------------- */
-/* LayerNorm                                                                                            */
-/* ---------------------------------------------------------------------------------------------------- */
+/* ---- LayerNorm --------------------------------------------------------------------------------------- */
 
 /*
  * LayerNorm forward, optionally with a fused residual add (s = x + residual, as for RMSNorm):
@@ -255,9 +249,7 @@ fusednorm_status fusednorm_layer_norm_backward(
     float epsilon, const fusednorm_tensor *input_gradient, const fusednorm_tensor *weight_gradient,
     const fusednorm_tensor *bias_gradient, void *stream);
 
-/* ---------------------------------------------------------------------------------------------------- */
-/* Devices and warm-up                                                                                  */
-/* ---------------------------------------------------------------------------------------------------- */
+/* ---- Devices and warm-up ----------------------------------------------------------------------------- */
 
 /* What `fusednorm info` prints about CUDA. Strings are NUL-terminated, "" when unknown. */
 typedef struct fusednorm_cuda_info {
@@ -359,9 +351,7 @@ typedef struct fusednorm_prepare_request {
  */
 fusednorm_status fusednorm_prepare(const fusednorm_prepare_request *requests, int32_t count);
 
-/* ---------------------------------------------------------------------------------------------------- */
-/* DLPack                                                                                               */
-/* ---------------------------------------------------------------------------------------------------- */
+/* ---- DLPack ------------------------------------------------------------------------------------------ */
 
 /* The DLPack structs (dlpack.h in the package; only pointers are passed here). */
 struct DLTensor;
