@@ -17,8 +17,9 @@ _copies = 0
 _warned = False
 
 
-# Whether the loaded library takes two-level rows (groups), probed once by probe_two_levels(); the header
-# describes them, but a library may answer FUSEDNORM_UNSUPPORTED (then such views are copied and counted).
+# Whether the loaded library takes two-level rows (groups) on the CPU, probed once by probe_two_levels(); the
+# header describes them, but a library may answer FUSEDNORM_UNSUPPORTED (then such views are copied and counted).
+# CUDA is asked separately, on first use of each GPU (fusednorm._torch).
 two_levels = True
 
 
@@ -30,8 +31,11 @@ def probe_two_levels(check) -> bool:
     return two_levels
 
 
-def passes_as_is(shape, strides) -> bool:
-    """True when the C library takes (shape, strides in elements) without a copy."""
+def passes_as_is(shape, strides, grouped=None) -> bool:
+    """True when the C library takes (shape, strides in elements) without a copy; `grouped`: whether two-level
+    rows pass on the device at hand (default: what the library answered for the CPU)."""
+    if grouped is None:
+        grouped = two_levels
     if len(shape) == 0 or len(shape) > 8:
         return False
     if any(stride < 0 for stride in strides):
@@ -49,7 +53,7 @@ def passes_as_is(shape, strides) -> bool:
             levels[-1] = (levels[-1][0] * size, stride)
         else:
             levels.append((size, stride))
-    if len(levels) > 2 or (len(levels) == 2 and not two_levels):
+    if len(levels) > 2 or (len(levels) == 2 and not grouped):
         return False
     extent = columns  # elements one row (then one group) needs, conservatively counted
     for count, stride in reversed(levels):

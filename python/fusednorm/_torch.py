@@ -95,11 +95,11 @@ class _Call:
                 f"fusednorm: {name} has dtype {tensor.dtype}; FusedNorm takes float32, float16 and bfloat16"
             ) from None
 
-    @staticmethod
-    def _passes(tensor: Tensor) -> bool:
-        if tensor.dim() == 0 or tensor.data_ptr() % tensor.element_size() != 0:
+    def _passes(self, tensor: Tensor) -> bool:
+        if tensor.data_ptr() % tensor.element_size() != 0:
             return False
-        return _layout.passes_as_is(tuple(tensor.shape), tensor.stride())
+        grouped = _layout.two_levels if self.stream is None else _cuda_two_levels(self)
+        return _layout.passes_as_is(tuple(tensor.shape), tensor.stride(), grouped)
 
     def input(self, tensor: Optional[Tensor], name: str):
         """A descriptor of an input (None: NULL); a layout the kernels do not take is copied and counted."""
@@ -121,6 +121,29 @@ class _Call:
     def _describe(self, tensor: Tensor, code: int):
         self.keep.append(tensor)
         return C.describe(tensor.data_ptr(), self.device[0], self.device[1], code, tuple(tensor.shape), tensor.stride())
+
+
+_cuda_grouped = {}  # CUDA device index -> whether the library takes two-level rows there
+
+
+def _cuda_two_levels(call: "_Call") -> bool:
+    """Whether two-level rows (q/k views of a fused qkv) pass as they are on this GPU: asked once per device by
+    running one tiny RMSNorm on such a view (fusednorm.h: "CPU only in this version" for c-abi dcb2d97)."""
+    index = call.device[1]
+    if index not in _cuda_grouped:
+        storage = torch.zeros((2, 6, 8), device=call.torch_device)
+        view = storage[:, :2, :]  # rows 8 apart within a group, groups 48 apart
+        output = torch.empty((2, 2, 8), device=call.torch_device)
+        stream = call.stream if caller_streams else None
+        status = C.library.fusednorm_rms_norm_forward(
+            C.describe(view.data_ptr(), C.DEVICE_CUDA, index, C.FLOAT32, (2, 2, 8), view.stride()), None, None,
+            1e-6, 0.0, C.CASTING_STANDARD,
+            C.describe(output.data_ptr(), C.DEVICE_CUDA, index, C.FLOAT32, (2, 2, 8), output.stride()), None, None,
+            stream)
+        if stream is None:
+            torch.cuda.synchronize(call.torch_device)
+        _cuda_grouped[index] = status == C.SUCCESS
+    return _cuda_grouped[index]
 
 
 def _rows(x: Tensor):
