@@ -302,6 +302,15 @@ def test_torch_compile_treats_the_ops_as_opaque_calls(device):
     compiled = torch.compile(block, fullgraph=True, backend=backend)
     torch.testing.assert_close(compiled(x, r, w), block(x, r, w), rtol=0, atol=0)
 
+    # and training: the backward ops run under the compiled graph's autograd too
+    leaves = [t.float().requires_grad_(True) for t in (x, r, w)]
+    eager = torch.autograd.grad(block(*leaves).square().sum(), leaves)
+    torch._dynamo.reset()
+    compiled = torch.compile(block, fullgraph=True, backend=backend)
+    got = torch.autograd.grad(compiled(*leaves).square().sum(), leaves)
+    for g, e in zip(got, eager):
+        torch.testing.assert_close(g, e)
+
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_bad_tensors_raise(device):
