@@ -1,10 +1,14 @@
 import CFusedNormABI
-import FusedNorm
+@_spi(CInterface) import FusedNorm
 
-/// Runs `body` with the caller's stream current for `device` (CUDA), or directly (CPU; NULL stream).
+/// Runs `body` with the caller's stream current for `device` (CUDA), or directly (CPU; NULL stream),
+/// adding the tensor allocations and copies it makes to ``LibraryCounters``.
 func onStream(_ stream: UnsafeMutableRawPointer?, device: Device, _ body: () throws -> Void) throws {
-    guard let stream, case .cuda = device else { return try body() }
-    try CallerStreams.run(on: stream, device: device, body)
+    let counted = try InterfaceMemoryCounters.counting {
+        guard let stream, case .cuda = device else { return try body() }
+        try CallerStreams.run(on: stream, device: device, body)
+    }
+    LibraryCounters.add(allocations: counted.allocations, copies: counted.copies)
 }
 
 /// Saved statistics (rstd, mean): as any descriptor, except that when x has no rows an empty float32

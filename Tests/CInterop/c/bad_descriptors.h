@@ -157,6 +157,23 @@ static void test_grouped_rows(void) {
     free_matrix(&qkv), free_matrix(&out);
 }
 
+// The counters count: a backward with a weight but no weight_gradient computes dweight into a temporary.
+static void test_counted_temporary(void) {
+    unsigned seed = 3;
+    int64_t before_allocations, before_copies, allocations, copies;
+    fusednorm_memory_counters(&before_allocations, &before_copies);
+    matrix x = make_matrix(FUSEDNORM_FLOAT32, 1, 4, 16, 16), dy = make_matrix(FUSEDNORM_FLOAT32, 1, 4, 16, 16);
+    matrix dx = make_matrix(FUSEDNORM_FLOAT32, 1, 4, 16, 16), w = make_vector(FUSEDNORM_FLOAT32, 1, 16);
+    fill(&x, &seed, NULL), fill(&dy, &seed, NULL), fill(&w, &seed, NULL);
+    fusednorm_status status = fusednorm_rms_norm_backward(&dy.view, &x.view, &w.view, NULL, NULL, 1e-6f, 0, &dx.view, NULL, NULL);
+    CHECK(status == FUSEDNORM_SUCCESS, "backward without weight_gradient: %s", fusednorm_status_name(status));
+    fusednorm_memory_counters(&allocations, &copies);
+    CHECK(allocations == before_allocations + 1 && copies == before_copies, "the temporary dweight is counted (%lld -> %lld)",
+          (long long)before_allocations, (long long)allocations);
+    expect_refusal("memory_counters NULL", fusednorm_memory_counters(NULL, &copies), FUSEDNORM_INVALID_ARGUMENT, "allocations", NULL);
+    free_matrix(&x), free_matrix(&dy), free_matrix(&dx), free_matrix(&w);
+}
+
 static void test_devices_and_prepare(void) {
     fusednorm_cuda_info info;
     CHECK(fusednorm_cuda_query(&info) == FUSEDNORM_SUCCESS, "cuda_query");

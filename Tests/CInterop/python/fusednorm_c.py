@@ -72,6 +72,7 @@ def load_library():
         "fusednorm_tensor_to_dlpack_versioned": [P, ctypes.POINTER(vp)],
         "fusednorm_cuda_query": [ctypes.POINTER(CUDAInfo)],
         "fusednorm_prepare": [ctypes.POINTER(PrepareRequest), i32],
+        "fusednorm_memory_counters": [ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64)],
     }
     for name, arguments in signatures.items():
         function = getattr(library, name)
@@ -122,6 +123,13 @@ def describe(array, dtype, flags=0):
         descriptor.shape[k] = array.shape[k]
         descriptor.strides[k] = array.strides[k] // array.itemsize
     return descriptor
+
+
+def memory_counters(library):
+    """(allocations, copies) the library's operations made so far."""
+    allocations, copies = ctypes.c_int64(-1), ctypes.c_int64(-1)
+    assert library.fusednorm_memory_counters(ctypes.byref(allocations), ctypes.byref(copies)) == SUCCESS
+    return allocations.value, copies.value
 
 
 def ref(descriptor):

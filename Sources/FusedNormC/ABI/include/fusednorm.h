@@ -29,8 +29,10 @@
  *     before it collapsing into groups group_stride apart, e.g. the (T, H, D) q or k view of a fused
  *     (T, 3*H*D) qkv projection: heads D apart, tokens 3*H*D apart. CPU only in this version (CUDA:
  *     FUSEDNORM_UNSUPPORTED).
- * Dimensions of size 1 may have any stride. Strides are in elements and must not be negative; rows must not
- * overlap. Anything else (more levels, a strided last dimension) is FUSEDNORM_UNSUPPORTED.
+ * Dimensions of size 1 may have any stride. Strides are in elements and must not be negative. Rows must not
+ * overlap: one level, row_stride >= N; two levels, with a the smaller of row_stride and group_stride (na rows
+ * or groups at that stride) and b the larger, a >= N and b >= (na - 1) * a + N. More levels or a strided
+ * last dimension: FUSEDNORM_UNSUPPORTED.
  */
 #ifndef FUSEDNORM_H
 #define FUSEDNORM_H
@@ -104,12 +106,8 @@ enum {
 
 /* ---- Tensor descriptor ------------------------------------------------------------------------------- */
 
-/*
- * A view of memory the caller owns (160 bytes, no pointers besides `data`).
- *
- * Element (i0, ..., i[ndim-1]) is at data + (sum_k i_k * strides[k]) * element size. Entries of shape and
- * strides at and after ndim are ignored (keep them 0).
- */
+/* A view of memory the caller owns (160 bytes, no pointers besides `data`). Element (i0, ..., i[ndim-1]) is at
+   data + (sum_k i_k * strides[k]) * element size. Entries at and after ndim are ignored (keep them 0). */
 typedef struct fusednorm_tensor {
     /* The element at index (0, ..., 0): a host pointer, or a CUdeviceptr for CUDA. Aligned to the dtype's
        size. May be NULL only when the tensor has no elements. */
@@ -132,18 +130,14 @@ typedef struct fusednorm_tensor {
     int64_t strides[FUSEDNORM_MAX_DIMS];
 } fusednorm_tensor;
 
-/*
- * Fills `tensor` with a contiguous row-major descriptor of `data`: strides[k] = shape[k+1] * ... *
- * shape[ndim-1], flags 0. Checks ndim and the sizes.
- */
+/* Fills `tensor` with a contiguous row-major descriptor of `data` (strides[k] = shape[k+1] * ... *
+   shape[ndim-1], flags 0). Checks ndim and the sizes. */
 fusednorm_status fusednorm_tensor_init(
     fusednorm_tensor *tensor, void *data, fusednorm_device_type device_type, int32_t device_index,
     fusednorm_dtype dtype, int32_t ndim, const int64_t *shape);
 
-/*
- * Checks a descriptor the way every operation does (layout, dtype, device, alignment) without running
- * anything. Returns FUSEDNORM_SUCCESS or the error an operation would give, message included.
- */
+/* Checks a descriptor the way every operation does (layout, dtype, device, alignment) without running
+   anything. Returns FUSEDNORM_SUCCESS or the error an operation would give, message included. */
 fusednorm_status fusednorm_tensor_check(const fusednorm_tensor *tensor);
 
 /* The size in bytes of one element of `dtype`; 0 for an unknown dtype. */
@@ -166,6 +160,10 @@ const char *fusednorm_version(void);
 
 /* The library's version as MAJOR * 10000 + MINOR * 100 + PATCH; compare with FUSEDNORM_VERSION_NUMBER. */
 int32_t fusednorm_version_number(void);
+
+/* Tensor memory the operations allocated and tensor data they copied since the library was loaded (all
+   threads): both stay 0 when every output is given (zero copy). Backend working memory is not counted. */
+fusednorm_status fusednorm_memory_counters(int64_t *allocations, int64_t *copies);
 
 /* ---- RMSNorm ----------------------------------------------------------------------------------------- */
 
