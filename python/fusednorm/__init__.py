@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from . import _library, _numpy
 from ._layout import fallback_copies, reset_fallback_copies
-from ._library import FusedNormError, LibraryNotFoundError, cuda_info
+from ._library import FusedNormError, LibraryNotFoundError, cuda_info, memory_counters
 
 __version__ = "0.1.0"
 library_version = _library.version
@@ -99,6 +99,6 @@ def __getattr__(name):
 
 __all__ = [
     "rms_norm", "layer_norm", "rms_norm_backward", "layer_norm_backward", "fallback_copies",
-    "reset_fallback_copies", "FusedNormError", "LibraryNotFoundError", "cuda_info", "library_version",
+    "reset_fallback_copies", "memory_counters", "FusedNormError", "LibraryNotFoundError", "cuda_info", "library_version",
     "library_path", *_TORCH_NAMES,
 ]

@@ -2,8 +2,9 @@
 
 The rule is fusednorm.h's: the last dimension is contiguous (stride 1, or size 1), and the leading
 dimensions, once dimensions of size 1 are dropped and neighbours that step evenly are merged, form at most
-two levels (rows within a group, groups), with no negative strides and rows (and groups) that do not
-overlap. Contiguous tensors, every k-th row, column slices and the (T, H, D) q/k views of a fused qkv
+two levels (rows within a group, groups), with no negative strides and rows that do not overlap (one level:
+row_stride >= N; two: with a the smaller stride, na rows or groups at it, and b the larger, a >= N and
+b >= (na - 1) * a + N). Contiguous tensors, every k-th row, column slices and the (T, H, D) q/k views of a fused qkv
 tensor all pass; broadcast (stride 0) rows, transposes and three-level views do not, and are copied.
 """
 
@@ -55,12 +56,14 @@ def passes_as_is(shape, strides, grouped=None) -> bool:
             levels.append((size, stride))
     if len(levels) > 2 or (len(levels) == 2 and not grouped):
         return False
-    extent = columns  # elements one row (then one group) needs, conservatively counted
-    for count, stride in reversed(levels):
-        if stride < extent:
-            return False
-        extent = stride * count
-    return True
+    if not levels:
+        return True
+    if len(levels) == 1:
+        return levels[0][1] >= columns
+    # fusednorm.h: with a the smaller of the two strides (na rows or groups at it) and b the larger,
+    # a >= N and b >= (na - 1) * a + N
+    (na, a), (_, b) = sorted(levels, key=lambda level: level[1])
+    return a >= columns and b >= (na - 1) * a + columns
 
 
 def count_copy(what: str) -> None:

@@ -174,6 +174,10 @@ def _declare(library: ctypes.CDLL) -> None:
         "fusednorm_layer_norm_backward": (i32, [T, T, T, T, T, T, f32, T, T, T, void_p]),
         "fusednorm_cuda_query": (i32, [ctypes.POINTER(CUDAInfo)]),
     }
+    optional = {"fusednorm_memory_counters": (i32, [ctypes.POINTER(ctypes.c_int64)] * 2)}
+    for name, (result, arguments) in optional.items():
+        if hasattr(library, name):
+            signatures[name] = (result, arguments)
     for name, (result, arguments) in signatures.items():
         try:
             function = getattr(library, name)
@@ -212,6 +216,16 @@ def check(status: int, operation: str) -> None:
 def call(name: str, *arguments) -> None:
     """Calls the C function `name` and raises FusedNormError when it fails."""
     check(getattr(library, name)(*arguments), name)
+
+
+def memory_counters():
+    """(allocations, copies) of tensor memory the library's operations made since it was loaded (both stay 0
+    when every output is given, as this package always does), or None for a library without the counters."""
+    if not hasattr(library, "fusednorm_memory_counters"):
+        return None
+    allocations, copies = ctypes.c_int64(), ctypes.c_int64()
+    call("fusednorm_memory_counters", ctypes.byref(allocations), ctypes.byref(copies))
+    return allocations.value, copies.value
 
 
 def cuda_info() -> dict:

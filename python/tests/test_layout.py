@@ -29,6 +29,9 @@ N = 8
         ((1, 4, 1, N), (999, N, 5, 1), True),  # dimensions of size 1 have any stride
         ((4, 1), (1, 7), True),  # N = 1: its stride does not matter
         ((0, N), (N, 1), True),  # no rows
+        ((4, 6, 32), (32, 4 * 32, 1), True),  # groups inside rows: (H, T, D) of a (T, H, D) tensor
+        ((4, 6, 32), (32, 3 * 32, 1), False),  # ... where the rows would overlap the groups
+        ((2, 4, N), (4 * N + 3, N, 1), True),  # groups one odd stride apart, just past the last row
         ((), (), False),
     ],
 )

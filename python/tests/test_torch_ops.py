@@ -233,6 +233,7 @@ def test_qk_views_of_fused_qkv_and_strided_gradients_make_no_copies(device, dtyp
     dy_storage = random((t, 3 * heads * d), dtype, device, seed=2)
     dy = dy_storage.view(t, 3, heads, d)[:, 2]  # a strided gradient as well
     fusednorm.reset_fallback_copies()
+    counters = fusednorm.memory_counters()
     for view in (q, k):
         assert not view.is_contiguous()
         leaf = view.detach().requires_grad_(True)
@@ -251,6 +252,8 @@ def test_qk_views_of_fused_qkv_and_strided_gradients_make_no_copies(device, dtyp
         pytest.xfail(f"{fusednorm.fallback_copies()} copies: the loaded libFusedNormC answers FUSEDNORM_UNSUPPORTED "
                      f"for two-level rows on {device} (python/C_ABI_REQUESTS.md item 0)")
     assert fusednorm.fallback_copies() == 0
+    if counters is not None:  # the library made no allocation or copy either
+        assert fusednorm.memory_counters() == counters
 
 
 @pytest.mark.parametrize("device", DEVICES)
