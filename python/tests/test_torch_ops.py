@@ -326,3 +326,21 @@ def test_bad_tensors_raise(device):
         fusednorm.rms_norm(x, casting="qwen")
     with pytest.raises(fusednorm.FusedNormError):
         fusednorm.layer_norm(x, eps=-1.0)
+
+
+def test_cuda_calls_are_ordered_on_the_callers_stream():
+    """On a side stream, a large input written just before the call: a call on another stream would race."""
+    if "cuda" not in DEVICES or not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU that FusedNorm can use (run on the GPU machine)")
+    side = torch.cuda.Stream()
+    x = torch.empty((4096, 4096), device="cuda", dtype=torch.bfloat16)
+    w = random((4096,), torch.bfloat16, "cuda", shift=1.0, seed=1)
+    source = random((4096, 4096), torch.bfloat16, "cuda", seed=2)
+    torch.cuda.synchronize()
+    with torch.cuda.stream(side):
+        x.copy_(source * 3)  # queued on `side` just before the norm
+        y = fusednorm.rms_norm(x, w)
+        z = y * 2  # and read right after it, on the same stream
+    side.synchronize()
+    assert_ulps(y, F.rms_norm(source * 3, (4096,), w, 1e-6))
+    assert torch.equal(z, y * 2)
