@@ -104,11 +104,11 @@ struct DLPackTests {
         let before = dlpack_test_deleter_calls()
         do {
             let frozen = try Tensor(dlpack: Self.produce(memory, dtype: .float32, shape: [4, 8], strides: nil, flags: DLPACK_FLAG_BITMASK_READ_ONLY))
-            try expectError(.readOnly, argument: "output", "a read-only output") {
+            expectError(.readOnly, argument: "output", "a read-only output") {
                 try rmsNorm(try Tensor.ones([4, 8]), output: frozen)
             }
-            try expectError(.readOnly, argument: "tensor", "writing a read-only tensor") { try frozen.fill(with: 1) }
-            try expectError(.readOnly, argument: "destination", "copying into a read-only tensor") {
+            expectError(.readOnly, argument: "tensor", "writing a read-only tensor") { try frozen.fill(with: 1) }
+            expectError(.readOnly, argument: "destination", "copying into a read-only tensor") {
                 try Tensor.ones([4, 8]).copy(into: frozen)
             }
             #expect((0..<32 * 4).allSatisfy { memory.pointer.load(fromByteOffset: $0, as: UInt8.self) == 0x7F }, "nothing written")
@@ -148,7 +148,7 @@ struct DLPackTests {
         }
         #expect(dlpack_test_deleter_calls() == before, "a refused import leaves the tensor to its owner")
         let overlapping = Self.produce(memory, dtype: .float32, shape: [4, 8], strides: [4, 1])
-        try expectError(.invalidShape, "rows overlap") { try Tensor(dlpack: overlapping) }
+        expectError(.invalidShape, "rows overlap") { try Tensor(dlpack: overlapping) }
         dlpack_test_free_versioned(overlapping)
     }
 
@@ -224,7 +224,7 @@ struct DLPackTests {
             // Host memory is not device memory the driver knows: refused by name.
             #expect(throws: (any Error).self, "host memory described as kDLCUDA") { try Tensor(dlpack: managed) }
         } else {
-            try expectError(.deviceUnavailable, "a CUDA import without a GPU") { try Tensor(dlpack: managed) }
+            expectError(.deviceUnavailable, "a CUDA import without a GPU") { try Tensor(dlpack: managed) }
         }
         #expect(dlpack_test_deleter_calls() == before)
         dlpack_test_free_versioned(managed)
