@@ -16,7 +16,7 @@ mkdir -p "$out"
 rm -rf /tmp/pack && tar xJf .device/pack.tar.xz -C /tmp
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}  # keeps Quack's folders (bench/extract-wheels.py)
 fi
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv
 export PYTHONUNBUFFERED=1

@@ -1,5 +1,5 @@
 import ArgumentParser
-import FusedNorm
+@_spi(Benchmarking) import FusedNorm
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -17,7 +17,7 @@ import Darwin
 /// elements / N), large enough to leave the caches behind, into preallocated outputs. A row reports the
 /// median time after warm-up runs, the bytes the operation must move (each input read once, each output
 /// written once), GB/s, and that as a fraction of the bandwidth of a large `Tensor.copy(into:)` (the copy
-/// yardstick: bytes read + written). Consecutive runs of a small shape use different buffers, so that no
+/// yardstick: bytes read + written; the faster of two copies, see below). Consecutive runs of a small shape use different buffers, so that no
 /// run finds its inputs in a cache.
 ///
 /// How the fraction is taken depends on the device:
@@ -29,10 +29,14 @@ import Darwin
 ///   `fraction_of_copy` is the median over the kernel runs of
 ///   (the run's GB/s) / (the GB/s of the two copies around it), `copy_gbps` the median of those copies,
 ///   `gbps` from the kernel's median time. The fraction is therefore close to, not exactly,
-///   `gbps / copy_gbps`. The copy is the same as ever: `memcpy` over all of the 2^26-element input,
-///   split into one part per thread, copied at once.
-/// - GPU: the copy is measured once before each operation and dtype (CUDA events are steady), and
-///   `fraction_of_copy` = `gbps / copy_gbps`.
+///   `gbps / copy_gbps`. The copy: all of the 2^26-element input, split into one part per thread, copied at
+///   once, in two ways run one after the other wherever the yardstick runs: `memcpy` (which reads each
+///   destination line before writing it) and a copy with non-temporal stores (`streaming`, as the kernels'
+///   stores); each kernel is reported against the one with the higher median GB/s (`copy_kind`), both in
+///   the JSON (`memcpy_gbps`, `streaming_copy_gbps`).
+/// - GPU: two copies, `cuMemcpyDtoD` and FusedNorm's 16-byte-vector kernel (`copy_kernel`), are measured once
+///   before each operation and dtype (CUDA events are steady), and `fraction_of_copy` = `gbps / copy_gbps`
+///   with the faster of the two.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -165,30 +169,31 @@ struct BenchCommand: ParsableCommand {
         generator: inout SeededGenerator, console: Console
     ) throws -> [BenchRecord] {
         let progress = Progress("bench", total: sampler.repeats, console: console)
-        var copies: [BenchCall] = [], calls: [(call: BenchCall, copy: Int)] = []
+        var yardsticks: [[BenchCall]] = [], calls: [(call: BenchCall, copy: Int)] = []
         var measurements: [(operation: BenchOperation, dtype: DType, shape: BenchShape)] = []
         for dtype in dtypes {
             progress.update(completed: 0, detail: "filling \(dtype) inputs")
             let arena = try BenchArena(dtype: dtype, device: .cpu, capacity: capacity, rowStep: rowStep, generator: &generator)
-            copies.append(try arena.copyCall())
+            yardsticks.append(try BenchCommand.copyMethods.map { try arena.copyCall(method: $0) })
             for shape in shapes {
                 for operation in operations {
                     let call = try arena.call(operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
-                    calls.append((call, copies.count - 1))
+                    calls.append((call, yardsticks.count - 1))
                     measurements.append((operation, dtype, shape))
                 }
             }
         }
-        let samples = try sampler.measure(calls, copies: copies) { round in
+        let samples = try sampler.measure(calls, yardsticks: yardsticks) { round in
             progress.update(completed: round, detail: "round \(round + 1) over \(calls.count) measurements")
         }
         progress.finish()
         return zip(measurements, zip(calls, samples)).map { m, pair in
             let (call, sample) = pair
+            let copies = CopyBandwidths(
+                gbps: zip(yardsticks[call.copy], sample.copies).map { Double($0.bytes) / $1.medianSeconds / 1e9 })
             return record(
                 m.operation, m.dtype, m.shape, call.call, device: .cpu, seconds: sample.medianSeconds,
-                copyGbps: Double(copies[call.copy].bytes) / sample.copyMedianSeconds / 1e9, fraction: sample.fractionOfCopy,
-                repeats: sample.repeats, hostSeconds: nil)
+                copies: copies, fraction: sample.fractionOfCopy, repeats: sample.repeats, hostSeconds: nil)
         }
     }
 
@@ -204,18 +209,17 @@ struct BenchCommand: ParsableCommand {
             let arena = try BenchArena(dtype: dtype, device: device, capacity: capacity, rowStep: rowStep, generator: &generator)
             var sampler = sampler
             sampler.timer = try timer(for: device, arena: arena)
-            let copy = try arena.copyCall()
-            var copyGbps = 0.0
+            let copyCalls = try BenchCommand.copyMethods.map { try arena.copyCall(method: $0) }
             for operation in operations {
                 progress.update(completed: records.count, detail: "copy \(dtype)")
-                copyGbps = Double(copy.bytes) / (try sampler.measure(copy).medianSeconds) / 1e9
+                let copies = CopyBandwidths(gbps: try copyCalls.map { Double($0.bytes) / (try sampler.measure($0).medianSeconds) / 1e9 })
                 for shape in shapes {
                     progress.update(completed: records.count, detail: "\(operation.rawValue) \(dtype) \(shape.rows)x\(shape.columns)")
                     let call = try arena.call(operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
                     let sample = try sampler.measure(call)
                     records.append(record(
-                        operation, dtype, shape, call, device: device, seconds: sample.medianSeconds, copyGbps: copyGbps,
-                        fraction: Double(call.bytes) / sample.medianSeconds / 1e9 / copyGbps, repeats: sample.repeats,
+                        operation, dtype, shape, call, device: device, seconds: sample.medianSeconds, copies: copies,
+                        fraction: Double(call.bytes) / sample.medianSeconds / 1e9 / copies.faster, repeats: sample.repeats,
                         hostSeconds: sample.hostSecondsPerRun))
                 }
             }
@@ -224,17 +228,30 @@ struct BenchCommand: ParsableCommand {
         return records
     }
 
+    /// The yardstick's copies, in the order of ``CopyBandwidths/gbps``.
+    static let copyMethods: [CopyMethod] = [.library, .streaming]
+
+    /// The bandwidths of the yardstick's copies (``copyMethods``' order), in GB/s.
+    struct CopyBandwidths {
+        var gbps: [Double]
+        /// The highest.
+        var faster: Double { gbps.max() ?? 0 }
+        /// The method of the highest.
+        var fasterMethod: CopyMethod { BenchCommand.copyMethods[gbps.indices.max { gbps[$0] < gbps[$1] } ?? 0] }
+    }
+
     /// One measurement's result.
     func record(
         _ operation: BenchOperation, _ dtype: DType, _ shape: BenchShape, _ call: BenchCall, device: Device, seconds: Double,
-        copyGbps: Double, fraction: Double, repeats: Int, hostSeconds: Double?
+        copies: CopyBandwidths, fraction: Double, repeats: Int, hostSeconds: Double?
     ) -> BenchRecord {
         BenchRecord(
             op: operation.rawValue, dtype: dtype.rawValue, device: device.description, rows: shape.rows,
             cols: shape.columns, heads: shape.heads, rowStep: shape.rowStep, medianSeconds: seconds,
             microseconds: seconds * 1e6, bytes: call.bytes, gbps: Double(call.bytes) / seconds / 1e9,
-            copyGbps: copyGbps, fractionOfCopy: fraction, repeats: repeats, hostMicroseconds: hostSeconds.map { $0 * 1e6 },
-            cpuKernels: CPUSettings.kernels.rawValue,
+            copyGbps: copies.faster, copyKind: copies.fasterMethod.name(on: device), memcpyGbps: copies.gbps[0],
+            streamingCopyGbps: copies.gbps[1], fractionOfCopy: fraction, repeats: repeats,
+            hostMicroseconds: hostSeconds.map { $0 * 1e6 }, cpuKernels: CPUSettings.kernels.rawValue,
             environment: Dictionary(uniqueKeysWithValues: EnvironmentVariable.active().map { ($0.name, $0.value) }))
     }
 
@@ -251,7 +268,8 @@ struct BenchCommand: ParsableCommand {
         }
         columns += [
             ("GB/s", .right, { String(printf: "%.2f", $0.gbps) }), ("copy GB/s", .right, { String(printf: "%.2f", $0.copyGbps) }),
-            ("of copy", .right, { String(printf: "%.0f%%", $0.fractionOfCopy * 100) }), ("runs", .right, { "\($0.repeats)" }),
+            ("copy", .left, { $0.copyKind }), ("of copy", .right, { String(printf: "%.0f%%", $0.fractionOfCopy * 100) }),
+            ("runs", .right, { "\($0.repeats)" }),
         ]
         var table = TextTable(headers: columns.map(\.header), alignments: columns.map(\.alignment))
         for record in records { table.append(columns.map { $0.cell(record) }) }

@@ -92,4 +92,38 @@ struct BenchSamplerTests {
         // fast: 0.5 s per run with the copy after it, so four runs reach 2 s; slow: one run.
         #expect(samples.map(\.repeats) == [4, 1])
     }
+
+    @Test
+    func aYardstickOfTwoCopiesRunsBothAroundEveryRunAndReportsTheFaster() throws {
+        // "m" (memcpy) takes 2 s, "s" (streaming) 1 s: every run of a call is between one run of each, and its
+        // fraction is of "s", the faster; the fraction of "m" is kept too.
+        let timer = ScriptedRuns()
+        timer.seconds = ["m": { _ in 2 }, "s": { _ in 1 }, "a": { _ in 1 }, "b": { _ in 2 }]
+        let sampler = BenchSampler(timer: timer, warmups: 1, repeats: 2, timeLimit: 100)
+        let samples = try sampler.measure(
+            [(timer.call("a", bytes: 100), 0), (timer.call("b", bytes: 100), 0)],
+            yardsticks: [[timer.call("m", bytes: 100), timer.call("s", bytes: 100)]])
+        #expect(timer.log == [
+            "m0", "s0", "a0", "b0",  // warm-up
+            "m1", "s1", "a1", "m2", "s2", "b1", "m3", "s3",
+            "a2", "m4", "s4", "b2", "m5", "s5",
+        ])
+        #expect(samples.map(\.fasterCopy) == [1, 1])
+        #expect(samples.map(\.copyMedianSeconds) == [1, 1])
+        #expect(samples.map(\.fractionOfCopy) == [1, 0.5])
+        #expect(samples.map { $0.copies.map(\.fraction) } == [[2, 1], [1, 0.5]])
+        #expect(samples.map { $0.copies.map(\.medianSeconds) } == [[2, 1], [2, 1]])
+    }
+
+    @Test
+    func theFasterCopyIsChosenByItsMedianNotItsPlace() throws {
+        // Here the first copy is the faster one.
+        let timer = ScriptedRuns()
+        timer.seconds = ["m": { _ in 0.5 }, "s": { _ in 1 }, "a": { _ in 1 }]
+        let sampler = BenchSampler(timer: timer, warmups: 0, repeats: 3, timeLimit: 100)
+        let samples = try sampler.measure(
+            [(timer.call("a", bytes: 100), 0)], yardsticks: [[timer.call("m", bytes: 100), timer.call("s", bytes: 100)]])
+        #expect(samples.map(\.fasterCopy) == [0])
+        #expect(samples.map(\.fractionOfCopy) == [0.5])
+    }
 }

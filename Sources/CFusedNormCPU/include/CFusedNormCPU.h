@@ -129,6 +129,16 @@ typedef struct {
 // `kernels`: as for cfn_forward_row.
 void cfn_backward_row(const cfn_backward_row_args *args, int kernels);
 
+// MARK: Streaming copy (the CPU bench's yardstick; StreamingCopy.c)
+//
+// Copies `bytes` bytes with non-temporal stores (AVX2: 32-byte streaming stores to the 32-byte-aligned part
+// of the destination, memcpy for the head, the tail and copies under 256 bytes), then a store fence. Unlike
+// memcpy it does not read each destination cache line before writing it. Any alignment; no overlap.
+// Without AVX2 (cfn_copy_streams() == 0) it is memcpy.
+void cfn_copy_streaming(void *destination, const void *source, size_t bytes);
+// 1 when cfn_copy_streaming streams its stores on this CPU, else 0.
+int cfn_copy_streams(void);
+
 #ifdef __cplusplus
 }
 #endif

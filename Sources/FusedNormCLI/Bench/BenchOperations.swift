@@ -1,5 +1,5 @@
 import Dispatch
-import FusedNorm
+@_spi(Benchmarking) import FusedNorm
 import Synchronization
 
 /// The operations `fusednorm bench` times.
@@ -86,10 +86,12 @@ struct BenchArena {
     }
 
     /// A copy of the first output's worth of the first input into the first output with
-    /// `Tensor.copy(into:)`: the bandwidth yardstick. On the CPU the copy is split into one contiguous part
-    /// per thread of ``FusedNorm/CPUSettings/threadCount``, copied at once, so that it uses the cores the
-    /// kernels use (one `copy(into:)` is a single-threaded `memcpy`, which few machines saturate memory with).
-    func copyCall() throws -> BenchCall {
+    /// `Tensor.copy(into:method:)`: a bandwidth yardstick (`.library`: `memcpy` or `cuMemcpyDtoD`; `.streaming`:
+    /// non-temporal stores on the CPU, the `copy_vectors` kernel on CUDA; the bench uses the faster). On the CPU
+    /// the copy is split into one contiguous part per thread of ``FusedNorm/CPUSettings/threadCount``, copied at
+    /// once, so that it uses the cores the kernels use (one `copy(into:)` is a single-threaded `memcpy`, which
+    /// few machines saturate memory with).
+    func copyCall(method: CopyMethod = .library) throws -> BenchCall {
         let source = try inputs[0].columns(0..<capacity), destination = outputs[0], capacity = capacity
         let parts = device == .cpu ? max(1, min(CPUSettings.threadCount, capacity / 4096)) : 1
         let bounds = (0...parts).map { part in
@@ -100,10 +102,10 @@ struct BenchArena {
             (try source.columns(bounds[part]..<bounds[part + 1]), try destination.columns(bounds[part]..<bounds[part + 1]))
         }
         return BenchCall(bytes: 2 * capacity * dtype.byteCount) { _ in
-            if pieces.count == 1 { return try source.copy(into: destination) }
+            if pieces.count == 1 { return try source.copy(into: destination, method: method) }
             let failures = Mutex<[any Error]>([])
             DispatchQueue.concurrentPerform(iterations: pieces.count) { part in
-                do { try pieces[part].0.copy(into: pieces[part].1) } catch { failures.withLock { $0.append(error) } }
+                do { try pieces[part].0.copy(into: pieces[part].1, method: method) } catch { failures.withLock { $0.append(error) } }
             }
             if let failure = failures.withLock({ $0.first }) { throw failure }
         }

@@ -24,9 +24,17 @@ struct BenchRecord: Codable, Equatable {
     var bytes: Int
     /// ``bytes`` / ``medianSeconds``, in 10⁹ bytes per second.
     var gbps: Double
-    /// The copy bandwidth (bytes read + written): on the CPU the median of the copies run in alternation
-    /// with this measurement's runs, on a GPU the copy measured just before this operation and dtype.
+    /// The copy bandwidth (bytes read + written) of the faster of two copies (``copyKind``): on the CPU the median
+    /// of its runs in alternation with this measurement's runs, on a GPU its measurement just before this
+    /// operation and dtype.
     var copyGbps: Double
+    /// Which copy ``copyGbps`` is, the faster of the two measured: `memcpy` or `streaming` (non-temporal stores)
+    /// on the CPU, `cuMemcpyDtoD` or `copy_kernel` (FusedNorm's 16-byte-vector kernel) on CUDA.
+    var copyKind: String
+    /// The copy bandwidth of the device's library copy (`memcpy` on the CPU, `cuMemcpyDtoD` on CUDA), as ``copyGbps``.
+    var memcpyGbps: Double
+    /// The copy bandwidth of FusedNorm's own copy (non-temporal stores on the CPU, `copy_kernel` on CUDA), as ``copyGbps``.
+    var streamingCopyGbps: Double
     /// On a GPU ``gbps`` / ``copyGbps``; on the CPU the median over the runs of each run's GB/s over the
     /// GB/s of the copies just before and after it (close to ``gbps`` / ``copyGbps``).
     var fractionOfCopy: Double
@@ -44,6 +52,7 @@ struct BenchRecord: Codable, Equatable {
         case rowStep = "row_step"
         case medianSeconds = "median_seconds"
         case microseconds, bytes, gbps
+        case copyKind = "copy_kind", memcpyGbps = "memcpy_gbps", streamingCopyGbps = "streaming_copy_gbps"
         case copyGbps = "copy_gbps"
         case fractionOfCopy = "fraction_of_copy"
         case repeats

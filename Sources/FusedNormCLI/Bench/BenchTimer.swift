@@ -108,67 +108,86 @@ struct BenchSampler {
     struct PairedSample {
         /// The median over the kernel's timed runs.
         var medianSeconds: Double
-        /// The median over the copy runs just before and after the kernel's runs.
+        /// The median over the runs of the yardstick's faster copy (``fasterCopy``) just before and after the kernel's runs.
         var copyMedianSeconds: Double
-        /// The median over the kernel runs of (kernel GB/s) / (GB/s of the copies just before and after it).
+        /// The median over the kernel runs of (kernel GB/s) / (GB/s of the faster copy's runs just before and after it).
         var fractionOfCopy: Double
         var repeats: Int
+        /// Each copy of the yardstick, in its order: the median of its runs around the kernel's runs, and the
+        /// kernel's fraction of it (as ``fractionOfCopy``).
+        var copies: [(medianSeconds: Double, fraction: Double)] = []
+        /// The index in ``copies`` of the copy with the highest median GB/s: the one ``copyMedianSeconds`` and
+        /// ``fractionOfCopy`` are of.
+        var fasterCopy = 0
     }
 
-    /// Measures each call in alternation with its copy yardstick (`copies[copy]`), interleaved: after
-    /// ``warmups`` runs of every copy and every call, rounds follow, and in each round every call still
-    /// measuring runs once, each run between two copies of its yardstick (copy, first call, copy, second
-    /// call, ..., last call, copy; where a call's yardstick differs from the one before it, one more copy
-    /// of its own comes first). A call stops after ``repeats`` runs, or once its runs and the copies after
+    /// ``measure(_:yardsticks:round:)`` with yardsticks of one copy each.
+    func measure(_ calls: [(call: BenchCall, copy: Int)], copies: [BenchCall], round: (Int) -> Void = { _ in }) throws -> [PairedSample] {
+        try measure(calls, yardsticks: copies.map { [$0] }, round: round)
+    }
+
+    /// Measures each call in alternation with its copy yardstick (`yardsticks[copy]`: one or more copies, e.g.
+    /// `memcpy` and a copy with non-temporal stores, each run in turn wherever the yardstick runs), interleaved:
+    /// after ``warmups`` runs of every copy and every call, rounds follow, and in each round every call still
+    /// measuring runs once, each run between two runs of its yardstick (yardstick, first call, yardstick, second
+    /// call, ..., last call, yardstick; where a call's yardstick differs from the one before it, one more run of
+    /// its own comes first). A call stops after ``repeats`` runs, or once its runs and the yardsticks after
     /// them took ``timeLimit`` seconds (after at least one run).
     ///
-    /// Kernel run i is compared with the mean time of the two copies around it, so that both see the same
-    /// state of a shared machine; a call's fraction is the median of those per-run ratios. Interleaving
+    /// Kernel run i is compared with the mean time of each copy's two runs around it, so that both see the same
+    /// state of a shared machine; a call's fraction of a copy is the median of those per-run ratios, and its
+    /// reported fraction is that of the copy with the highest median GB/s. Interleaving
     /// the calls spreads a slow spell of the host (seconds to minutes in which every thread runs at about
     /// half speed) over the runs of every call, one run each, instead of over all the runs of the one call
     /// measured then: the medians of calls measured together then compare with each other, not only with
     /// the copy, and the longer the rounds take together, the smaller the share of any one spell.
     /// - Parameter round: called before each round with its index (from 0).
-    func measure(_ calls: [(call: BenchCall, copy: Int)], copies: [BenchCall], round: (Int) -> Void = { _ in }) throws -> [PairedSample] {
+    func measure(_ calls: [(call: BenchCall, copy: Int)], yardsticks: [[BenchCall]], round: (Int) -> Void = { _ in }) throws -> [PairedSample] {
         for run in 0..<warmups {
-            for copy in copies { try copy.run(run) }
+            for yardstick in yardsticks { for copy in yardstick { try copy.run(run) } }
             for call in calls { try call.call.run(run) }
         }
-        var copyRuns = [Int](repeating: warmups, count: copies.count)
+        var copyRuns = [Int](repeating: warmups, count: yardsticks.count)
         func timed(_ work: BenchCall, _ run: Int) throws -> Double {
             try timer.time(runs: 1) { _ in try work.run(run) }.seconds[0]
         }
-        func timedCopy(_ copy: Int) throws -> Double {
-            defer { copyRuns[copy] += 1 }
-            return try timed(copies[copy], copyRuns[copy])
+        /// One run of every copy of a yardstick: their seconds.
+        func timedYardstick(_ index: Int) throws -> [Double] {
+            defer { copyRuns[index] += 1 }
+            return try yardsticks[index].map { try timed($0, copyRuns[index]) }
         }
         var kernels = [[Double]](repeating: [], count: calls.count)
-        var copiesAround = [[(before: Double, after: Double)]](repeating: [], count: calls.count)
+        var copiesAround = [[(before: [Double], after: [Double])]](repeating: [], count: calls.count)
         var spent = [Double](repeating: 0, count: calls.count)
-        var lastCopy: (copy: Int, seconds: Double)?
+        var lastYardstick: (index: Int, seconds: [Double])?
         for index in 0..<repeats {
             let measuring = calls.indices.filter { kernels[$0].isEmpty || spent[$0] < timeLimit }
             if measuring.isEmpty { break }
             round(index)
             for i in measuring {
                 let copy = calls[i].copy
-                let before = try lastCopy.flatMap { $0.copy == copy ? $0.seconds : nil } ?? timedCopy(copy)
+                let before = try lastYardstick.flatMap { $0.index == copy ? $0.seconds : nil } ?? timedYardstick(copy)
                 let seconds = try timed(calls[i].call, warmups + kernels[i].count)
-                let after = try timedCopy(copy)
+                let after = try timedYardstick(copy)
                 kernels[i].append(seconds)
                 copiesAround[i].append((before, after))
-                spent[i] += seconds + after
-                lastCopy = (copy, after)
+                spent[i] += seconds + after.reduce(0, +)
+                lastYardstick = (copy, after)
             }
         }
         return calls.indices.map { i in
-            let copyBytes = Double(copies[calls[i].copy].bytes)
-            let ratios = zip(kernels[i], copiesAround[i]).map { seconds, around in
-                (Double(calls[i].call.bytes) / seconds) / (copyBytes / ((around.before + around.after) / 2))
+            let yardstick = yardsticks[calls[i].copy]
+            let copies = yardstick.indices.map { k in
+                let copyBytes = Double(yardstick[k].bytes)
+                let ratios = zip(kernels[i], copiesAround[i]).map { seconds, around in
+                    (Double(calls[i].call.bytes) / seconds) / (copyBytes / ((around.before[k] + around.after[k]) / 2))
+                }
+                return (medianSeconds: median(copiesAround[i].flatMap { [$0.before[k], $0.after[k]] }), fraction: median(ratios))
             }
+            let faster = copies.indices.max { Double(yardstick[$0].bytes) / copies[$0].medianSeconds < Double(yardstick[$1].bytes) / copies[$1].medianSeconds }!
             return PairedSample(
-                medianSeconds: median(kernels[i]), copyMedianSeconds: median(copiesAround[i].flatMap { [$0.before, $0.after] }),
-                fractionOfCopy: median(ratios), repeats: kernels[i].count)
+                medianSeconds: median(kernels[i]), copyMedianSeconds: copies[faster].medianSeconds,
+                fractionOfCopy: copies[faster].fraction, repeats: kernels[i].count, copies: copies, fasterCopy: faster)
         }
     }
 }
