@@ -66,7 +66,7 @@ struct CUDAKernelCompileTests {
         for (label, plan) in plans {
             let options = ["--gpu-architecture=sm_\(architecture)", "--std=c++17"] + plan.request.definitions.map { "-D" + $0 }
             do {
-                let image = try nvrtc.compile(source: plan.request.source.text, name: "\(plan.request.source.name).cu", options: options, cubin: true)
+                let image = try nvrtc.compile(plan.request.source.program, options: options, cubin: true)
                 #expect(!image.isEmpty, "\(label)")
             } catch {
                 Issue.record("\(label) (\(plan.configuration)): \(error)")
