@@ -12,7 +12,14 @@ let package = Package(
     ],
     targets: [
         // The library: backend-agnostic API in Core/Operations/Layers, one folder per backend.
-        .target(name: "FusedNorm", dependencies: ["CFusedNormCPU"]),
+        .target(
+            name: "FusedNorm", dependencies: ["CFusedNormCPU"],
+            // The CUDA kernels' sources, compiled by NVRTC at run time, carried in the binary.
+            resources: [
+                .embedInCode("CUDA/Kernels/Common.cuh"), .embedInCode("CUDA/Kernels/NormForward.cu"),
+                .embedInCode("CUDA/Kernels/NormBackward.cu"),
+            ]
+        ),
         // The CPU backend's row kernels and row conversions in C, compiled per function for AVX2/FMA/F16C and
         // picked at run time (Swift has no per-function target attributes); the Swift kernels are the fallback.
         .target(name: "CFusedNormCPU"),

@@ -1,9 +1,3 @@
-extension KernelSource {
-    /// RMSNorm and LayerNorm backward and the dweight/dbias reduction (Kernels/NormBackward.cu.swift).
-    static let normBackward = KernelSource(
-        name: "norm_backward", text: normBackwardSource, entryPoints: ["norm_backward", "reduce_partials"])
-}
-
 extension CUDABackend {
     /// The widest vector every tensor of a backward problem allows (no allocation: the hot path).
     static func backwardVectorWidth(_ problem: NormBackwardProblem) -> Int {

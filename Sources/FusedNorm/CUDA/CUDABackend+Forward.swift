@@ -1,8 +1,3 @@
-extension KernelSource {
-    /// RMSNorm and LayerNorm forward (Kernels/NormForward.cu.swift).
-    static let normForward = KernelSource(name: "norm_forward", text: normForwardSource, entryPoints: ["norm_forward"])
-}
-
 extension CUDABackend {
     /// The widest vector every tensor of a forward problem allows (no allocation: the hot path).
     static func forwardVectorWidth(_ problem: NormForwardProblem) -> Int {

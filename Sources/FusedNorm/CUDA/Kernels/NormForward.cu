@@ -1,25 +1,27 @@
-/// The forward pass of RMSNorm and LayerNorm, one kernel specialized by `-D` definitions:
-///
-/// - dtypes: `X_T`, `R_T` (residual), `S_T` (residual output s), `W_T`, `B_T`, `Y_T`, each `float`,
-///   `half_t` or `bf16_t`;
-/// - variant: `LAYER` (0 RMSNorm, 1 LayerNorm), `HAS_RESIDUAL`, `HAS_WEIGHT`, `HAS_BIAS`, `LLAMA` (casting);
-/// - layout (``LaunchConfiguration``): `TPR` threads of a CTA per row, `RPB` rows per CTA, `CLUSTER` CTAs per
-///   row (a thread-block cluster; the row's vectors split in CLUSTER contiguous parts), `VEC` elements per
-///   vector, `VPT` vectors per thread and pass, `HOLD` (1: the row stays in registers between its statistics
-///   and its output; 0: it is read again, `segments` passes of VPT vectors per thread), `WREG` (the weight and
-///   bias of the thread's columns stay in registers across rows), `MAXREG` (the register cap), `STAGE` (the
-///   group's next row is copied into shared memory by `cp.async` while this one is reduced and written),
-///   `WSHARED` (the weight and bias of the thread's columns copied into shared memory once, read from there per row).
-///
-/// Per row: s = x (+ residual, summed in fp32, stored to s in S_T and read back rounded);
-/// LayerNorm: μ = Σs/N, r = 1/sqrt(Σ(s−μ)²/N + ε), y = (s−μ)·r·w + b;
-/// RMSNorm: r = 1/sqrt(Σs²/N + ε), ŝ = s·r (rounded to s's dtype under llama casting), y = ŝ·(w + offset).
-/// The weight row is `row % weight_rows`. Statistics go to `rstd` and `mean` when those are not null.
-///
-/// Teams: blockIdx / CLUSTER numbers a team (one CTA, or one cluster); team t handles rows t·RPB + group,
-/// stepping by teams·RPB. Vector k (of segment g) of thread `lane` in the CTA of cluster rank q is at column
-/// ((q·segments + g)·VPT·TPR + k·TPR + lane)·VEC: consecutive threads read consecutive vectors.
-let normForwardSource = kernelCommonSource + "\n" + #"""
+// The forward pass of RMSNorm and LayerNorm, one kernel specialized by `-D` definitions:
+//
+// - dtypes: `X_T`, `R_T` (residual), `S_T` (residual output s), `W_T`, `B_T`, `Y_T`, each `float`,
+//   `half_t` or `bf16_t`;
+// - variant: `LAYER` (0 RMSNorm, 1 LayerNorm), `HAS_RESIDUAL`, `HAS_WEIGHT`, `HAS_BIAS`, `LLAMA` (casting);
+// - layout (``LaunchConfiguration``): `TPR` threads of a CTA per row, `RPB` rows per CTA, `CLUSTER` CTAs per
+//   row (a thread-block cluster; the row's vectors split in CLUSTER contiguous parts), `VEC` elements per
+//   vector, `VPT` vectors per thread and pass, `HOLD` (1: the row stays in registers between its statistics
+//   and its output; 0: it is read again, `segments` passes of VPT vectors per thread), `WREG` (the weight and
+//   bias of the thread's columns stay in registers across rows), `MAXREG` (the register cap), `STAGE` (the
+//   group's next row is copied into shared memory by `cp.async` while this one is reduced and written),
+//   `WSHARED` (the weight and bias of the thread's columns copied into shared memory once, read from there per row).
+//
+// Per row: s = x (+ residual, summed in fp32, stored to s in S_T and read back rounded);
+// LayerNorm: μ = Σs/N, r = 1/sqrt(Σ(s−μ)²/N + ε), y = (s−μ)·r·w + b;
+// RMSNorm: r = 1/sqrt(Σs²/N + ε), ŝ = s·r (rounded to s's dtype under llama casting), y = ŝ·(w + offset).
+// The weight row is `row % weight_rows`. Statistics go to `rstd` and `mean` when those are not null.
+//
+// Teams: blockIdx / CLUSTER numbers a team (one CTA, or one cluster); team t handles rows t·RPB + group,
+// stepping by teams·RPB. Vector k (of segment g) of thread `lane` in the CTA of cluster rank q is at column
+// ((q·segments + g)·VPT·TPR + k·TPR + lane)·VEC: consecutive threads read consecutive vectors.
+
+#include "Common.cuh"
+
 #if HAS_RESIDUAL
 typedef S_T row_t;  // the normalized row as stored: s
 #else
@@ -590,4 +592,3 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(cons
 #endif
     team_finish();
 }
-"""#

@@ -1,24 +1,26 @@
-/// The backward pass of RMSNorm and LayerNorm, and the deterministic reduction of dweight/dbias.
-///
-/// `norm_backward`, specialized by `-D` definitions:
-/// - dtypes: `DY_T`, `X_T`, `W_T`, `RG_T` (residual gradient), `DX_T`;
-/// - variant: `LAYER`, `HAS_WEIGHT`, `HAS_RG`, `HAS_DW`, `HAS_DB`;
-/// - layout (``LaunchConfiguration``): `TPR`, `RPB`, `CLUSTER`, `VEC`, `VPT`, `MAXREG` as in the forward
-///   kernel; `HOLD` (1: x and dy of a row in registers, the next row's loads in flight during the reductions:
-///   in registers with `PREFETCH`, in shared memory by `cp.async` with `STAGE`; 0: one CTA streams each row
-///   three times, for rows too long to hold), `ACC_SHARED` (the dweight/dbias sums in shared memory: HOLD,
-///   this thread's own slots; streaming, the CTA's [N] sums).
-///
-/// Per row, with μ and r saved by the forward pass (or recomputed from x when `rstd` is null),
-/// ŝ = (x − μ)·r and g = dy·(w + offset):
-/// RMSNorm dx = r·(g − ŝ·Σ(g·ŝ)/N); LayerNorm dx = r·(g − Σg/N − ŝ·Σ(g·ŝ)/N); dx += residual gradient.
-///
-/// dweight = Σ_rows dy·ŝ and dbias = Σ_rows dy, deterministic: team t = part·H + h (a CTA, or a cluster of
-/// CLUSTER CTAs splitting the row's columns) owns weight row h and the contiguous share [k_begin, k_end) of
-/// that head's rows h + H·k (row group g of a CTA: k_begin + g, + RPB, ...); it sums them in row order in
-/// fp32 and writes one partial row (groups of a CTA combined in group order). `reduce_partials` then adds
-/// the P partials of each element in a fixed order and stores dweight/dbias (`DW_T`, `DB_T`).
-let normBackwardSource = kernelCommonSource + "\n" + #"""
+// The backward pass of RMSNorm and LayerNorm, and the deterministic reduction of dweight/dbias.
+//
+// `norm_backward`, specialized by `-D` definitions:
+// - dtypes: `DY_T`, `X_T`, `W_T`, `RG_T` (residual gradient), `DX_T`;
+// - variant: `LAYER`, `HAS_WEIGHT`, `HAS_RG`, `HAS_DW`, `HAS_DB`;
+// - layout (``LaunchConfiguration``): `TPR`, `RPB`, `CLUSTER`, `VEC`, `VPT`, `MAXREG` as in the forward
+//   kernel; `HOLD` (1: x and dy of a row in registers, the next row's loads in flight during the reductions:
+//   in registers with `PREFETCH`, in shared memory by `cp.async` with `STAGE`; 0: one CTA streams each row
+//   three times, for rows too long to hold), `ACC_SHARED` (the dweight/dbias sums in shared memory: HOLD,
+//   this thread's own slots; streaming, the CTA's [N] sums).
+//
+// Per row, with μ and r saved by the forward pass (or recomputed from x when `rstd` is null),
+// ŝ = (x − μ)·r and g = dy·(w + offset):
+// RMSNorm dx = r·(g − ŝ·Σ(g·ŝ)/N); LayerNorm dx = r·(g − Σg/N − ŝ·Σ(g·ŝ)/N); dx += residual gradient.
+//
+// dweight = Σ_rows dy·ŝ and dbias = Σ_rows dy, deterministic: team t = part·H + h (a CTA, or a cluster of
+// CLUSTER CTAs splitting the row's columns) owns weight row h and the contiguous share [k_begin, k_end) of
+// that head's rows h + H·k (row group g of a CTA: k_begin + g, + RPB, ...); it sums them in row order in
+// fp32 and writes one partial row (groups of a CTA combined in group order). `reduce_partials` then adds
+// the P partials of each element in a fixed order and stores dweight/dbias (`DW_T`, `DB_T`).
+
+#include "Common.cuh"
+
 struct BackwardParams {
     const void* dy;
     const void* x;
@@ -555,4 +557,3 @@ extern "C" __global__ void __launch_bounds__(256) reduce_partials(const ReducePa
         __syncthreads();
     }
 }
-"""#
