@@ -228,8 +228,7 @@ final class KernelCache: Sendable {
 
         let target = nvrtc.target(forArchitecture: gpu.architecture)
         let options = [target.option, "--std=c++17"] + request.definitions.map { "-D" + $0 }
-        let key = fnv1a64Hex(Array((request.source.digest + "|" + nvrtc.versionString + "|" + options.joined(separator: " ")).utf8))
-            + "-" + request.source.name + "-sm\(gpu.architecture)"
+        let key = Self.diskKey(request, nvrtcVersion: nvrtc.versionString, options: options, architecture: gpu.architecture)
 
         var module: LoadedModule
         if let image = state.withLock({ $0.images[key] }) {
@@ -265,6 +264,13 @@ final class KernelCache: Sendable {
     }
 
     // MARK: Disk entries
+
+    /// The name of a request's disk entry: a hash of the whole program (the main file and every header, see
+    /// ``KernelProgram/digest``), NVRTC's version and the options, then the source's name and architecture.
+    static func diskKey(_ request: KernelRequest, nvrtcVersion: String, options: [String], architecture: Int) -> String {
+        fnv1a64Hex(Array((request.source.digest + "|" + nvrtcVersion + "|" + options.joined(separator: " ")).utf8))
+            + "-" + request.source.name + "-sm\(architecture)"
+    }
 
     /// "FNKCACHE", format version, flags (bit 0: CUBIN), payload length, payload FNV-1a checksum.
     private static let magic = Array("FNKCACHE".utf8)

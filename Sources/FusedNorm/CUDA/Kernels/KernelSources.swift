@@ -17,6 +17,7 @@ enum KernelFiles {
     /// The headers every kernel may include, by the name its `#include "..."` uses.
     static let headers: [(name: String, text: String)] = [
         ("Common.cuh", String(decoding: PackageResources.Common_cuh, as: UTF8.self)),
+        ("Parameters.cuh", parametersHeader),
     ]
 
     /// A kernel file with every header.

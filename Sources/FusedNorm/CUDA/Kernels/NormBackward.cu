@@ -20,36 +20,16 @@
 // the P partials of each element in a fixed order and stores dweight/dbias (`DW_T`, `DB_T`).
 
 #include "Common.cuh"
+#include "Parameters.cuh"  // ForwardParams, BackwardParams, ReduceParams: generated from NormParameters.swift
 
-struct BackwardParams {
-    const void* dy;
-    const void* x;
-    const void* weight;
-    const float* mean;
-    const float* rstd;
-    const void* rg;
-    void* dx;
-    float* partial;  // [HAS_DW + HAS_DB][P][H][N] fp32
-    long long rows;
-    long long cols;
-    long long weight_rows;  // H
-    long long parts;        // P
-    long long dy_stride;
-    long long x_stride;
-    long long w_stride;
-    long long rg_stride;
-    long long dx_stride;
-    float eps;
-    float offset;
-};
 
 /// The effective weight at [c, c+VEC) of weight row h: w + offset, or 1 without a weight.
 static __device__ __forceinline__ void load_weight(const BackwardParams& p, long long h, long long c, float (&w)[VEC]) {
 #if HAS_WEIGHT
-    load_vec<W_T, VEC>(static_cast<const W_T*>(p.weight) + h * p.w_stride + c, w);
+    load_vec<W_T, VEC>(static_cast<const W_T*>(p.weight) + h * p.weight_stride + c, w);
 #if OFFSET
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) w[j] += p.offset;
+    for (int j = 0; j < VEC; ++j) w[j] += p.weight_offset;
 #endif
 #else
 #pragma unroll
@@ -75,7 +55,7 @@ static __device__ __forceinline__ void effective_weight(const BackwardParams& p,
     unpack_again(r, f);
 #if OFFSET
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) f[j] += p.offset;
+    for (int j = 0; j < VEC; ++j) f[j] += p.weight_offset;
 #endif
 #else
 #pragma unroll
@@ -87,7 +67,7 @@ static __device__ __forceinline__ void effective_weight(const BackwardParams& p,
 static __device__ __forceinline__ void store_dx(const BackwardParams& p, long long row, long long c, float (&dx)[VEC]) {
 #if HAS_RG
     float rg[VEC];
-    load_vec<RG_T, VEC>(static_cast<const RG_T*>(p.rg) + row * p.rg_stride + c, rg);
+    load_vec<RG_T, VEC>(static_cast<const RG_T*>(p.residual_gradient) + row * p.residual_gradient_stride + c, rg);
 #pragma unroll
     for (int j = 0; j < VEC; ++j) dx[j] += rg[j];
 #endif
@@ -118,7 +98,7 @@ static __device__ __forceinline__ void load_row(
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
         const long long c = c0 + (long long)k * TPR * VEC;
-        if (valid && c < p.cols) {
+        if (valid && c < p.columns) {
             load_raw<X_T, VEC>(static_cast<const X_T*>(p.x) + row * p.x_stride + c, x[k]);
             load_raw<DY_T, VEC>(static_cast<const DY_T*>(p.dy) + row * p.dy_stride + c, dy[k]);
         } else {
@@ -159,7 +139,7 @@ static __device__ __forceinline__ void stage_row(
     const DY_T* dy = static_cast<const DY_T*>(p.dy) + row * p.dy_stride + c0;
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
-        const bool inside = valid && c0 + (long long)k * TPR * VEC < p.cols;
+        const bool inside = valid && c0 + (long long)k * TPR * VEC < p.columns;
         copy_async(staged_x(k), x + k * TPR * VEC, inside);
         copy_async(staged_dy(k), dy + k * TPR * VEC, inside);
     }
@@ -178,7 +158,7 @@ static __device__ __forceinline__ void stage_row(
 extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(const BackwardParams p) {
     const int lane = threadIdx.x % TPR;
     [[maybe_unused]] const int group = threadIdx.x / TPR;
-    const long long n = p.cols;
+    const long long n = p.columns;
     const float count = (float)n;
     const long long heads = p.weight_rows;
     // Team t = part·H + head (one CTA, or one cluster) owns weight row `head` and the contiguous share
@@ -189,8 +169,8 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
     const long long per_head = head < p.rows ? (p.rows - head + heads - 1) / heads : 0;
     const long long k_begin = part * per_head / p.parts;
     const long long k_end = (part + 1) * per_head / p.parts;
-    [[maybe_unused]] float* dw_partial = p.partial + team * n;
-    [[maybe_unused]] float* db_partial = p.partial + (HAS_DW ? p.parts * heads * n : 0) + team * n;
+    [[maybe_unused]] float* dw_partial = p.partials + team * n;
+    [[maybe_unused]] float* db_partial = p.partials + (HAS_DW ? p.parts * heads * n : 0) + team * n;
     [[maybe_unused]] int phase = 0;
     team_start();
 
@@ -201,7 +181,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
     // weight is read where used (it stays in L1). ----
     const long long first = ((long long)cluster_rank() * VPT * TPR + lane) * VEC;
     const long long left = n - first;  // columns of the row from `first` on (may be <= 0)
-    [[maybe_unused]] const W_T* w_row = static_cast<const W_T*>(p.weight) + head * p.w_stride + first;
+    [[maybe_unused]] const W_T* w_row = static_cast<const W_T*>(p.weight) + head * p.weight_stride + first;
     float* acc = reinterpret_cast<float*>(fn_dynamic_shared);
     const float zeros[VEC] = {};
 #pragma unroll
@@ -281,7 +261,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
             }
 #endif
             team_sum<TPR, 1>(sum, phase);
-            rstd = 1.0f / sqrtf(sum[0] / count + p.eps);
+            rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
         }
         // Σg and Σg·ŝ over the row (zeros past its end: dy is 0 there), with ŝ = (x − μ)·r computed as the
         // streaming path and the CPU backend compute it (a row of N = 1 gives ŝ = 0 and dx = 0 exactly).
@@ -442,7 +422,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
                 }
             }
             team_sum<TPR, 1>(sum, phase);
-            rstd = 1.0f / sqrtf(sum[0] / count + p.eps);
+            rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
         }
         float sums[2] = {0.0f, 0.0f};
         for (long long c = (long long)lane * VEC; c < n; c += step) {
@@ -505,17 +485,6 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
 #endif
 }
 
-struct ReduceParams {
-    const float* partial;  // as norm_backward wrote it
-    void* dw;
-    void* db;
-    long long parts;      // P
-    long long count;      // H * N
-    long long cols;       // N
-    long long dw_stride;  // elements between dweight rows
-    long long db_stride;
-};
-
 /// dweight[h][c] = Σ_{q<P} partial[q][h][c] (likewise dbias), stored in DW_T / DB_T. A block takes 32
 /// consecutive elements (coalesced) and 8 slices of the partials: slice s adds q ≡ s (mod 8) in q order,
 /// then the 8 slice sums are added in slice order: a fixed order, so the result is the same every run.
@@ -523,7 +492,7 @@ extern "C" __global__ void __launch_bounds__(256) reduce_partials(const ReducePa
     __shared__ float slices[2][8][33];
     const int lane = threadIdx.x % 32;
     const int slice = threadIdx.x / 32;
-    [[maybe_unused]] const float* db_partial = p.partial + (HAS_DW ? p.parts * p.count : 0);
+    [[maybe_unused]] const float* db_partial = p.partials + (HAS_DW ? p.parts * p.count : 0);
     for (long long base = (long long)blockIdx.x * 32; base < p.count; base += (long long)gridDim.x * 32) {
         const long long i = base + lane;
         float dw = 0.0f, db = 0.0f;
@@ -531,7 +500,7 @@ extern "C" __global__ void __launch_bounds__(256) reduce_partials(const ReducePa
 #pragma unroll 4
             for (long long q = slice; q < p.parts; q += 8) {
 #if HAS_DW
-                dw += p.partial[q * p.count + i];
+                dw += p.partials[q * p.count + i];
 #endif
 #if HAS_DB
                 db += db_partial[q * p.count + i];
@@ -542,16 +511,16 @@ extern "C" __global__ void __launch_bounds__(256) reduce_partials(const ReducePa
         slices[1][slice][lane] = db;
         __syncthreads();
         if (slice < 2 && i < p.count) {
-            const long long h = i / p.cols;
-            const long long c = i - h * p.cols;
+            const long long h = i / p.columns;
+            const long long c = i - h * p.columns;
             float total = 0.0f;
 #pragma unroll
             for (int s = 0; s < 8; ++s) total += slices[slice][s][lane];
 #if HAS_DW
-            if (slice == 0) static_cast<DW_T*>(p.dw)[h * p.dw_stride + c] = from_float<DW_T>(total);
+            if (slice == 0) static_cast<DW_T*>(p.dweight)[h * p.dweight_stride + c] = from_float<DW_T>(total);
 #endif
 #if HAS_DB
-            if (slice == 1) static_cast<DB_T*>(p.db)[h * p.db_stride + c] = from_float<DB_T>(total);
+            if (slice == 1) static_cast<DB_T*>(p.dbias)[h * p.dbias_stride + c] = from_float<DB_T>(total);
 #endif
         }
         __syncthreads();

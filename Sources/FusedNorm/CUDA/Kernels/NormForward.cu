@@ -21,6 +21,7 @@
 // ((q·segments + g)·VPT·TPR + k·TPR + lane)·VEC: consecutive threads read consecutive vectors.
 
 #include "Common.cuh"
+#include "Parameters.cuh"  // ForwardParams, BackwardParams, ReduceParams: generated from NormParameters.swift
 
 #if HAS_RESIDUAL
 typedef S_T row_t;  // the normalized row as stored: s
@@ -29,29 +30,6 @@ typedef X_T row_t;  // the normalized row as stored: x
 #endif
 typedef Raw<row_t, VEC> RowVec;
 
-/// Kernel arguments; the Swift side packs the same fields in the same order.
-struct ForwardParams {
-    const void* x;
-    const void* residual;
-    const void* weight;
-    const void* bias;
-    void* y;
-    void* s;
-    float* mean;
-    float* rstd;
-    long long rows;
-    long long cols;
-    long long weight_rows;
-    long long x_stride;
-    long long r_stride;
-    long long w_stride;
-    long long b_stride;
-    long long y_stride;
-    long long s_stride;
-    long long segments;  // HOLD 0: passes of VPT vectors per thread over its CTA's part of the row
-    float eps;
-    float offset;
-};
 
 /// The stride, in elements, between a thread's consecutive vectors.
 #define STRIDE (TPR * VEC)
@@ -74,9 +52,9 @@ struct RowPointers {
 static __device__ __forceinline__ RowPointers row_pointers(const ForwardParams& p, long long row, long long c0) {
     RowPointers q;
     q.x = static_cast<const X_T*>(p.x) + row * p.x_stride + c0;
-    q.r = static_cast<const R_T*>(p.residual) + row * p.r_stride + c0;
-    q.s = static_cast<S_T*>(p.s) + row * p.s_stride + c0;
-    q.y = static_cast<Y_T*>(p.y) + row * p.y_stride + c0;
+    q.r = static_cast<const R_T*>(p.residual) + row * p.residual_stride + c0;
+    q.s = static_cast<S_T*>(p.residual_output) + row * p.residual_output_stride + c0;
+    q.y = static_cast<Y_T*>(p.output) + row * p.output_stride + c0;
     return q;
 }
 
@@ -268,7 +246,7 @@ static __device__ __forceinline__ void store_output(
 #if LLAMA
         hat = round_to<row_t>(hat);
 #endif
-        y[j] = HAS_WEIGHT ? hat * (w[j] + p.offset) : hat;
+        y[j] = HAS_WEIGHT ? hat * (w[j] + p.weight_offset) : hat;
 #endif
     }
     store_vec<Y_T, VEC>(y_out, y);
@@ -304,7 +282,7 @@ static __device__ __forceinline__ void add_centered_square(const RowVec (&v)[VPT
 extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(const ForwardParams p) {
     const int lane = threadIdx.x % TPR;
     const int group = threadIdx.x / TPR;
-    const long long n = p.cols;
+    const long long n = p.columns;
     const float count = (float)n;
     const long long heads = p.weight_rows;
     const long long team = blockIdx.x / CLUSTER, teams = gridDim.x / CLUSTER;
@@ -353,8 +331,8 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(cons
     for (long long base = team * RPB; base < p.rows; base += step) {
         const long long row = base + group;
         const bool valid = row < p.rows;
-        [[maybe_unused]] const W_T* w_row = static_cast<const W_T*>(p.weight) + head * p.w_stride + first;
-        [[maybe_unused]] const B_T* b_row = static_cast<const B_T*>(p.bias) + head * p.b_stride + first;
+        [[maybe_unused]] const W_T* w_row = static_cast<const W_T*>(p.weight) + head * p.weight_stride + first;
+        [[maybe_unused]] const B_T* b_row = static_cast<const B_T*>(p.bias) + head * p.bias_stride + first;
 #if WREG
         if (valid && head != cached_head) {
 #pragma unroll
@@ -456,7 +434,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(cons
         const float mean = 0.0f;
 #endif
 #endif
-        const float rstd = 1.0f / sqrtf(sum[0] / count + p.eps);
+        const float rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
         if (valid && lane == 0 && rank == 0) {
             if (p.rstd) p.rstd[row] = rstd;
             if (p.mean) p.mean[row] = mean;
