@@ -16,9 +16,9 @@ let package = Package(
             name: "FusedNorm", dependencies: ["CFusedNormCPU"],
             // The CUDA kernels' sources, compiled by NVRTC at run time, carried in the binary.
             resources: [
-                .embedInCode("CUDA/Kernels/Common.cuh"), .embedInCode("CUDA/Kernels/NormForward.cu"),
-                .embedInCode("CUDA/Kernels/NormBackward.cu"),
-            ]
+                "Common.cuh", "NormForward.cu", "NormForwardRows.cuh", "NormForwardSteps.cuh", "NormBackward.cu",
+                "NormBackwardRows.cuh", "NormBackwardSteps.cuh",
+            ].map { .embedInCode("CUDA/Kernels/\($0)") }
         ),
         // The CPU backend's row kernels and row conversions in C, compiled per function for AVX2/FMA/F16C and
         // picked at run time (Swift has no per-function target attributes); the Swift kernels are the fallback.

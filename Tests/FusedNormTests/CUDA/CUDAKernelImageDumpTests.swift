@@ -32,6 +32,16 @@ struct CUDAKernelImageDumpTests {
         return (Array(ptx.prefix { $0 != 0 }), cubin)
     }
 
+    /// The program of `source`: as embedded, or with its files read from the folder `FUSEDNORM_KERNEL_SOURCES`
+    /// names (every `.cuh` there, and the generated Parameters.cuh), to compare kernel sources without a build.
+    static func program(_ source: KernelSource) throws -> KernelProgram {
+        guard let folder = ProcessInfo.processInfo.environment["FUSEDNORM_KERNEL_SOURCES"], !folder.isEmpty else { return source.program }
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".cuh") }.sorted()
+        let headers = try names.map { ($0, try String(contentsOfFile: "\(folder)/\($0)", encoding: .utf8)) }
+        let main = try String(contentsOfFile: "\(folder)/\(source.program.name)", encoding: .utf8)
+        return KernelProgram(name: source.program.name, source: main, headers: headers + [("Parameters.cuh", KernelFiles.parametersHeader)])
+    }
+
     @Test("every sm_90 plan, and the sm_80 and sm_75 samples, as PTX and CUBIN", arguments: [90, 80, 75])
     func dump(_ architecture: Int) throws {
         let nvrtc = try #require(CUDAEnvironment.shared.nvrtc)
@@ -46,7 +56,7 @@ struct CUDAKernelImageDumpTests {
         for (index, (label, plan)) in plans.enumerated() {
             let options = ["--gpu-architecture=sm_\(architecture)", "--std=c++17"] + plan.request.definitions.map { "-D" + $0 }
             let name = String(format: "%03d", index)
-            let (ptx, cubin) = try Self.images(nvrtc, program: plan.request.source.program, options: options)
+            let (ptx, cubin) = try Self.images(nvrtc, program: try Self.program(plan.request.source), options: options)
             try Data(ptx).write(to: URL(fileURLWithPath: "\(folder)/\(name).ptx"))
             try Data(cubin).write(to: URL(fileURLWithPath: "\(folder)/\(name).cubin"))
             manifest += "\(name) \(label): \(options.joined(separator: " "))\n"

@@ -19,13 +19,27 @@ struct CUDAKernelParametersTests {
         return (offsets, (offset + alignment - 1) / alignment * alignment)
     }
 
+    /// `offsetof` as a constant expression: NVRTC has no <cstddef>, and 13.0 no `__builtin_offsetof` (13.5 has
+    /// it); EDG's `__INTADDR__` makes the classic null-pointer form constant in both.
+    static let offsetMacro = """
+        #if defined(__has_builtin)
+        #if __has_builtin(__builtin_offsetof)
+        #define FN_OFFSETOF(T, f) __builtin_offsetof(T, f)
+        #endif
+        #endif
+        #ifndef FN_OFFSETOF
+        #define FN_OFFSETOF(T, f) ((unsigned long long)__INTADDR__(&(((T*)0)->f)))
+        #endif
+
+        """
+
     /// A kernel source that compiles only if C lays out the generated struct as Swift does.
     static func probe(_ type: any KernelParameters.Type, offsetError: Int = 0) -> String {
         func text<P: KernelParameters>(_: P.Type) -> String {
-            var source = P.cudaDeclaration
+            var source = Self.offsetMacro + P.cudaDeclaration
             for (index, field) in P.fields.enumerated() {
                 let offset = field.offset + (index == P.fields.count - 1 ? offsetError : 0)
-                source += "static_assert(__builtin_offsetof(\(P.cudaName), \(field.cudaName)) == \(offset), \"\(field.cudaName)\");\n"
+                source += "static_assert(FN_OFFSETOF(\(P.cudaName), \(field.cudaName)) == \(offset), \"\(field.cudaName)\");\n"
             }
             source += "static_assert(sizeof(\(P.cudaName)) == \(MemoryLayout<P>.stride), \"size\");\n"
             source += "static_assert(alignof(\(P.cudaName)) == \(MemoryLayout<P>.alignment), \"alignment\");\n"

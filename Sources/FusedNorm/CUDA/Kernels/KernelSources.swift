@@ -16,12 +16,18 @@ extension KernelSource {
 enum KernelFiles {
     /// The headers every kernel may include, by the name its `#include "..."` uses.
     static let headers: [(name: String, text: String)] = [
-        ("Common.cuh", String(decoding: PackageResources.Common_cuh, as: UTF8.self)),
+        ("Common.cuh", text(PackageResources.Common_cuh)),
         ("Parameters.cuh", parametersHeader),
+        ("NormForwardRows.cuh", text(PackageResources.NormForwardRows_cuh)),
+        ("NormForwardSteps.cuh", text(PackageResources.NormForwardSteps_cuh)),
+        ("NormBackwardRows.cuh", text(PackageResources.NormBackwardRows_cuh)),
+        ("NormBackwardSteps.cuh", text(PackageResources.NormBackwardSteps_cuh)),
     ]
+
+    private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
     /// A kernel file with every header.
     static func program(_ name: String, _ bytes: [UInt8]) -> KernelProgram {
-        KernelProgram(name: name, source: String(decoding: bytes, as: UTF8.self), headers: headers)
+        KernelProgram(name: name, source: text(bytes), headers: headers)
     }
 }

@@ -22,138 +22,8 @@
 #include "Common.cuh"
 #include "Parameters.cuh"  // ForwardParams, BackwardParams, ReduceParams: generated from NormParameters.swift
 
-
-/// The effective weight at [c, c+VEC) of weight row h: w + offset, or 1 without a weight.
-static __device__ __forceinline__ void load_weight(const BackwardParams& p, long long h, long long c, float (&w)[VEC]) {
-#if HAS_WEIGHT
-    load_vec<W_T, VEC>(static_cast<const W_T*>(p.weight) + h * p.weight_stride + c, w);
-#if OFFSET
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) w[j] += p.weight_offset;
-#endif
-#else
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) w[j] = 1.0f;
-#endif
-}
-
-/// The weight vectors of this thread's columns (k·TPR·VEC < left; zeros elsewhere), all loads issued first.
-static __device__ __forceinline__ void load_weights(const W_T* w, long long left, Raw<W_T, VEC> (&r)[VPT]) {
-#pragma unroll
-    for (int k = 0; k < VPT; ++k) {
-        if (HAS_WEIGHT && k * TPR * VEC < left) {
-            load_raw<W_T, VEC>(w + k * TPR * VEC, r[k]);
-        } else {
-            zero_raw(r[k]);
-        }
-    }
-}
-
-/// The effective weight of one vector: w + offset, or 1 without a weight (where dy is 0 it does not matter).
-static __device__ __forceinline__ void effective_weight(const BackwardParams& p, const Raw<W_T, VEC>& r, float (&f)[VEC]) {
-#if HAS_WEIGHT
-    unpack_again(r, f);
-#if OFFSET
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) f[j] += p.weight_offset;
-#endif
-#else
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) f[j] = 1.0f;
-#endif
-}
-
-/// Stores dx at [c, c+VEC) of `row`, plus the residual gradient.
-static __device__ __forceinline__ void store_dx(const BackwardParams& p, long long row, long long c, float (&dx)[VEC]) {
-#if HAS_RG
-    float rg[VEC];
-    load_vec<RG_T, VEC>(static_cast<const RG_T*>(p.residual_gradient) + row * p.residual_gradient_stride + c, rg);
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) dx[j] += rg[j];
-#endif
-    store_vec<DX_T, VEC>(static_cast<DX_T*>(p.dx) + row * p.dx_stride + c, dx);
-}
-
-/// dx at [c, c+VEC) of `row` from x, dy and the effective weight, plus the residual gradient (streaming).
-static __device__ __forceinline__ void store_dx(
-    const BackwardParams& p, long long row, long long c, const float (&x)[VEC], const float (&dy)[VEC],
-    const float (&w)[VEC], float mean, float rstd, float mean_g, float mean_gh) {
-    float dx[VEC];
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) {
-        const float hat = (x[j] - mean) * rstd;
-        const float g = dy[j] * w[j];
-        dx[j] = rstd * (g - mean_g - hat * mean_gh);
-    }
-    store_dx(p, row, c, dx);
-}
-
-/// The VPT vectors of x and dy of `row` at columns c0 + k·TPR·VEC (zeros past the row's end or for an
-/// invalid row), and its saved statistics when there are any.
-static __device__ __forceinline__ void load_row(
-    const BackwardParams& p, long long row, bool valid, long long c0, Raw<X_T, VEC> (&x)[VPT], Raw<DY_T, VEC> (&dy)[VPT],
-    float& mean, float& rstd) {
-    mean = 0.0f;
-    rstd = 0.0f;
-#pragma unroll
-    for (int k = 0; k < VPT; ++k) {
-        const long long c = c0 + (long long)k * TPR * VEC;
-        if (valid && c < p.columns) {
-            load_raw<X_T, VEC>(static_cast<const X_T*>(p.x) + row * p.x_stride + c, x[k]);
-            load_raw<DY_T, VEC>(static_cast<const DY_T*>(p.dy) + row * p.dy_stride + c, dy[k]);
-        } else {
-            zero_raw(x[k]);
-            zero_raw(dy[k]);
-        }
-    }
-    if (valid && p.rstd != nullptr) {
-        rstd = p.rstd[row];
-#if LAYER
-        mean = p.mean[row];
-#endif
-    }
-}
-
-#ifndef STAGE
-#define STAGE 0
-#endif
-#if STAGE
-/// Staging: the group's next row of x and dy is copied into shared memory (after the dweight/dbias slots)
-/// while this one is reduced and written; thread t's vector k is slot k·(TPR·RPB) + t, x's then dy's.
-typedef Raw<X_T, VEC> XVec;
-typedef Raw<DY_T, VEC> DYVec;
-static __device__ __forceinline__ XVec& staged_x(int k) {
-    float* after_sums = reinterpret_cast<float*>(fn_dynamic_shared) + (HAS_DW + HAS_DB) * VPT * TPR * RPB * VEC;
-    return reinterpret_cast<XVec*>(after_sums)[k * TPR * RPB + threadIdx.x];
-}
-static __device__ __forceinline__ DYVec& staged_dy(int k) {
-    float* after_sums = reinterpret_cast<float*>(fn_dynamic_shared) + (HAS_DW + HAS_DB) * VPT * TPR * RPB * VEC;
-    return reinterpret_cast<DYVec*>(reinterpret_cast<XVec*>(after_sums) + VPT * TPR * RPB)[k * TPR * RPB + threadIdx.x];
-}
-
-/// Starts the copy of `row`'s x and dy at columns c0 + k·TPR·VEC into this thread's slots (zeros past the
-/// row's end or for an invalid row, whose addresses are then not read), and loads its saved statistics.
-static __device__ __forceinline__ void stage_row(
-    const BackwardParams& p, long long row, bool valid, long long c0, float& mean, float& rstd) {
-    const X_T* x = static_cast<const X_T*>(p.x) + row * p.x_stride + c0;
-    const DY_T* dy = static_cast<const DY_T*>(p.dy) + row * p.dy_stride + c0;
-#pragma unroll
-    for (int k = 0; k < VPT; ++k) {
-        const bool inside = valid && c0 + (long long)k * TPR * VEC < p.columns;
-        copy_async(staged_x(k), x + k * TPR * VEC, inside);
-        copy_async(staged_dy(k), dy + k * TPR * VEC, inside);
-    }
-    commit_async();
-    mean = 0.0f;
-    rstd = 0.0f;
-    if (valid && p.rstd != nullptr) {
-        rstd = p.rstd[row];
-#if LAYER
-        mean = p.mean[row];
-#endif
-    }
-}
-#endif
+#include "NormBackwardRows.cuh"
+#include "NormBackwardSteps.cuh"
 
 extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(const BackwardParams p) {
     const int lane = threadIdx.x % TPR;
@@ -202,8 +72,8 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         const long long k_row = kb + group;
         const bool valid = k_row < k_end;
         const long long row = head + heads * k_row;
+        // Load: this row (prefetched or staged before) and the next row's loads started.
 #if PREFETCH
-        // The next row of this group, loaded before this one's reductions.
         Raw<X_T, VEC> x_next[VPT];
         Raw<DY_T, VEC> dy_next[VPT];
         float next_mean, next_rstd;
@@ -224,7 +94,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         float saved_mean, saved_rstd;
         load_row(p, row, valid, first, x, dy, saved_mean, saved_rstd);
 #endif
-
+        // Reduce: the statistics (saved, or recomputed), then Σg and Σg·ŝ over the row.
         float mean = LAYER ? saved_mean : 0.0f, rstd = saved_rstd;  // RMSNorm: μ = 0 known to the compiler
         if (p.rstd == nullptr) {
             float sum[1] = {0.0f};
@@ -263,27 +133,10 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
             team_sum<TPR, 1>(sum, phase);
             rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
         }
-        // Σg and Σg·ŝ over the row (zeros past its end: dy is 0 there), with ŝ = (x − μ)·r computed as the
-        // streaming path and the CPU backend compute it (a row of N = 1 gives ŝ = 0 and dx = 0 exactly).
         Raw<W_T, VEC> wr[VPT];
         load_weights(w_row, left, wr);
         float sums[2] = {0.0f, 0.0f};
-#pragma unroll
-        for (int k = 0; k < VPT; ++k) {
-            float xf[VEC], df[VEC], w[VEC];
-            unpack_again(x[k], xf);
-            unpack_again(dy[k], df);
-            effective_weight(p, wr[k], w);
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) {
-                // g rounded once, the same in both passes (never fused into a later add), so that
-                // g − mean(g) is exactly 0 where the row's g are all equal.
-                const float hat = (xf[j] - mean) * rstd;
-                const float g = __fmul_rn(df[j], w[j]);
-                sums[0] += g;
-                sums[1] += g * hat;
-            }
-        }
+        add_held_gradient_sums(p, x, dy, wr, mean, rstd, sums);
 #if STAGE
         // x and dy were read out of the slots (and used above): the next row may be copied into them.
         stage_row(p, row + heads * RPB, k_row + RPB < k_end, first, next_mean, next_rstd);
@@ -291,41 +144,8 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         team_sum<TPR, 2>(sums, phase);
         const float mean_g = LAYER ? sums[0] / count : 0.0f;
         const float mean_gh = sums[1] / count;
-#pragma unroll
-        for (int k = 0; k < VPT; ++k) {
-            float xf[VEC], df[VEC], w[VEC], dx[VEC];
-            unpack_again(x[k], xf);
-            unpack_again(dy[k], df);
-            effective_weight(p, wr[k], w);
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) {
-                const float g = __fmul_rn(df[j], w[j]);
-                xf[j] = (xf[j] - mean) * rstd;  // ŝ
-                dx[j] = rstd * ((g - mean_g) - xf[j] * mean_gh);
-            }
-            if (valid && k * TPR * VEC < left) store_dx(p, row, first + k * TPR * VEC, dx);
-            // dweight and dbias of this thread's columns; an invalid row has dy = 0 and adds nothing.
-#if HAS_DW
-            {
-                float* slot = acc + (k * TPR * RPB + threadIdx.x) * VEC;
-                float sum[VEC];
-                load_vec<float, VEC>(slot, sum);
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) sum[j] = fmaf(df[j], xf[j], sum[j]);
-                store_vec<float, VEC>(slot, sum);
-            }
-#endif
-#if HAS_DB
-            {
-                float* slot = acc + ((HAS_DW * VPT + k) * TPR * RPB + threadIdx.x) * VEC;
-                float sum[VEC];
-                load_vec<float, VEC>(slot, sum);
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) sum[j] += df[j];
-                store_vec<float, VEC>(slot, sum);
-            }
-#endif
-        }
+        // Write: dx, and this row's share of dweight and dbias.
+        write_held_row(p, row, valid, first, left, x, dy, wr, mean, rstd, mean_g, mean_gh, acc);
 #if PREFETCH
 #pragma unroll
         for (int k = 0; k < VPT; ++k) {
@@ -341,30 +161,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
 #if STAGE
     wait_async();  // the last copy (of a row past the share: zeros) is not left in flight
 #endif
-    // The partial row: this thread's columns, the CTA's row groups added in group order.
-#if HAS_DW || HAS_DB
-    if (RPB > 1) __syncthreads();
-    if (group == 0) {
-#pragma unroll
-        for (int a = 0; a < HAS_DW + HAS_DB; ++a) {
-            float* out = (HAS_DW && a == 0) ? dw_partial : db_partial;
-#pragma unroll
-            for (int k = 0; k < VPT; ++k) {
-                if (k * TPR * VEC < left) {
-                    float total[VEC];
-                    load_vec<float, VEC>(acc + ((a * VPT + k) * TPR * RPB + lane) * VEC, total);
-                    for (int g = 1; g < RPB; ++g) {
-                        float more[VEC];
-                        load_vec<float, VEC>(acc + ((a * VPT + k) * TPR * RPB + g * TPR + lane) * VEC, more);
-#pragma unroll
-                        for (int j = 0; j < VEC; ++j) total[j] += more[j];
-                    }
-                    store_vec<float, VEC>(out + first + k * TPR * VEC, total);
-                }
-            }
-        }
-    }
-#endif
+    if constexpr (HAS_DW || HAS_DB) write_partial_row(acc, dw_partial, db_partial, first, left, lane, group);
     team_finish();
 #else
     // ---- Streaming (RPB == 1): the row is read again for each pass; this thread's columns are
@@ -381,12 +178,8 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
     // rows stores zeros.
     const float zeros[VEC] = {};
     for (long long c = (long long)lane * VEC; k_begin == k_end && c < n; c += step) {
-#if HAS_DW
-        store_vec<float, VEC>(dw_acc + c, zeros);
-#endif
-#if HAS_DB
-        store_vec<float, VEC>(db_acc + c, zeros);
-#endif
+        if constexpr (HAS_DW) store_vec<float, VEC>(dw_acc + c, zeros);
+        if constexpr (HAS_DB) store_vec<float, VEC>(db_acc + c, zeros);
     }
     for (long long kk = k_begin; kk < k_end; ++kk) {
         const long long row = head + kk * heads;
@@ -396,90 +189,28 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         float rstd;
         if (p.rstd != nullptr) {
             rstd = p.rstd[row];
-#if LAYER
-            mean = p.mean[row];
-#endif
+            if constexpr (LAYER) mean = p.mean[row];
         } else {
-            float sum[1] = {0.0f};
-#if LAYER
-            for (long long c = (long long)lane * VEC; c < n; c += step) {
-                float x[VEC];
-                load_vec<X_T, VEC>(x_row + c, x);
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) sum[0] += x[j];
-            }
-            team_sum<TPR, 1>(sum, phase);
-            mean = sum[0] / count;
-            sum[0] = 0.0f;
-#endif
-            for (long long c = (long long)lane * VEC; c < n; c += step) {
-                float x[VEC];
-                load_vec<X_T, VEC>(x_row + c, x);
-#pragma unroll
-                for (int j = 0; j < VEC; ++j) {
-                    const float d = x[j] - mean;
-                    sum[0] += d * d;
-                }
-            }
-            team_sum<TPR, 1>(sum, phase);
-            rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
+            streamed_statistics(x_row, lane, n, count, p.epsilon, mean, rstd, phase);
         }
         float sums[2] = {0.0f, 0.0f};
-        for (long long c = (long long)lane * VEC; c < n; c += step) {
-            float x[VEC], dy[VEC], w[VEC];
-            load_vec<X_T, VEC>(x_row + c, x);
-            load_vec<DY_T, VEC>(dy_row + c, dy);
-            load_weight(p, head, c, w);
-#if HAS_DW
-            float dw[VEC] = {};
-            if (kk != k_begin) load_vec<float, VEC>(dw_acc + c, dw);
-#endif
-#if HAS_DB
-            float db[VEC] = {};
-            if (kk != k_begin) load_vec<float, VEC>(db_acc + c, db);
-#endif
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) {
-                const float hat = (x[j] - mean) * rstd;
-                const float g = dy[j] * w[j];
-                sums[0] += g;
-                sums[1] += g * hat;
-#if HAS_DW
-                dw[j] += dy[j] * hat;
-#endif
-#if HAS_DB
-                db[j] += dy[j];
-#endif
-            }
-#if HAS_DW
-            store_vec<float, VEC>(dw_acc + c, dw);
-#endif
-#if HAS_DB
-            store_vec<float, VEC>(db_acc + c, db);
-#endif
-        }
+        add_streamed_gradient_sums(p, head, x_row, dy_row, lane, n, kk == k_begin, mean, rstd, dw_acc, db_acc, sums);
         team_sum<TPR, 2>(sums, phase);
         const float mean_g = LAYER ? sums[0] / count : 0.0f;
         const float mean_gh = sums[1] / count;
-        for (long long c = (long long)lane * VEC; c < n; c += step) {
-            float x[VEC], dy[VEC], w[VEC];
-            load_vec<X_T, VEC>(x_row + c, x);
-            load_vec<DY_T, VEC>(dy_row + c, dy);
-            load_weight(p, head, c, w);
-            store_dx(p, row, c, x, dy, w, mean, rstd, mean_g, mean_gh);
-        }
+        write_streamed_dx(p, head, row, x_row, dy_row, lane, n, mean, rstd, mean_g, mean_gh);
     }
 #if ACC_SHARED
     for (long long c = (long long)lane * VEC; c < n; c += step) {
         float v[VEC];
-#if HAS_DW
-        load_vec<float, VEC>(dw_acc + c, v);
-        store_vec<float, VEC>(dw_partial + c, v);
-#endif
-#if HAS_DB
-        load_vec<float, VEC>(db_acc + c, v);
-        store_vec<float, VEC>(db_partial + c, v);
-#endif
+        if constexpr (HAS_DW) {
+            load_vec<float, VEC>(dw_acc + c, v);
+            store_vec<float, VEC>(dw_partial + c, v);
+        }
+        if constexpr (HAS_DB) {
+            load_vec<float, VEC>(db_acc + c, v);
+            store_vec<float, VEC>(db_partial + c, v);
+        }
     }
 #endif
 #endif
