@@ -17,7 +17,7 @@ let package = Package(
             // The CUDA kernels' sources, compiled by NVRTC at run time, carried in the binary.
             resources: [
                 "Common.cuh", "NormForward.cu", "NormForwardRows.cuh", "NormForwardSteps.cuh", "NormBackward.cu",
-                "NormBackwardRows.cuh", "NormBackwardSteps.cuh",
+                "NormBackwardRows.cuh", "NormBackwardReduce.cuh",
             ].map { .embedInCode("CUDA/Kernels/\($0)") }
         ),
         // The CPU backend's row kernels and row conversions in C, compiled per function for AVX2/FMA/F16C and

@@ -21,7 +21,7 @@ enum KernelFiles {
         ("NormForwardRows.cuh", text(PackageResources.NormForwardRows_cuh)),
         ("NormForwardSteps.cuh", text(PackageResources.NormForwardSteps_cuh)),
         ("NormBackwardRows.cuh", text(PackageResources.NormBackwardRows_cuh)),
-        ("NormBackwardSteps.cuh", text(PackageResources.NormBackwardSteps_cuh)),
+        ("NormBackwardReduce.cuh", text(PackageResources.NormBackwardReduce_cuh)),
     ]
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -22,8 +22,8 @@
 #include "Common.cuh"
 #include "Parameters.cuh"  // ForwardParams, BackwardParams, ReduceParams: generated from NormParameters.swift
 
+
 #include "NormBackwardRows.cuh"
-#include "NormBackwardSteps.cuh"
 
 extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(const BackwardParams p) {
     const int lane = threadIdx.x % TPR;
@@ -72,8 +72,8 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         const long long k_row = kb + group;
         const bool valid = k_row < k_end;
         const long long row = head + heads * k_row;
-        // Load: this row (prefetched or staged before) and the next row's loads started.
 #if PREFETCH
+        // The next row of this group, loaded before this one's reductions.
         Raw<X_T, VEC> x_next[VPT];
         Raw<DY_T, VEC> dy_next[VPT];
         float next_mean, next_rstd;
@@ -94,7 +94,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         float saved_mean, saved_rstd;
         load_row(p, row, valid, first, x, dy, saved_mean, saved_rstd);
 #endif
-        // Reduce: the statistics (saved, or recomputed), then Σg and Σg·ŝ over the row.
+
         float mean = LAYER ? saved_mean : 0.0f, rstd = saved_rstd;  // RMSNorm: μ = 0 known to the compiler
         if (p.rstd == nullptr) {
             float sum[1] = {0.0f};
@@ -133,10 +133,27 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
             team_sum<TPR, 1>(sum, phase);
             rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
         }
+        // Σg and Σg·ŝ over the row (zeros past its end: dy is 0 there), with ŝ = (x − μ)·r computed as the
+        // streaming path and the CPU backend compute it (a row of N = 1 gives ŝ = 0 and dx = 0 exactly).
         Raw<W_T, VEC> wr[VPT];
         load_weights(w_row, left, wr);
         float sums[2] = {0.0f, 0.0f};
-        add_held_gradient_sums(p, x, dy, wr, mean, rstd, sums);
+#pragma unroll
+        for (int k = 0; k < VPT; ++k) {
+            float xf[VEC], df[VEC], w[VEC];
+            unpack_again(x[k], xf);
+            unpack_again(dy[k], df);
+            effective_weight(p, wr[k], w);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                // g rounded once, the same in both passes (never fused into a later add), so that
+                // g − mean(g) is exactly 0 where the row's g are all equal.
+                const float hat = (xf[j] - mean) * rstd;
+                const float g = __fmul_rn(df[j], w[j]);
+                sums[0] += g;
+                sums[1] += g * hat;
+            }
+        }
 #if STAGE
         // x and dy were read out of the slots (and used above): the next row may be copied into them.
         stage_row(p, row + heads * RPB, k_row + RPB < k_end, first, next_mean, next_rstd);
@@ -144,8 +161,41 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         team_sum<TPR, 2>(sums, phase);
         const float mean_g = LAYER ? sums[0] / count : 0.0f;
         const float mean_gh = sums[1] / count;
-        // Write: dx, and this row's share of dweight and dbias.
-        write_held_row(p, row, valid, first, left, x, dy, wr, mean, rstd, mean_g, mean_gh, acc);
+#pragma unroll
+        for (int k = 0; k < VPT; ++k) {
+            float xf[VEC], df[VEC], w[VEC], dx[VEC];
+            unpack_again(x[k], xf);
+            unpack_again(dy[k], df);
+            effective_weight(p, wr[k], w);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                const float g = __fmul_rn(df[j], w[j]);
+                xf[j] = (xf[j] - mean) * rstd;  // ŝ
+                dx[j] = rstd * ((g - mean_g) - xf[j] * mean_gh);
+            }
+            if (valid && k * TPR * VEC < left) store_dx(p, row, first + k * TPR * VEC, dx);
+            // dweight and dbias of this thread's columns; an invalid row has dy = 0 and adds nothing.
+#if HAS_DW
+            {
+                float* slot = acc + (k * TPR * RPB + threadIdx.x) * VEC;
+                float sum[VEC];
+                load_vec<float, VEC>(slot, sum);
+#pragma unroll
+                for (int j = 0; j < VEC; ++j) sum[j] = fmaf(df[j], xf[j], sum[j]);
+                store_vec<float, VEC>(slot, sum);
+            }
+#endif
+#if HAS_DB
+            {
+                float* slot = acc + ((HAS_DW * VPT + k) * TPR * RPB + threadIdx.x) * VEC;
+                float sum[VEC];
+                load_vec<float, VEC>(slot, sum);
+#pragma unroll
+                for (int j = 0; j < VEC; ++j) sum[j] += df[j];
+                store_vec<float, VEC>(slot, sum);
+            }
+#endif
+        }
 #if PREFETCH
 #pragma unroll
         for (int k = 0; k < VPT; ++k) {
@@ -161,7 +211,30 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
 #if STAGE
     wait_async();  // the last copy (of a row past the share: zeros) is not left in flight
 #endif
-    if constexpr (HAS_DW || HAS_DB) write_partial_row(acc, dw_partial, db_partial, first, left, lane, group);
+    // The partial row: this thread's columns, the CTA's row groups added in group order.
+#if HAS_DW || HAS_DB
+    if (RPB > 1) __syncthreads();
+    if (group == 0) {
+#pragma unroll
+        for (int a = 0; a < HAS_DW + HAS_DB; ++a) {
+            float* out = (HAS_DW && a == 0) ? dw_partial : db_partial;
+#pragma unroll
+            for (int k = 0; k < VPT; ++k) {
+                if (k * TPR * VEC < left) {
+                    float total[VEC];
+                    load_vec<float, VEC>(acc + ((a * VPT + k) * TPR * RPB + lane) * VEC, total);
+                    for (int g = 1; g < RPB; ++g) {
+                        float more[VEC];
+                        load_vec<float, VEC>(acc + ((a * VPT + k) * TPR * RPB + g * TPR + lane) * VEC, more);
+#pragma unroll
+                        for (int j = 0; j < VEC; ++j) total[j] += more[j];
+                    }
+                    store_vec<float, VEC>(out + first + k * TPR * VEC, total);
+                }
+            }
+        }
+    }
+#endif
     team_finish();
 #else
     // ---- Streaming (RPB == 1): the row is read again for each pass; this thread's columns are
@@ -178,8 +251,12 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
     // rows stores zeros.
     const float zeros[VEC] = {};
     for (long long c = (long long)lane * VEC; k_begin == k_end && c < n; c += step) {
-        if constexpr (HAS_DW) store_vec<float, VEC>(dw_acc + c, zeros);
-        if constexpr (HAS_DB) store_vec<float, VEC>(db_acc + c, zeros);
+#if HAS_DW
+        store_vec<float, VEC>(dw_acc + c, zeros);
+#endif
+#if HAS_DB
+        store_vec<float, VEC>(db_acc + c, zeros);
+#endif
     }
     for (long long kk = k_begin; kk < k_end; ++kk) {
         const long long row = head + kk * heads;
@@ -189,71 +266,93 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
         float rstd;
         if (p.rstd != nullptr) {
             rstd = p.rstd[row];
-            if constexpr (LAYER) mean = p.mean[row];
+#if LAYER
+            mean = p.mean[row];
+#endif
         } else {
-            streamed_statistics(x_row, lane, n, count, p.epsilon, mean, rstd, phase);
+            float sum[1] = {0.0f};
+#if LAYER
+            for (long long c = (long long)lane * VEC; c < n; c += step) {
+                float x[VEC];
+                load_vec<X_T, VEC>(x_row + c, x);
+#pragma unroll
+                for (int j = 0; j < VEC; ++j) sum[0] += x[j];
+            }
+            team_sum<TPR, 1>(sum, phase);
+            mean = sum[0] / count;
+            sum[0] = 0.0f;
+#endif
+            for (long long c = (long long)lane * VEC; c < n; c += step) {
+                float x[VEC];
+                load_vec<X_T, VEC>(x_row + c, x);
+#pragma unroll
+                for (int j = 0; j < VEC; ++j) {
+                    const float d = x[j] - mean;
+                    sum[0] += d * d;
+                }
+            }
+            team_sum<TPR, 1>(sum, phase);
+            rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
         }
         float sums[2] = {0.0f, 0.0f};
-        add_streamed_gradient_sums(p, head, x_row, dy_row, lane, n, kk == k_begin, mean, rstd, dw_acc, db_acc, sums);
+        for (long long c = (long long)lane * VEC; c < n; c += step) {
+            float x[VEC], dy[VEC], w[VEC];
+            load_vec<X_T, VEC>(x_row + c, x);
+            load_vec<DY_T, VEC>(dy_row + c, dy);
+            load_weight(p, head, c, w);
+#if HAS_DW
+            float dw[VEC] = {};
+            if (kk != k_begin) load_vec<float, VEC>(dw_acc + c, dw);
+#endif
+#if HAS_DB
+            float db[VEC] = {};
+            if (kk != k_begin) load_vec<float, VEC>(db_acc + c, db);
+#endif
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) {
+                const float hat = (x[j] - mean) * rstd;
+                const float g = dy[j] * w[j];
+                sums[0] += g;
+                sums[1] += g * hat;
+#if HAS_DW
+                dw[j] += dy[j] * hat;
+#endif
+#if HAS_DB
+                db[j] += dy[j];
+#endif
+            }
+#if HAS_DW
+            store_vec<float, VEC>(dw_acc + c, dw);
+#endif
+#if HAS_DB
+            store_vec<float, VEC>(db_acc + c, db);
+#endif
+        }
         team_sum<TPR, 2>(sums, phase);
         const float mean_g = LAYER ? sums[0] / count : 0.0f;
         const float mean_gh = sums[1] / count;
-        write_streamed_dx(p, head, row, x_row, dy_row, lane, n, mean, rstd, mean_g, mean_gh);
+        for (long long c = (long long)lane * VEC; c < n; c += step) {
+            float x[VEC], dy[VEC], w[VEC];
+            load_vec<X_T, VEC>(x_row + c, x);
+            load_vec<DY_T, VEC>(dy_row + c, dy);
+            load_weight(p, head, c, w);
+            store_dx(p, row, c, x, dy, w, mean, rstd, mean_g, mean_gh);
+        }
     }
 #if ACC_SHARED
     for (long long c = (long long)lane * VEC; c < n; c += step) {
         float v[VEC];
-        if constexpr (HAS_DW) {
-            load_vec<float, VEC>(dw_acc + c, v);
-            store_vec<float, VEC>(dw_partial + c, v);
-        }
-        if constexpr (HAS_DB) {
-            load_vec<float, VEC>(db_acc + c, v);
-            store_vec<float, VEC>(db_partial + c, v);
-        }
+#if HAS_DW
+        load_vec<float, VEC>(dw_acc + c, v);
+        store_vec<float, VEC>(dw_partial + c, v);
+#endif
+#if HAS_DB
+        load_vec<float, VEC>(db_acc + c, v);
+        store_vec<float, VEC>(db_partial + c, v);
+#endif
     }
 #endif
 #endif
 }
 
-/// dweight[h][c] = Σ_{q<P} partial[q][h][c] (likewise dbias), stored in DW_T / DB_T. A block takes 32
-/// consecutive elements (coalesced) and 8 slices of the partials: slice s adds q ≡ s (mod 8) in q order,
-/// then the 8 slice sums are added in slice order: a fixed order, so the result is the same every run.
-extern "C" __global__ void __launch_bounds__(256) reduce_partials(const ReduceParams p) {
-    __shared__ float slices[2][8][33];
-    const int lane = threadIdx.x % 32;
-    const int slice = threadIdx.x / 32;
-    [[maybe_unused]] const float* db_partial = p.partials + (HAS_DW ? p.parts * p.count : 0);
-    for (long long base = (long long)blockIdx.x * 32; base < p.count; base += (long long)gridDim.x * 32) {
-        const long long i = base + lane;
-        float dw = 0.0f, db = 0.0f;
-        if (i < p.count) {
-#pragma unroll 4
-            for (long long q = slice; q < p.parts; q += 8) {
-#if HAS_DW
-                dw += p.partials[q * p.count + i];
-#endif
-#if HAS_DB
-                db += db_partial[q * p.count + i];
-#endif
-            }
-        }
-        slices[0][slice][lane] = dw;
-        slices[1][slice][lane] = db;
-        __syncthreads();
-        if (slice < 2 && i < p.count) {
-            const long long h = i / p.columns;
-            const long long c = i - h * p.columns;
-            float total = 0.0f;
-#pragma unroll
-            for (int s = 0; s < 8; ++s) total += slices[slice][s][lane];
-#if HAS_DW
-            if (slice == 0) static_cast<DW_T*>(p.dweight)[h * p.dweight_stride + c] = from_float<DW_T>(total);
-#endif
-#if HAS_DB
-            if (slice == 1) static_cast<DB_T*>(p.dbias)[h * p.dbias_stride + c] = from_float<DB_T>(total);
-#endif
-        }
-        __syncthreads();
-    }
-}
+#include "NormBackwardReduce.cuh"

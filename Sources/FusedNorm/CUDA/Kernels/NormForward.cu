@@ -83,7 +83,28 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_forward(cons
         load_held_row(p, q, row, valid, step, first, left0, lane, v, sum[0]);
         const float mean = held_row_moments(v, n, count, left0, lane, rank, sum, phase);
 #else
-        const float mean = streamed_row_moments(q, valid, segments, count, left0, sum, phase);
+        for (long long g = 0; g < segments; ++g) {
+            const long long offset = g * VPT * STRIDE;
+            const RowPointers qg = {q.x + offset, q.r + offset, q.s + offset, q.y + offset};
+            RowVec v[VPT];
+            load_row(qg, valid, left0 - offset, v);
+            add_first_moment(v, sum[0]);
+        }
+        team_sum<TPR, 1>(sum, phase);
+#if LAYER
+        const float mean = sum[0] / count;
+        sum[0] = 0.0f;
+        for (long long g = 0; g < segments; ++g) {
+            const long long offset = g * VPT * STRIDE;
+            const RowPointers qg = {q.x + offset, q.r + offset, q.s + offset, q.y + offset};
+            RowVec v[VPT];
+            reload_row(qg, left0 - offset, v);
+            add_centered_square(v, left0 - offset, mean, sum[0]);
+        }
+        team_sum<TPR, 1>(sum, phase);
+#else
+        const float mean = 0.0f;
+#endif
 #endif
         const float rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
         if (valid && lane == 0 && rank == 0) {

@@ -80,6 +80,7 @@ static __device__ __forceinline__ void copy_parameters_to_shared(const ForwardPa
 }
 #endif
 
+#if WREG
 /// The weight and bias of this thread's columns in one weight row, as storage words (zeros past the row's end).
 static __device__ __forceinline__ void load_parameters(
     const W_T* w_row, const B_T* b_row, long long left0, Raw<W_T, VEC> (&wr)[VPT], Raw<B_T, VEC> (&br)[VPT]) {
@@ -93,6 +94,7 @@ static __device__ __forceinline__ void load_parameters(
         }
     }
 }
+#endif
 
 #if HOLD
 /// Loads the group's row into v (from its staged copy, then the next row is staged into the slots just
@@ -160,32 +162,6 @@ static __device__ __forceinline__ float held_row_moments(
     team_sum<TPR, 1>(sum, phase);
     return mean;
 #endif
-}
-#else
-/// The streamed row's mean over the team (0 for RMSNorm), and in sum[0] its Σ(s − μ)² (LayerNorm) or Σs²
-/// (RMSNorm): each pass reads the row again, `segments` groups of VPT vectors per thread.
-static __device__ __forceinline__ float streamed_row_moments(
-    const RowPointers& q, bool valid, long long segments, float count, long long left0, float (&sum)[1], int& phase) {
-    for (long long g = 0; g < segments; ++g) {
-        const long long offset = g * VPT * STRIDE;
-        const RowPointers qg = {q.x + offset, q.r + offset, q.s + offset, q.y + offset};
-        RowVec v[VPT];
-        load_row(qg, valid, left0 - offset, v);
-        add_first_moment(v, sum[0]);
-    }
-    team_sum<TPR, 1>(sum, phase);
-    if constexpr (!LAYER) return 0.0f;
-    const float mean = sum[0] / count;
-    sum[0] = 0.0f;
-    for (long long g = 0; g < segments; ++g) {
-        const long long offset = g * VPT * STRIDE;
-        const RowPointers qg = {q.x + offset, q.r + offset, q.s + offset, q.y + offset};
-        RowVec v[VPT];
-        reload_row(qg, left0 - offset, v);
-        add_centered_square(v, left0 - offset, mean, sum[0]);
-    }
-    team_sum<TPR, 1>(sum, phase);
-    return mean;
 }
 #endif
 
