@@ -54,11 +54,6 @@ struct KernelSource: Sendable {
         self.entryPoints = entryPoints
     }
 
-    /// A source that is one file with no headers.
-    init(name: String, text: String, entryPoints: [String]) {
-        self.init(name: name, program: KernelProgram(name: "\(name).cu", source: text), entryPoints: entryPoints)
-    }
-
     /// The program's digest (every file, headers included).
     var digest: String { program.digest }
 }

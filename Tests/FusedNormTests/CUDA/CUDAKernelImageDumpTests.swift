@@ -2,11 +2,12 @@
 import Foundation
 import Testing
 
-/// Writes the PTX and CUBIN of every kernel plan of the "CUDA kernels compile" suite into the folder that
-/// `FUSEDNORM_KERNEL_DUMP` names, so that two versions of the kernel sources can be compared without a GPU
-/// (`diff -r` of two dumps; docs/notes/cuda-sources.md). Runs only when the variable is set.
+/// The folder `FUSEDNORM_KERNEL_DUMP` names, if set.
 private let kernelDumpFolder = ProcessInfo.processInfo.environment["FUSEDNORM_KERNEL_DUMP"].flatMap { $0.isEmpty ? nil : $0 }
 
+/// Writes the PTX and CUBIN of every kernel plan of the "CUDA kernels compile" suite into the folder that
+/// `FUSEDNORM_KERNEL_DUMP` names, so that two versions of the kernel sources can be compared without a GPU
+/// (`cmp` of the two dumps' files; docs/notes/cuda-sources.md). Runs only when the variable is set.
 @Suite("CUDA kernel image dump", .enabled(if: kernelDumpFolder != nil && CUDAEnvironment.shared.nvrtc != nil, "set FUSEDNORM_KERNEL_DUMP (and NVRTC)"))
 struct CUDAKernelImageDumpTests {
 
