@@ -9,6 +9,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Documentation only: `swift package generate-documentation --target FusedNorm` builds the DocC catalog.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // The library: backend-agnostic API in Core/Operations/Layers, one folder per backend.
@@ -34,7 +36,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "fusednorm", dependencies: ["FusedNormCLI"]),
-        .testTarget(name: "FusedNormTests", dependencies: ["FusedNorm", "FusedNormReference"]),
+        // launch-plans.golden: the recorded launch plans, read by CUDALaunchPlanGoldenTests through #filePath.
+        .testTarget(name: "FusedNormTests", dependencies: ["FusedNorm", "FusedNormReference"], exclude: ["CUDA/launch-plans.golden"]),
         .testTarget(name: "FusedNormCLITests", dependencies: ["FusedNormCLI", "FusedNorm", "FusedNormReference"]),
     ]
 )

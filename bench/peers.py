@@ -198,9 +198,9 @@ def fmt(gbps, copy):
 TARGETS = [
     ("rmsnorm", 1024, 1 << 20, 0.95), ("rmsnorm", 256, 512, 0.85),
     ("layernorm", 1024, 1 << 20, 0.95), ("layernorm", 256, 512, 0.85),
-    ("rmsnorm_residual", 1024, 1 << 20, 0.93),
-    ("rmsnorm_backward", 1, 16384, 0.90), ("rmsnorm_backward", 16385, 262144, 0.80),
-    ("layernorm_backward", 1, 16384, 0.90), ("layernorm_backward", 16385, 262144, 0.80),
+    ("rmsnorm-residual", 1024, 1 << 20, 0.93),
+    ("rmsnorm-backward", 1, 16384, 0.90), ("rmsnorm-backward", 16385, 262144, 0.80),
+    ("layernorm-backward", 1, 16384, 0.90), ("layernorm-backward", 16385, 262144, 0.80),
 ]
 
 
@@ -258,7 +258,7 @@ def write_report(out_dir, device_name, copy, peer_rows, fused, command):
         "",
     ] + targets_section(fused)
     fused_main = {(r["op"], r["dtype"], r["cols"]): r for r in fused["main"]}
-    for op, backward in (("rmsnorm", False), ("rmsnorm_backward", True)):
+    for op, backward in (("rmsnorm", False), ("rmsnorm-backward", True)):
         for dtype in DTYPES:
             cols = sorted({c for (o, d, c) in peer_rows if o == op and d == dtype})
             if not cols:
@@ -303,7 +303,7 @@ def plot(out_dir, copy, peer_rows, fused):
         log(f"no plot: {error}")
         return
     figure, axes = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
-    for axis, (op, backward) in zip(axes, (("rmsnorm", False), ("rmsnorm_backward", True))):
+    for axis, (op, backward) in zip(axes, (("rmsnorm", False), ("rmsnorm-backward", True))):
         dtype = "bfloat16"
         series = {}
         for (o, d, c), peers in peer_rows.items():
@@ -357,7 +357,7 @@ def main():
     log(f"device copy: {copy:,.0f} GB/s")
     peers = load_peers()
     peer_rows = {}
-    for op, backward in (("rmsnorm", False), ("rmsnorm_backward", True)):
+    for op, backward in (("rmsnorm", False), ("rmsnorm-backward", True)):
         for dtype in dtypes:
             for cols in cols_list:
                 rows = ELEMENTS // cols
@@ -375,19 +375,19 @@ def main():
                 save_peers(args.out, copy, peer_rows)
 
     cols_arg = ",".join(map(str, cols_list))
-    all_ops = "rmsnorm,rmsnorm_residual,rmsnorm_backward,layernorm,layernorm_backward"
+    all_ops = "rmsnorm,rmsnorm-residual,rmsnorm-backward,layernorm,layernorm-backward"
     fused = {
         "main": run_fusednorm(args.fusednorm, args.out, "main",
                               ["--ops", all_ops, "--dtypes", ",".join(dtypes), "--cols", cols_arg,
                                "--elements", str(ELEMENTS)]),
         "decode": run_fusednorm(args.fusednorm, args.out, "decode",
-                                ["--ops", "rmsnorm,rmsnorm_residual,layernorm", "--dtypes", "bfloat16",
+                                ["--ops", "rmsnorm,rmsnorm-residual,layernorm", "--dtypes", "bfloat16",
                                  "--cols", "4096,8192", "--rows", "1,8,32,128"]),
         "qk": run_fusednorm(args.fusednorm, args.out, "qk",
-                            ["--ops", "rmsnorm,rmsnorm_backward", "--dtypes", "bfloat16,float16", "--cols", "128",
+                            ["--ops", "rmsnorm,rmsnorm-backward", "--dtypes", "bfloat16,float16", "--cols", "128",
                              "--heads", "32", "--elements", str(ELEMENTS)]),
         "strided": run_fusednorm(args.fusednorm, args.out, "strided",
-                                 ["--ops", "rmsnorm,rmsnorm_backward,layernorm", "--dtypes", "bfloat16",
+                                 ["--ops", "rmsnorm,rmsnorm-backward,layernorm", "--dtypes", "bfloat16",
                                   "--cols", "4096", "--row-step", "3", "--elements", str(ELEMENTS)]),
     }
     fused["decode_ncu"] = run_decode_ncu(args.fusednorm, args.out)

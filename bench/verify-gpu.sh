@@ -49,9 +49,9 @@ grep -E "RACECHECK SUMMARY|hazard|passed, " "$out/racecheck.log" | tail -3
 # with their parameters in shared memory, need more rows than the grid has teams: fusednorm bench gives them.
 # (racecheck is slower: fewer shapes, just enough rows: LayerNorm's staged clusters with their parameters in
 # shared memory at N = 65536, the backward's staged 128-byte rows at 16384.)
-staged="bench --device cuda --ops rmsnorm,layernorm,rmsnorm_backward,layernorm_backward --dtypes bfloat16,float32 \
+staged="bench --device cuda --ops rmsnorm,layernorm,rmsnorm-backward,layernorm-backward --dtypes bfloat16,float32 \
   --cols 16384,65536,262144 --elements 33554432 --repeats 1 --time-limit 0.01"
-raced="bench --device cuda --ops layernorm,rmsnorm_backward --dtypes bfloat16 --cols 16384,65536 --elements 8388608 \
+raced="bench --device cuda --ops layernorm,rmsnorm-backward --dtypes bfloat16 --cols 16384,65536 --elements 8388608 \
   --repeats 1 --time-limit 0.01"
 step "compute-sanitizer memcheck and racecheck on staged layouts"
 timeout 100 compute-sanitizer --tool memcheck --leak-check no "$bin/fusednorm" $staged > "$out/memcheck-staged.log" 2>&1

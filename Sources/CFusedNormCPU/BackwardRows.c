@@ -1,11 +1,15 @@
-// cfn_backward_row_avx2 and _avx512 (see Lanes.h): one row of RMSNorm or LayerNorm backward (see CFusedNormCPU.h).
+// cfn_backward_row_avx2 and _avx512 (see Lanes.h, RowKernels.h): one row of RMSNorm or LayerNorm backward (see CFusedNormCPU.h).
 //
 // x's statistics (saved, or taken from x), then pass A reads x and dy (from memory once), adds dy·ŝ and dy
 // to the partial rows and sums g and g·ŝ block by block; pass B reads them again from cache (16-bit rows
 // stay 16-bit: fewer bytes through L1 than float copies, and converting again costs less than storing and
 // loading those copies), computes dx and streams it out.
 
-#include "Lanes.h"
+#include "LanePairs.h"
+#include "RowKernels.h"
+#include "RowLoops.h"
+#include "Statistics.h"
+#include "WideLanes.h"
 
 #ifdef CFN_HAS_LANES
 #include <math.h>

@@ -1,10 +1,14 @@
-// cfn_forward_row_avx2 and _avx512 (see Lanes.h): one row of RMSNorm or LayerNorm forward (see CFusedNormCPU.h).
+// cfn_forward_row_avx2 and _avx512 (see Lanes.h, RowKernels.h): one row of RMSNorm or LayerNorm forward (see CFusedNormCPU.h).
 //
 // Pass 1 reads the row from memory once and takes the statistics block by block: x itself (which then
 // stays in cache, in its dtype), or with a residual s = x + residual, rounded to s's dtype, streamed to the
 // residual output and kept in the stash as floats. Pass 2 normalizes it from cache and streams y out.
 
-#include "Lanes.h"
+#include "LanePairs.h"
+#include "RowKernels.h"
+#include "RowLoops.h"
+#include "Statistics.h"
+#include "WideLanes.h"
 
 #ifdef CFN_HAS_LANES
 #include <math.h>

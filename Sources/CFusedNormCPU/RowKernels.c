@@ -1,6 +1,8 @@
 // The row kernels' entry points: which copy of the kernels (Lanes.h) this CPU can run, and the calls.
 
 #include "Lanes.h"
+#include "RowKernels.h"
+#include "RowLoops.h"
 
 // `value` as a 16-bit value of `dtype`, in *half; 0 when it is not exactly one (its bits would not come back).
 static int exact_half(float value, int dtype, uint16_t *half) {
@@ -9,7 +11,7 @@ static int exact_half(float value, int dtype, uint16_t *half) {
     return cfn_float_bits(cfn_load1(half, 0, dtype)) == bits;
 }
 
-// The layouts cfn_weight_bias (Lanes.h) reads: bfloat16, one 32-bit lane per column, the weight in its low half
+// The layouts cfn_weight_bias (LanePairs.h) reads: bfloat16, one 32-bit lane per column, the weight in its low half
 // and the bias in its high half (one load and two integer operations for both); float16, the N weights alone
 // (each eight converted by one vcvtph2ps: converting the biases too cost more than loading them as floats).
 int cfn_pack_weight_bias(const float *weight, const float *bias, size_t columns, int dtype, uint16_t *destination) {

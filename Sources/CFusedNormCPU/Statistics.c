@@ -1,23 +1,11 @@
 // Row statistics for the row kernels, block by block (CFN_STATS_BLOCK), as FusedNorm's Swift `RowStatistics` takes them
-// (see Lanes.h), and the partial loads and stores of Lanes.h.
+// (see Statistics.h).
 
-#include "Lanes.h"
+#include "LanePairs.h"
+#include "Statistics.h"
 
 #ifdef CFN_HAS_LANES
 #include <math.h>
-
-CFN_VECTOR CFN_KEEPS_REGISTERS __m256 cfn_load_partial(const void *row, size_t index, size_t lanes, int dtype) {
-    float buffer[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (size_t k = 0; k < lanes; k++) buffer[k] = cfn_load1(row, index + k, dtype);
-    return _mm256_loadu_ps(buffer);
-}
-
-CFN_VECTOR CFN_KEEPS_REGISTERS __m256 cfn_store_partial(void *row, size_t index, size_t lanes, int dtype, __m256 values) {
-    float buffer[8];
-    _mm256_storeu_ps(buffer, values);
-    for (size_t k = 0; k < lanes; k++) buffer[k] = cfn_store1(row, index + k, dtype, buffer[k]);
-    return _mm256_loadu_ps(buffer);
-}
 
 void cfn_stats_init(cfn_stats *stats, int centered, const void *x, int dtype, size_t columns) {
     stats->centered = centered;

@@ -8,7 +8,14 @@ extension DType: ExpressibleByArgument {
     public static var allValueStrings: [String] { allCases.map(\.rawValue) }
 }
 
-extension RMSNormCasting: ExpressibleByArgument {}
+extension RMSNormStyle: ExpressibleByArgument {
+    /// Parses a preset's name: `standard`, `llama` or `gemma`.
+    public init?(argument: String) { self.init(presetName: argument) }
+
+    public static var allValueStrings: [String] { presets.map(\.name) }
+
+    public var defaultValueDescription: String { description }
+}
 
 /// Parsers for comma-separated option values such as `--dtypes float32,bfloat16`.
 enum ListArgument {
@@ -17,12 +24,18 @@ enum ListArgument {
     static func parse<Element>(
         _ text: String, expected: String, _ parse: (String) -> Element?
     ) throws -> [Element] {
-        let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let items = text.split(separator: ",").map { $0.trimmingWhitespace }.filter { !$0.isEmpty }
         guard !items.isEmpty else { throw ValidationError("the list is empty; expected \(expected)") }
         return try items.map { item in
             guard let element = parse(item) else { throw ValidationError("unknown value '\(item)'; expected \(expected)") }
             return element
         }
+    }
+
+    /// An operation's name in the one spelling the commands use, hyphenated (`rmsnorm-backward`, as
+    /// `fusednorm run` names its subcommands): underscores (`rmsnorm_backward`) become hyphens.
+    static func operationName(_ text: String) -> String {
+        String(text.lowercased().map { $0 == "_" ? "-" : $0 })
     }
 
     /// A list of dtype names.

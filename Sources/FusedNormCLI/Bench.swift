@@ -1,6 +1,15 @@
 import ArgumentParser
 import FusedNorm
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `fusednorm bench`: the memory bandwidth each operation reaches, against this machine's copy bandwidth.
 ///
@@ -224,7 +233,9 @@ struct BenchCommand: ParsableCommand {
             op: operation.rawValue, dtype: dtype.rawValue, device: device.description, rows: shape.rows,
             cols: shape.columns, heads: shape.heads, rowStep: shape.rowStep, medianSeconds: seconds,
             microseconds: seconds * 1e6, bytes: call.bytes, gbps: Double(call.bytes) / seconds / 1e9,
-            copyGbps: copyGbps, fractionOfCopy: fraction, repeats: repeats, hostMicroseconds: hostSeconds.map { $0 * 1e6 })
+            copyGbps: copyGbps, fractionOfCopy: fraction, repeats: repeats, hostMicroseconds: hostSeconds.map { $0 * 1e6 },
+            cpuKernels: CPUSettings.kernels.rawValue,
+            environment: Dictionary(uniqueKeysWithValues: EnvironmentVariable.active().map { ($0.name, $0.value) }))
     }
 
     /// The results, one row per measurement; host time, heads and row step only when they say something.
@@ -234,13 +245,13 @@ struct BenchCommand: ParsableCommand {
         ]
         if records.contains(where: { $0.heads != 1 }) { columns.append(("heads", .right, { "\($0.heads)" })) }
         if records.contains(where: { $0.rowStep != 1 }) { columns.append(("row step", .right, { "\($0.rowStep)" })) }
-        columns.append(("us", .right, { String(format: "%.1f", $0.microseconds) }))
+        columns.append(("us", .right, { String(printf: "%.1f", $0.microseconds) }))
         if records.contains(where: { $0.hostMicroseconds != nil }) {
-            columns.append(("host us", .right, { $0.hostMicroseconds.map { String(format: "%.1f", $0) } ?? "-" }))
+            columns.append(("host us", .right, { $0.hostMicroseconds.map { String(printf: "%.1f", $0) } ?? "-" }))
         }
         columns += [
-            ("GB/s", .right, { String(format: "%.2f", $0.gbps) }), ("copy GB/s", .right, { String(format: "%.2f", $0.copyGbps) }),
-            ("of copy", .right, { String(format: "%.0f%%", $0.fractionOfCopy * 100) }), ("runs", .right, { "\($0.repeats)" }),
+            ("GB/s", .right, { String(printf: "%.2f", $0.gbps) }), ("copy GB/s", .right, { String(printf: "%.2f", $0.copyGbps) }),
+            ("of copy", .right, { String(printf: "%.0f%%", $0.fractionOfCopy * 100) }), ("runs", .right, { "\($0.repeats)" }),
         ]
         var table = TextTable(headers: columns.map(\.header), alignments: columns.map(\.alignment))
         for record in records { table.append(columns.map { $0.cell(record) }) }
@@ -272,6 +283,6 @@ struct BenchCommand: ParsableCommand {
             title: "fusednorm bench on \(device): \(subtitle)",
             xLabel: "row length N (log2 scale)", yLabel: "GB/s (bytes read + written / median time)", series: series,
             referenceLines: [SVGPlot.ReferenceLine(
-                label: String(format: "copy %.1f GB/s (median of %d)", copyMedian, copies.count), y: copyMedian, color: "#000000")])
+                label: String(printf: "copy %.1f GB/s (median of %d)", copyMedian, copies.count), y: copyMedian, color: "#000000")])
     }
 }

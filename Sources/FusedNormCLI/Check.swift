@@ -1,6 +1,10 @@
 import ArgumentParser
 import FusedNorm
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `fusednorm check`: every operation × dtype × shape family against the float64 reference.
 ///
@@ -105,6 +109,6 @@ struct CheckCommand: ParsableCommand {
 
     /// An error/tolerance ratio with two decimals (`0.03`, `1.25`, `inf`).
     func formatRatio(_ ratio: Double) -> String {
-        ratio.isFinite ? String(format: "%.2f", ratio) : "inf"
+        ratio.isFinite ? String(printf: "%.2f", ratio) : "inf"
     }
 }

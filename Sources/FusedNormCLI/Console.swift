@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Where commands write their output (standard output) and their errors and progress (standard error).
 ///
@@ -14,8 +23,8 @@ struct Console: Sendable {
 
     /// The process's standard output and standard error.
     static let standard = Console(
-        writeOutput: { FileHandle.standardOutput.write(Data($0.utf8)) },
-        writeError: { FileHandle.standardError.write(Data($0.utf8)) },
+        writeOutput: { text in writeAll(text, to: STDOUT_FILENO) },
+        writeError: { text in writeAll(text, to: STDERR_FILENO) },
         errorIsTerminal: isatty(STDERR_FILENO) != 0)
 
     /// The console of the running command.
@@ -26,6 +35,24 @@ struct Console: Sendable {
 
     /// Writes `line` and a newline to standard error.
     func printError(_ line: String) { writeError(line + "\n") }
+
+    /// Writes every byte of `text` to the file descriptor, retrying short and interrupted writes.
+    private static func writeAll(_ text: String, to descriptor: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}
+
+/// Ends the process with `status` (C's `exit`, which `ParsableCommand.exit(withError:)` hides inside commands).
+func exitProcess(_ status: Int32) -> Never {
+    exit(status)
 }
 
 /// A mistake in a command line or in the files it names, reported as one `error:` line.

@@ -13,9 +13,12 @@ struct DeviceOption: ParsableArguments {
         }
     }
 
-    /// The named device after checking that it can hold a tensor.
-    /// - Throws: ``FusedNormError/deviceUnavailable(_:reason:)`` saying why, for example a GPU without a CUDA driver.
+    /// The named device after checking the `FUSEDNORM_*` environment variables (all of them, whatever the
+    /// device) and that the device can hold a tensor.
+    /// - Throws: ``FusedNormError/invalidEnvironmentVariable(name:value:reason:)`` for a value the library
+    ///   refuses; ``FusedNormError/deviceUnavailable(_:reason:)`` saying why, for example a GPU without a CUDA driver.
     func resolve() throws -> Device {
+        try EnvironmentVariable.check()
         guard let resolved = Device(name: device) else {
             throw CLIError("unknown device '\(device)'; expected cpu, cuda, cuda:N or auto")
         }

@@ -1,6 +1,10 @@
 import ArgumentParser
 import FusedNorm
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `fusednorm`: fused RMSNorm and LayerNorm from the command line.
 public struct FusedNormCommand: ParsableCommand {
@@ -15,7 +19,7 @@ public struct FusedNormCommand: ParsableCommand {
 extension FusedNormCommand {
     /// Runs the tool with the process's arguments and exits with its status. The `fusednorm` binary's `main`.
     public static func runAsTool() -> Never {
-        Foundation.exit(execute(Array(CommandLine.arguments.dropFirst())))
+        exitProcess(execute(Array(CommandLine.arguments.dropFirst())))
     }
 
     /// Parses `arguments` (without the program name), runs the command they name and returns the exit status.
@@ -48,7 +52,7 @@ extension FusedNormCommand {
 
     /// `message` with its lines joined, so that every error is one line.
     private static func singleLine(_ message: String) -> String {
-        message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        message.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace }
             .filter { !$0.isEmpty }.joined(separator: " ")
     }
 }

@@ -1,6 +1,15 @@
 import ArgumentParser
 import FusedNorm
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `fusednorm info`: the devices FusedNorm finds and how it will use them.
 struct InfoCommand: ParsableCommand {
@@ -9,8 +18,27 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         let console = Console.current
-        for line in cpuLines() + [""] + gpuLines() + ["", "Default device (auto): \(Device.best)"] {
+        for line in cpuLines() + [""] + gpuLines() + [""] + environmentLines() + ["", "Default device (auto): \(Device.best)"] {
             console.print(line)
+        }
+        // Everything is shown first; a value the library refuses then fails the command.
+        try EnvironmentVariable.check()
+    }
+
+    /// The `FUSEDNORM_*` variables set, each with what it steers, or why its value is refused.
+    func environmentLines() -> [String] {
+        let active = EnvironmentVariable.active()
+        guard !active.isEmpty else {
+            return ["Environment", "  no FUSEDNORM_* variable set (\(EnvironmentVariable.all.count) are read; see the EnvironmentVariables article)"]
+        }
+        return ["Environment"] + active.map { name, value, variable in
+            let note: String
+            if let variable {
+                note = variable.problem(with: value).map { "NOT VALID: \($0)" } ?? variable.meaning
+            } else {
+                note = "not read by FusedNorm (a misspelling?)"
+            }
+            return "  \(name)=\(value): \(note)"
         }
     }
 
@@ -37,7 +65,7 @@ struct InfoCommand: ParsableCommand {
         lines.append("  NVRTC:         \(status.nvrtcVersion.map { "\($0)\(status.nvrtcPath.map { " (\($0))" } ?? "")" } ?? "not found")")
         lines.append("  kernel cache:  \(status.kernelCacheDirectory ?? "none")")
         for device in status.devices {
-            let memory = String(format: "%.1f GiB", Double(device.memoryBytes) / Double(1 << 30))
+            let memory = String(printf: "%.1f GiB", Double(device.memoryBytes) / Double(1 << 30))
             lines.append("  cuda:\(device.index):        \(device.name), compute capability \(device.computeCapability), \(device.multiprocessorCount) SMs, \(memory)")
         }
         if let problem = status.problem {
@@ -61,7 +89,7 @@ struct ProcessorDescription {
         var model: String?
         var flags: Set<String> = []
         for line in text.split(separator: "\n") {
-            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingWhitespace }
             guard parts.count == 2 else { continue }
             switch parts[0] {
             case "model name" where model == nil: model = parts[1]

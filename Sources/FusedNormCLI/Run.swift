@@ -13,7 +13,11 @@ struct RunCommand: ParsableCommand {
         subcommands: [RMSNormRun.self, LayerNormRun.self, RMSNormBackwardRun.self, LayerNormBackwardRun.self])
 }
 
-/// `fusednorm run rmsnorm`: y = x / sqrt(mean(x²) + ε) · (w + offset), with an optional fused residual add.
+/// `fusednorm run rmsnorm`: y = x / sqrt(mean(x²) + ε) · (w + offset), with an optional fused residual add;
+/// `--style` picks the weight offset and rounding (default `standard`, as the library's).
+///
+/// Operations are spelled with hyphens (`rmsnorm-backward`) in every command; the underscore spelling
+/// (`rmsnorm_backward`) is accepted as an alias.
 struct RMSNormRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rmsnorm", abstract: "RMSNorm forward, with an optional fused residual add (s = x + residual; y = RMSNorm(s)).")
@@ -28,7 +32,7 @@ struct RMSNormRun: ParsableCommand {
         let result = try rmsNormForward(
             x, residual: try inputs.load(forward.residual, option: "--residual"),
             weight: try inputs.load(common.weight, option: "--weight"), epsilon: common.epsilon ?? 1e-6,
-            weightOffset: style.weightOffset, casting: style.casting)
+            style: style.style)
         var outputs = RunOutputs()
         try forward.add(result, shape: x.leadingShape, to: &outputs)
         try outputs.write()
@@ -96,7 +100,8 @@ struct ForwardRunOptions: ParsableArguments {
 struct RMSNormBackwardRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rmsnorm-backward",
-        abstract: "RMSNorm backward: dx and dweight from dy and x (the tensor that was normalized).")
+        abstract: "RMSNorm backward: dx and dweight from dy and x (the tensor that was normalized).",
+        aliases: ["rmsnorm_backward"])
 
     @OptionGroup var common: NormRunOptions
     @OptionGroup var style: RMSNormStyleOptions
@@ -114,7 +119,7 @@ struct RMSNormBackwardRun: ParsableCommand {
         let result = try rmsNormBackward(
             try inputs.load(gradients.dy, option: "--dy"), input: x,
             weight: try inputs.load(common.weight, option: "--weight"), epsilon: common.epsilon ?? 1e-6,
-            weightOffset: style.weightOffset)
+            style: style.style)
         var outputs = RunOutputs()
         try outputs.add(result.input, to: gradients.dx)
         try outputs.add(result.weight, to: gradients.dweight)
@@ -123,42 +128,48 @@ struct RMSNormBackwardRun: ParsableCommand {
 }
 
 /// `fusednorm run layernorm-backward`: dx, dweight and dbias of LayerNorm, statistics recomputed from x.
+///
+/// The same flags as `rmsnorm-backward`, plus `--dbias`: dbias = Σ_rows dy needs no bias values, so
+/// `--bias` is optional (accepted, and then checked against the weight's shape).
 struct LayerNormBackwardRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "layernorm-backward",
-        abstract: "LayerNorm backward: dx, dweight and dbias from dy and x (the tensor that was normalized).")
+        abstract: "LayerNorm backward: dx, dweight and dbias from dy and x (the tensor that was normalized).",
+        aliases: ["layernorm_backward"])
 
     @OptionGroup var common: NormRunOptions
     /// Accepted so that both backward commands take the same flags; LayerNorm has no weight offset, and
-    /// the backward pass does not depend on the casting.
+    /// the backward pass does not depend on the rounding: a style with an offset is refused.
     @OptionGroup var style: RMSNormStyleOptions
     @OptionGroup var gradients: GradientOptions
 
-    @Option(help: "The bias (.npy, the weight's shapes): given, dbias is computed.")
+    @Option(help: "The bias (.npy, the weight's shape); not needed for --dbias, checked against the weight when given.")
     var bias: String?
 
-    @Option(help: "Where to write dbias (.npy, float32, the bias's shape); needs --bias.")
+    @Option(help: "Where to write dbias = the sum of dy over rows (.npy, float32, the weight's shape; (N) without --weight).")
     var dbias: String?
 
     func validate() throws {
         if gradients.dweight != nil, common.weight == nil {
             throw ValidationError("--dweight needs --weight: a norm without a weight has no weight gradient")
         }
-        if dbias != nil, bias == nil {
-            throw ValidationError("--dbias needs --bias: a norm without a bias has no bias gradient")
-        }
-        guard style.weightOffset == 0 else {
-            throw ValidationError("--weight-offset is for RMSNorm; LayerNorm has no weight offset")
+        guard style.style.weightOffset == 0 else {
+            throw ValidationError("--style \(style.style) adds a weight offset, which is for RMSNorm; LayerNorm has none")
         }
     }
 
     func run() throws {
         let inputs = try common.inputs()
         let x = try inputs.load(common.x, option: "--x")
+        let weight = try inputs.load(common.weight, option: "--weight")
+        let bias = try inputs.load(self.bias, option: "--bias")
+        // dbias is asked for with a destination, --bias or not: float32, the weight's shape (or (N)).
+        let biasGradient = try dbias.map { _ in
+            try Tensor.zeros(bias?.shape ?? weight?.shape ?? [x.columns], dtype: .float32, device: inputs.device)
+        }
         let result = try layerNormBackward(
-            try inputs.load(gradients.dy, option: "--dy"), input: x,
-            weight: try inputs.load(common.weight, option: "--weight"), bias: try inputs.load(bias, option: "--bias"),
-            epsilon: common.epsilon ?? 1e-5)
+            try inputs.load(gradients.dy, option: "--dy"), input: x, weight: weight, bias: bias,
+            epsilon: common.epsilon ?? 1e-5, biasGradient: biasGradient)
         var outputs = RunOutputs()
         try outputs.add(result.input, to: gradients.dx)
         try outputs.add(result.weight, to: gradients.dweight)

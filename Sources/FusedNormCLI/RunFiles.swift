@@ -29,17 +29,12 @@ struct NormRunOptions: ParsableArguments {
     }
 }
 
-/// RMSNorm's weight offset and rounding.
+/// RMSNorm's weight offset and rounding, by preset name.
 struct RMSNormStyleOptions: ParsableArguments {
-    @Option(help: "Added to the weight: 0 (LLaMA, Mistral, Qwen) or 1 (Gemma, whose weights are stored as w - 1).")
-    var weightOffset: Float = 0
-
-    @Option(help: "Where RMSNorm rounds to the dtype: llama (the normalized value, then again after the weight) or gemma (once, at the end).")
-    var casting: RMSNormCasting = .gemma
-
-    func validate() throws {
-        guard weightOffset.isFinite else { throw ValidationError("--weight-offset must be finite, got \(weightOffset)") }
-    }
+    @Option(help: ArgumentHelp(
+        "RMSNorm's weight offset and rounding: standard (torch.nn.RMSNorm, MLX: offset 0, one rounding at the end), "
+            + "llama (offset 0; the normalized value rounded to the dtype, then y again) or gemma (offset 1 for weights stored as w - 1, one rounding)."))
+    var style: RMSNormStyle = .standard
 }
 
 /// The gradient files of the backward passes.

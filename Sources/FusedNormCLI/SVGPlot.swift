@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A line chart written as hand-made SVG: series of points over a log2 x axis and a linear y axis from
 /// zero, optional horizontal reference lines, axis labels and a legend.
@@ -118,12 +127,12 @@ struct SVGPlot {
 
     /// A coordinate or label with at most two decimals and no trailing zeros.
     private func format(_ value: Double) -> String {
-        let text = String(format: "%.2f", value)
+        let text = String(printf: "%.2f", value)
         return text.contains(".") ? String(text.reversed().drop { $0 == "0" }.drop { $0 == "." }.reversed()) : text
     }
 
     private func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        text.replacing("&", with: "&amp;").replacing("<", with: "&lt;")
+            .replacing(">", with: "&gt;").replacing("\"", with: "&quot;")
     }
 }

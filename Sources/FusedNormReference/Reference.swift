@@ -36,19 +36,20 @@ public enum Reference {
         return (mean, 1 / (meanSquare + Double(epsilon)).squareRoot())
     }
 
-    /// RMSNorm forward: y = ŝ · (w + offset), with ŝ rounded to `roundingDType` first under `.llama` casting
-    /// (the kernel's final rounding to the output dtype is left out: that is the error being measured).
+    /// RMSNorm forward: y = ŝ · (w + style.weightOffset), with ŝ rounded to `roundingDType` first under
+    /// ``FusedNorm/RMSNormStyle/Rounding/twice`` (the kernel's final rounding to the output dtype is left
+    /// out: that is the error being measured).
     /// - Parameters:
     ///   - roundingDType: the dtype of the normalized input (x's, or s's with a residual).
     public static func rmsNorm(
         x: [Float], residual: [Float]? = nil, weight: [Float]?, rows: Int, columns: Int, weightRows: Int = 1,
-        epsilon: Float, weightOffset: Float = 0, casting: RMSNormCasting = .gemma, roundingDType: DType = .float32,
+        epsilon: Float, style: RMSNormStyle = .standard, roundingDType: DType = .float32,
         residualDType: DType? = nil
     ) -> Forward {
         forward(
             centered: false, x: x, residual: residual, weight: weight, bias: nil, rows: rows, columns: columns,
-            weightRows: weightRows, epsilon: epsilon, weightOffset: weightOffset,
-            roundHat: casting == .llama ? roundingDType : nil, residualDType: residualDType)
+            weightRows: weightRows, epsilon: epsilon, weightOffset: style.weightOffset,
+            roundHat: style.rounding == .twice ? roundingDType : nil, residualDType: residualDType)
     }
 
     /// LayerNorm forward: y = ŝ · w + b.
@@ -87,11 +88,11 @@ public enum Reference {
     /// RMSNorm backward from x (statistics recomputed in float64).
     public static func rmsNormBackward(
         outputGradient dy: [Float], x: [Float], weight: [Float]?, rows: Int, columns: Int, weightRows: Int = 1,
-        epsilon: Float, weightOffset: Float = 0, residualGradient: [Float]? = nil
+        epsilon: Float, style: RMSNormStyle = .standard, residualGradient: [Float]? = nil
     ) -> Backward {
         backward(
             centered: false, dy: dy, x: x, weight: weight, hasBias: false, rows: rows, columns: columns,
-            weightRows: weightRows, epsilon: epsilon, weightOffset: weightOffset, residualGradient: residualGradient)
+            weightRows: weightRows, epsilon: epsilon, weightOffset: style.weightOffset, residualGradient: residualGradient)
     }
 
     /// LayerNorm backward from x (statistics recomputed in float64).
@@ -155,13 +156,13 @@ public enum Reference {
     }
 
     /// The tolerance on ``relativeError(_:_:)`` for outputs stored in `dtype`
-    /// (float32 1e-5, float16 1e-3, bfloat16 8e-3; 1.5 times that under `.llama` casting).
-    public static func tolerance(_ dtype: DType, casting: RMSNormCasting = .gemma) -> Double {
+    /// (float32 1e-5, float16 1e-3, bfloat16 8e-3; 1.5 times that when y is rounded twice).
+    public static func tolerance(_ dtype: DType, rounding: RMSNormStyle.Rounding = .once) -> Double {
         let base: Double = switch dtype {
         case .float32: 1e-5
         case .float16: 1e-3
         case .bfloat16: 8e-3
         }
-        return casting == .llama ? base * 1.5 : base
+        return rounding == .twice ? base * 1.5 : base
     }
 }

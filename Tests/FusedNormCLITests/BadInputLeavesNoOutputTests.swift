@@ -60,7 +60,8 @@ struct BadInputLeavesNoOutputTests {
             rmsnormOf(handmadeNPY(header: validHeader.replacingOccurrences(of: "'<f4'", with: "'|O'"), data: data), name: "object dtype"),
             rmsnormOf(handmadeNPY(header: "{'descr': '<f4', 'shape': (3, 4)", data: data), name: "malformed header"),
             rmsnorm(["--dtype", "float8"], name: "unknown dtype"),
-            rmsnorm(["--casting", "mistral"], name: "unknown casting"),
+            rmsnorm(["--style", "mistral"], name: "unknown style"),
+            rmsnorm(["--casting", "llama"], name: "the old --casting flag"),
             rmsnorm(["--no-such-flag"], name: "unknown flag"),
             rmsnorm(["--device", "tpu"], name: "unknown device"),
             rmsnorm(["--residual-out", "OUT/s.npy"], name: "--residual-out without --residual"),
@@ -71,9 +72,9 @@ struct BadInputLeavesNoOutputTests {
                 arguments: ["run", "rmsnorm-backward", "--x", "IN/x.npy", "--dy", "IN/dy.npy", "--dx", "OUT/dx.npy", "--dweight", "OUT/dw.npy"],
                 files: goodFiles),
             BadInvocation(
-                name: "--dbias without --bias",
+                name: "layernorm-backward with a style that has a weight offset",
                 arguments: ["run", "layernorm-backward", "--x", "IN/x.npy", "--dy", "IN/dy.npy", "--weight", "IN/w.npy",
-                            "--dx", "OUT/dx.npy", "--dweight", "OUT/dw.npy", "--dbias", "OUT/db.npy"],
+                            "--style", "gemma", "--dx", "OUT/dx.npy", "--dweight", "OUT/dw.npy", "--dbias", "OUT/db.npy"],
                 files: goodFiles),
             BadInvocation(
                 name: "layernorm-backward with a dy of the wrong shape",

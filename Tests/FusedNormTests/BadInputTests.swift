@@ -204,7 +204,7 @@ struct BadInputTests {
             ("RMSNorm(dimensions:)", { _ = try RMSNorm(dimensions: 4, epsilon: epsilon) }),
             ("RMSNorm(weight:)", { _ = try RMSNorm(weight: Tensor.ones([4]), epsilon: epsilon) }),
             ("LayerNorm(dimensions:)", { _ = try LayerNorm(dimensions: 4, epsilon: epsilon) }),
-            ("LayerNorm(weight:bias:)", { _ = try LayerNorm(weight: nil, bias: nil, dimensions: 4, epsilon: epsilon) }),
+            ("LayerNorm(weight:bias:)", { _ = try LayerNorm(weight: Tensor.ones([4]), epsilon: epsilon) }),
         ] as [(String, () throws -> Void)] {
             let error = expectError(.invalidEpsilon, "\(name) with \(label)") { try call() }
             if case .invalidEpsilon(let reported)? = error {
@@ -213,11 +213,12 @@ struct BadInputTests {
         }
     }
 
-    @Test("weightOffset must be finite", arguments: [Float.nan, .infinity, -.infinity])
+    @Test("A style's weightOffset must be finite", arguments: [Float.nan, .infinity, -.infinity])
     func badWeightOffset(offset: Float) throws {
-        let x = try Tensor.ones([2, 4])
-        expectError(.invalidArgument, argument: "weightOffset", "rmsNorm offset \(offset)") { try rmsNorm(x, weightOffset: offset) }
-        expectError(.invalidArgument, argument: "weightOffset", "backward offset \(offset)") { try rmsNormBackward(x, input: x, weightOffset: offset) }
+        let x = try Tensor.ones([2, 4]), style = RMSNormStyle(weightOffset: offset)
+        expectError(.invalidArgument, argument: "weightOffset", "rmsNorm offset \(offset)") { try rmsNorm(x, style: style) }
+        expectError(.invalidArgument, argument: "weightOffset", "backward offset \(offset)") { try rmsNormBackward(x, input: x, style: style) }
+        expectError(.invalidArgument, argument: "weightOffset", "layer offset \(offset)") { try RMSNorm(dimensions: 4, style: style) }
     }
 
     @Test("Statistics of the wrong shape, dtype or layout are rejected", arguments: TestDevices.all)

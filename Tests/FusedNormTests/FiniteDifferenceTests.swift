@@ -120,7 +120,7 @@ struct FiniteDifferenceTests {
         let reference = switch c.norm {
         case .rms:
             Reference.rmsNormBackward(outputGradient: inputs.dy, x: inputs.x, weight: inputs.weight, rows: c.rows, columns: c.columns,
-                                      weightRows: c.heads, epsilon: c.epsilon, weightOffset: c.weightOffset, residualGradient: inputs.ds)
+                                      weightRows: c.heads, epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset), residualGradient: inputs.ds)
         case .layer:
             Reference.layerNormBackward(outputGradient: inputs.dy, x: inputs.x, weight: inputs.weight, hasBias: c.bias, rows: c.rows,
                                         columns: c.columns, weightRows: c.heads, epsilon: c.epsilon, residualGradient: inputs.ds)
@@ -139,7 +139,7 @@ struct FiniteDifferenceTests {
         let forward = switch c.norm {
         case .rms:
             Reference.rmsNorm(x: inputs.x, weight: inputs.weight, rows: c.rows, columns: c.columns, weightRows: c.heads,
-                              epsilon: c.epsilon, weightOffset: c.weightOffset)
+                              epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset))
         case .layer:
             Reference.layerNorm(x: inputs.x, weight: inputs.weight, bias: inputs.bias, rows: c.rows, columns: c.columns,
                                 weightRows: c.heads, epsilon: c.epsilon)
@@ -168,7 +168,7 @@ struct FiniteDifferenceTests {
         let ds = try inputs.ds.map { try Tensor($0, shape: shape, device: device) }
         let gradients = switch c.norm {
         case .rms:
-            try rmsNormBackward(dy, input: x, weight: weight, residualGradient: ds, epsilon: c.epsilon, weightOffset: c.weightOffset)
+            try rmsNormBackward(dy, input: x, weight: weight, residualGradient: ds, epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset))
         case .layer:
             try layerNormBackward(dy, input: x, weight: weight, bias: bias, residualGradient: ds, epsilon: c.epsilon)
         }

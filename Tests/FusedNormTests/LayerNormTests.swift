@@ -105,13 +105,13 @@ struct LayerNormTests {
           arguments: BackwardCases.layerLargeMeans)
     func backwardLargeMeansCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
 
-    /// Why the CUDA kernels fail the large-mean cases (NOTES.md, S28b and S31-S33).
+    /// Why the CUDA kernels fail the large-mean cases (docs/notes/gpu-layernorm-mean.md).
     static let cudaMeanLimitation: Comment = """
         The CUDA kernels take a recomputed mean as an fp32 sum over the row and subtract it rounded to fp32 (as \
         the peer kernels do): with float32 x at 10^5 ± 2, y is off by 4e-3 and dweight by 5e-3. The CPU centers \
         on a shift and carries the mean's rounding error. Centering the GPU's sums on the row's first value, or \
-        the corrected two-pass mean, passes these cases but cost LayerNorm's bf16 forward 2-5% (NOTES.md \
-        S31-S33): not kept.
+        the corrected two-pass mean, passes these cases but cost LayerNorm's bf16 forward 2-5% \
+        (docs/notes/gpu-layernorm-mean.md): not kept.
         """
 
     @Test("The output has zero mean and unit variance per row without weight and bias", arguments: TestDevices.all)
@@ -125,6 +125,39 @@ struct LayerNormTests {
             let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 512
             #expect(abs(mean) < 1e-5, "row \(r) on \(device): mean \(mean)")
             #expect(abs(variance - 1) < 1e-4, "row \(r) on \(device): variance \(variance)")
+        }
+    }
+
+    @Test("dbias is computed from a destination alone, without the bias values", arguments: TestDevices.all, [false, true])
+    func biasGradientWithoutBias(device: Device, perHead: Bool) throws {
+        var rng = SplitMix64(label: "dbias without bias \(perHead)")
+        let shape = perHead ? [5, 3, 40] : [7, 40], parameterShape = perHead ? [3, 40] : [40]
+        let count = shape.reduce(1, *), parameters = parameterShape.reduce(1, *)
+        let x = try Tensor(rng.values(count), shape: shape, dtype: .bfloat16, device: device)
+        let dy = try Tensor(rng.values(count, -1, 1), shape: shape, dtype: .bfloat16, device: device)
+        let weight = try Tensor(rng.values(parameters, 0.5, 1.5), shape: parameterShape, dtype: .bfloat16, device: device)
+        let bias = try Tensor(rng.values(parameters), shape: parameterShape, dtype: .float32, device: device)
+        let destination = try Tensor.zeros(parameterShape, dtype: .float32, device: device)
+        let gradients = try layerNormBackward(dy, input: x, weight: weight, biasGradient: destination)
+        let dbias = try #require(gradients.bias, "no dbias returned on \(device)")
+        #expect(dbias.shape == parameterShape && dbias.dtype == .float32)
+        #expect(try differingBits(dbias.toArray(), destination.toArray()) == 0, "dbias was not written into the destination")
+        // The same bits as with a bias of its dtype, and the same dx and dweight as without dbias.
+        let withBias = try layerNormBackward(dy, input: x, weight: weight, bias: bias)
+        #expect(try differingBits(dbias.toArray(), withBias.bias!.toArray()) == 0, "dbias with and without the bias on \(device)")
+        #expect(try differingBits(gradients.input.toArray(), withBias.input.toArray()) == 0)
+        #expect(try differingBits(gradients.weight!.toArray(), withBias.weight!.toArray()) == 0)
+        let reference = Reference.layerNormBackward(
+            outputGradient: try dy.toArray(), x: try x.toArray(), weight: try weight.toArray(), hasBias: true,
+            rows: count / 40, columns: 40, weightRows: perHead ? 3 : 1, epsilon: 1e-5)
+        let error = Reference.relativeError(try dbias.toArray(), reference.bias!)
+        #expect(error <= Reference.tolerance(.float32), "dbias relative error \(error) on \(device)")
+        // Without a weight too; a destination of another shape than the weight's is refused.
+        let noWeight = try layerNormBackward(dy, input: x, biasGradient: try Tensor.zeros(parameterShape, device: device))
+        let noWeightError = Reference.relativeError(try noWeight.bias!.toArray(), reference.bias!)
+        #expect(noWeightError <= Reference.tolerance(.float32), "dbias without a weight: relative error \(noWeightError)")
+        expectError(.shapeMismatch, argument: "biasGradient", "dbias of another shape on \(device)") {
+            try layerNormBackward(dy, input: x, weight: weight, biasGradient: try Tensor.zeros([41], device: device))
         }
     }
 

@@ -4,14 +4,40 @@ import Testing
 
 @Suite("RMSNorm and LayerNorm layers")
 struct LayerTypeTests {
-    static let styles: [(String, RMSNorm.Style)] = [("llama", .llama), ("gemma", .gemma), ("standard", .standard)]
+    static let styles: [(String, RMSNormStyle)] = [("llama", .llama), ("gemma", .gemma), ("standard", .standard)]
 
-    @Test("Styles: llama is offset 0 with llama casting, gemma offset 1 with one rounding")
+    @Test("Styles: standard is offset 0 with one rounding, llama offset 0 with two, gemma offset 1 with one")
     func styles() {
-        #expect(RMSNorm.Style.llama == RMSNorm.Style(weightOffset: 0, casting: .llama))
-        #expect(RMSNorm.Style.gemma == RMSNorm.Style(weightOffset: 1, casting: .gemma))
-        #expect(RMSNorm.Style.standard == RMSNorm.Style(weightOffset: 0, casting: .gemma))
-        #expect(RMSNorm.Style.llama.initialWeight == 1 && RMSNorm.Style.gemma.initialWeight == 0)
+        #expect(RMSNormStyle.standard == RMSNormStyle(weightOffset: 0, rounding: .once))
+        #expect(RMSNormStyle.standard == RMSNormStyle())
+        #expect(RMSNormStyle.llama == RMSNormStyle(weightOffset: 0, rounding: .twice))
+        #expect(RMSNormStyle.gemma == RMSNormStyle(weightOffset: 1, rounding: .once))
+        #expect(RMSNormStyle.llama.initialWeight == 1 && RMSNormStyle.gemma.initialWeight == 0)
+        for (name, style) in Self.styles {
+            #expect(RMSNormStyle(presetName: name) == style && style.description == name)
+        }
+        #expect(RMSNormStyle(presetName: "mistral") == nil)
+        #expect(RMSNormStyle(weightOffset: 1, rounding: .twice).description == "weightOffset=1.0, rounding=twice")
+    }
+
+    @Test("One default style: the function, the layer from a weight and a new layer give the same bits", arguments: TestDevices.all)
+    func oneDefaultStyle(device: Device) throws {
+        var rng = SplitMix64(label: "default style")
+        let x = try Tensor(rng.values(4 * 96), shape: [4, 96], dtype: .bfloat16, device: device)
+        let weight = try Tensor(repeating: 1, shape: [96], dtype: .bfloat16, device: device)
+        let function = try rmsNorm(x, weight: weight).toArray()
+        let fromWeight = try RMSNorm(weight: weight)
+        let new = try RMSNorm(dimensions: 96, dtype: .bfloat16, device: device)
+        #expect(fromWeight.style == .standard && new.style == .standard)
+        #expect(try differingBits(function, fromWeight(x).toArray()) == 0, "function and RMSNorm(weight:) on \(device)")
+        #expect(try differingBits(function, new(x).toArray()) == 0, "function and RMSNorm(dimensions:) on \(device)")
+        #expect(try differingBits(function, rmsNorm(x, weight: weight, style: .standard).toArray()) == 0)
+        // The default is one rounding: with a weight of 1 y is round(ŝ), and llama's round(round(ŝ)) is the same,
+        // so compare on a weight that is not 1, where the two differ.
+        let scale = try Tensor(repeating: 1.5, shape: [96], dtype: .float32, device: device)
+        let once = try rmsNorm(x, weight: scale, outputDType: .float32).toArray()
+        let twice = try rmsNorm(x, weight: scale, style: .llama, outputDType: .float32).toArray()
+        #expect(differingBits(once, twice) > 0, "the default rounds once, llama twice, on \(device)")
     }
 
     @Test("A new RMSNorm scales by 1: weight ones (llama, standard) or zeros plus offset 1 (gemma)",
@@ -30,9 +56,9 @@ struct LayerTypeTests {
             #expect(y.dtype == dtype && y.shape == [3, 48], "\(label): y is \(y)")
             // Scale 1: the weightless reference.
             let reference = Reference.rmsNorm(x: x.values, weight: nil, rows: 3, columns: 48, epsilon: 1e-6,
-                                              casting: style.casting, roundingDType: dtype)
+                                              style: RMSNormStyle(rounding: style.rounding), roundingDType: dtype)
             let error = Reference.relativeError(try y.toArray(), reference.output)
-            #expect(error <= Reference.tolerance(dtype, casting: style.casting), "\(label): relative error \(error)")
+            #expect(error <= Reference.tolerance(dtype, rounding: style.rounding), "\(label): relative error \(error)")
         }
     }
 
@@ -63,16 +89,16 @@ struct LayerTypeTests {
             let x = try Tensor(rng.values(3 * 64), shape: [3, 64], dtype: .bfloat16, device: device)
             let residual = try Tensor(rng.values(3 * 64), shape: [3, 64], dtype: .float32, device: device)
             let dy = try Tensor(rng.values(3 * 64, -1, 1), shape: [3, 64], dtype: .bfloat16, device: device)
-            let functional = try rmsNorm(x, weight: stored, epsilon: 1e-5, weightOffset: style.weightOffset, casting: style.casting)
+            let functional = try rmsNorm(x, weight: stored, epsilon: 1e-5, style: style)
             #expect(try differingBits(norm(x).toArray(), functional.toArray()) == 0, "\(label): callAsFunction")
 
             let layerResidual = try norm(x, residual: residual)
-            let functionalResidual = try rmsNorm(x, residual: residual, weight: stored, epsilon: 1e-5, weightOffset: style.weightOffset, casting: style.casting)
+            let functionalResidual = try rmsNorm(x, residual: residual, weight: stored, epsilon: 1e-5, style: style)
             #expect(try differingBits(layerResidual.output.toArray(), functionalResidual.output.toArray()) == 0, "\(label): residual call, y")
             #expect(try differingBits(layerResidual.residual.toArray(), functionalResidual.residual.toArray()) == 0, "\(label): residual call, s")
 
             let forward = try norm.forward(x, residual: residual)
-            let functionalForward = try rmsNormForward(x, residual: residual, weight: stored, epsilon: 1e-5, weightOffset: style.weightOffset, casting: style.casting)
+            let functionalForward = try rmsNormForward(x, residual: residual, weight: stored, epsilon: 1e-5, style: style)
             #expect(try differingBits(forward.output.toArray(), functionalForward.output.toArray()) == 0, "\(label): forward y")
             #expect(try differingBits(forward.rstd.toArray(), functionalForward.rstd.toArray()) == 0, "\(label): forward rstd")
             #expect(try differingBits(forward.output.toArray(), layerResidual.output.toArray()) == 0, "\(label): forward and call agree")
@@ -80,12 +106,12 @@ struct LayerTypeTests {
             let s = try #require(forward.residual)
             let backward = try norm.backward(dy, input: s, rstd: forward.rstd, residualGradient: residual)
             let functionalBackward = try rmsNormBackward(dy, input: s, weight: stored, rstd: forward.rstd, residualGradient: residual,
-                                                         epsilon: 1e-5, weightOffset: style.weightOffset)
+                                                         epsilon: 1e-5, style: style)
             #expect(try differingBits(backward.input.toArray(), functionalBackward.input.toArray()) == 0, "\(label): backward dx")
             #expect(try differingBits(backward.weight!.toArray(), functionalBackward.weight!.toArray()) == 0, "\(label): backward dweight")
             // And the layer's backward is right, not merely consistent.
             let reference = Reference.rmsNormBackward(outputGradient: try dy.toArray(), x: try s.toArray(), weight: try stored.toArray(),
-                                                      rows: 3, columns: 64, epsilon: 1e-5, weightOffset: style.weightOffset,
+                                                      rows: 3, columns: 64, epsilon: 1e-5, style: style,
                                                       residualGradient: try residual.toArray())
             let error = Reference.relativeError(try backward.input.toArray(), reference.input)
             #expect(error <= Reference.tolerance(.bfloat16), "\(label): backward dx relative error \(error)")
@@ -121,7 +147,8 @@ struct LayerTypeTests {
         var rng = SplitMix64(label: "layer layer")
         let weight = try Tensor(rng.values(72, 0.5, 1.5), device: device)
         let bias = try Tensor(rng.values(72, -0.5, 0.5), dtype: .bfloat16, device: device)
-        let norm = try LayerNorm(weight: weight, bias: bias, dimensions: 72, epsilon: 1e-4)
+        let norm = try LayerNorm(weight: weight, bias: bias, epsilon: 1e-4)
+        #expect(norm.dimensions == 72)
         let x = try Tensor(rng.values(4 * 72), shape: [4, 72], dtype: .float16, device: device)
         let residual = try Tensor(rng.values(4 * 72), shape: [4, 72], device: device)
         let dy = try Tensor(rng.values(4 * 72, -1, 1), shape: [4, 72], device: device)
@@ -145,5 +172,21 @@ struct LayerTypeTests {
                                                     hasBias: true, rows: 4, columns: 72, epsilon: 1e-4)
         let error = Reference.relativeError(try backward.bias!.toArray(), reference.bias!)
         #expect(error <= Reference.tolerance(.bfloat16), "\(label): dbias relative error \(error)")
+    }
+
+    @Test("LayerNorm(weight:bias:) takes its dimensions from the weight and checks the bias against it", arguments: TestDevices.all)
+    func layerNormFromParameters(device: Device) throws {
+        let weight = try Tensor.ones([3, 24], device: device)  // per head
+        let norm = try LayerNorm(weight: weight, bias: Tensor.zeros([3, 24], device: device))
+        #expect(norm.dimensions == 24 && norm.bias?.shape == [3, 24])
+        #expect(try LayerNorm(weight: weight).bias == nil)
+        expectError(.shapeMismatch, argument: "bias", "bias of another shape") {
+            try LayerNorm(weight: weight, bias: Tensor.zeros([24], device: device))
+        }
+        if device != .cpu {
+            expectError(.deviceMismatch, argument: "bias", "bias on another device") {
+                try LayerNorm(weight: weight, bias: Tensor.zeros([3, 24]))
+            }
+        }
     }
 }

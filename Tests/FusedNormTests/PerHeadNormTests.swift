@@ -16,7 +16,7 @@ enum PerHeadCases {
                 return ForwardCase(
                     norm: norm, shape: shape, x: dtypes[k % 3], weight: [.float32, .bfloat16, .float16][(k / 3) % 3],
                     bias: norm == .layer ? dtypes[(k + 1) % 3] : nil, perHead: perHead,
-                    weightOffset: norm == .rms ? Float(k % 2) : 0, casting: (i + j) % 2 == 0 ? .llama : .gemma,
+                    weightOffset: norm == .rms ? Float(k % 2) : 0, rounding: (i + j) % 2 == 0 ? .twice : .once,
                     output: dtypes[(k / 2) % 3], xLayout: Layout.allCases[k % 4], outputLayout: Layout.allCases[(k + 1) % 4])
             }
         }

@@ -15,13 +15,18 @@ struct ReadmeExampleTests {
         let residualStream = try Tensor(random.values(tokens * hidden), shape: [tokens, hidden], dtype: .float32)
         let dy = try Tensor(random.values(tokens * hidden), shape: [tokens, hidden], dtype: .bfloat16)
 
-        let y = try rmsNorm(x, weight: weight, epsilon: 1e-6, casting: .llama)
+        let y = try rmsNorm(x, weight: weight, epsilon: 1e-6)
         let reference = Reference.rmsNorm(
-            x: try x.toArray(), weight: try weight.toArray(), rows: tokens, columns: hidden, epsilon: 1e-6,
-            casting: .llama, roundingDType: .bfloat16)
-        #expect(Reference.relativeError(try y.toArray(), reference.output) <= Reference.tolerance(.bfloat16, casting: .llama))
+            x: try x.toArray(), weight: try weight.toArray(), rows: tokens, columns: hidden, epsilon: 1e-6)
+        #expect(Reference.relativeError(try y.toArray(), reference.output) <= Reference.tolerance(.bfloat16))
 
-        let g = try rmsNorm(x, weight: weight, weightOffset: 1)
+        let l = try rmsNorm(x, weight: weight, style: .llama)
+        let llamaReference = Reference.rmsNorm(
+            x: try x.toArray(), weight: try weight.toArray(), rows: tokens, columns: hidden, epsilon: 1e-6,
+            style: .llama, roundingDType: .bfloat16)
+        #expect(Reference.relativeError(try l.toArray(), llamaReference.output) <= Reference.tolerance(.bfloat16, rounding: .twice))
+
+        let g = try rmsNorm(x, weight: weight, style: .gemma)
         #expect(g.shape == x.shape)
 
         let (h, stream) = try rmsNorm(x, residual: residualStream, weight: weight)
@@ -31,6 +36,9 @@ struct ReadmeExampleTests {
         let out = try norm(x)
         // A new LLaMA layer scales by 1: y = round(round(ŝ) · 1) = round(ŝ).
         #expect(differingBits(try out.toArray(), try rmsNorm(x).toArray()) == 0)
+        let lnWeight = try Tensor(random.values(hidden), shape: [hidden]), lnBias = try Tensor.zeros([hidden])
+        let layerNorm = try LayerNorm(weight: lnWeight, bias: lnBias)
+        #expect(layerNorm.dimensions == hidden)
 
         let forward = try norm.forward(x)
         let gradients = try norm.backward(dy, input: x, rstd: forward.rstd)

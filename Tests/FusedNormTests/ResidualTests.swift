@@ -18,7 +18,7 @@ enum ResidualCases {
         }
     }
 
-    /// The mixed-precision pre-norm block (x bf16, residual stream fp32), each casting and offset, each N,
+    /// The mixed-precision pre-norm block (x bf16, residual stream fp32), each rounding and offset, each N,
     /// with strided inputs and outputs; LayerNorm too.
     static let mixed: [ForwardCase] = sweptColumns.enumerated().flatMap { i, n in
         Layout.allCases.enumerated().compactMap { j, layout -> ForwardCase? in
@@ -28,7 +28,7 @@ enum ResidualCases {
             return ForwardCase(
                 norm: k % 5 == 4 ? .layer : .rms, shape: sweptShape(columns: n, variant: j), x: .bfloat16,
                 weight: [.float32, .bfloat16, nil][k % 3], bias: k % 5 == 4 ? .float32 : nil,
-                weightOffset: k % 5 == 4 ? 0 : Float(k % 2), casting: (i + j) % 2 == 0 ? .llama : .gemma,
+                weightOffset: k % 5 == 4 ? 0 : Float(k % 2), rounding: (i + j) % 2 == 0 ? .twice : .once,
                 residual: .float32, residualDType: [.float32, .bfloat16][(i + j / 2) % 2], output: .float32,
                 xLayout: layout, residualLayout: Layout.allCases[(i + j + 1) % 4],
                 outputLayout: Layout.allCases[(i + j + 2) % 4], residualOutputLayout: Layout.allCases[(i + j + 3) % 4])
@@ -36,12 +36,12 @@ enum ResidualCases {
     }
 
     static let others: [ForwardCase] = [
-        ForwardCase(norm: .rms, shape: [2, 4096], x: .bfloat16, weight: .bfloat16, casting: .llama, residual: .bfloat16, api: .plain),
+        ForwardCase(norm: .rms, shape: [2, 4096], x: .bfloat16, weight: .bfloat16, rounding: .twice, residual: .bfloat16, api: .plain),
         ForwardCase(norm: .rms, shape: [3, 100], x: .bfloat16, weight: .bfloat16, residual: .float32, output: .float32, api: .plain),
         ForwardCase(norm: .rms, shape: [3, 100], x: .float16, weight: .float32, weightOffset: 1, residual: .float32, residualDType: .bfloat16, api: .plain),
         ForwardCase(norm: .layer, shape: [3, 100], x: .bfloat16, weight: .bfloat16, bias: .bfloat16, residual: .bfloat16, api: .plain),
         ForwardCase(norm: .layer, shape: [3, 100], x: .float32, weight: .float32, bias: .float32, residual: .float16, residualDType: .float32, output: .bfloat16, api: .plain),
-        ForwardCase(norm: .rms, shape: [2, 4, 16], x: .bfloat16, weight: .float32, perHead: true, casting: .llama, residual: .float32, residualDType: .bfloat16, output: .bfloat16),
+        ForwardCase(norm: .rms, shape: [2, 4, 16], x: .bfloat16, weight: .float32, perHead: true, rounding: .twice, residual: .float32, residualDType: .bfloat16, output: .bfloat16),
     ]
 }
 
@@ -72,9 +72,9 @@ struct ResidualTests {
         let x = try Tensor(rng.values(1280), shape: shape, dtype: .bfloat16, device: device)
         let residual = try Tensor(rng.values(1280), shape: shape, dtype: .float32, device: device)
         let weight = try Tensor(rng.values(320, 0.5, 1.5), dtype: .bfloat16, device: device)
-        let fused = try rmsNorm(x, residual: residual, weight: weight, casting: .llama, residualDType: residualDType)
+        let fused = try rmsNorm(x, residual: residual, weight: weight, style: .llama, residualDType: residualDType)
         let unfusedS = try Tensor(zip(try x.toArray(), try residual.toArray()).map { $0 + $1 }, shape: shape, dtype: residualDType, device: device)
-        let unfusedY = try rmsNorm(unfusedS, weight: weight, casting: .llama, outputDType: .bfloat16)
+        let unfusedY = try rmsNorm(unfusedS, weight: weight, style: .llama, outputDType: .bfloat16)
         let label = "x bf16, residual fp32 -> \(residualDType) on \(device)"
         #expect(try differingBits(fused.residual.toArray(), unfusedS.toArray()) == 0, "\(label): s differs from the unfused add")
         let y = try fused.output.toArray()

@@ -1,5 +1,5 @@
 // Times the CPU row kernels of Sources/CFusedNormCPU directly (no Swift, no thread pool): the harness behind the
-// per-element numbers in NOTES.md ("CPU backend, session 4" on). Build and run with bench/cpu-rows/run.sh.
+// per-element numbers in docs/notes/cpu-*.md. Build and run with bench/cpu-rows/run.sh.
 //
 //   rows forward|backward DTYPE LAYER ROWS [REPEAT] [THREADS] [KERNELS] [PACKED]
 //     DTYPE: float32 | float16 | bfloat16 (x, dy, y and dx; weight and bias float32 as the backend passes them)

@@ -36,10 +36,10 @@ private struct ForwardPass: Sendable {
     let weights: ParameterRows?
     let biases: ParameterRows?
 
-    /// The dtype ŝ is rounded to before the weight multiplies it: under `.llama` casting, the dtype of s
+    /// The dtype ŝ is rounded to before the weight multiplies it: under `.twice` rounding, the dtype of s
     /// (the residual output's, else x's); nil when there is no rounding to do.
     var hatRounding: DType? {
-        guard problem.kind == .rms, problem.casting == .llama else { return nil }
+        guard problem.kind == .rms, problem.rounding == .twice else { return nil }
         let dtype = problem.residualOutput?.dtype ?? problem.x.dtype
         return dtype == .float32 ? nil : dtype
     }

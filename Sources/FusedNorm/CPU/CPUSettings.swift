@@ -1,5 +1,9 @@
 import CFusedNormCPU
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Synchronization
 
 /// Settings of the CPU backend.
@@ -62,11 +66,13 @@ public enum CPUSettings {
     }()
 
     /// The kernels asked for in the current task: the fastest (``Kernels/avx512``) unless the environment
-    /// variable `FUSEDNORM_CPU_KERNELS` names others (`avx512`, `avx2`, `portable`; other values are ignored).
+    /// variable `FUSEDNORM_CPU_KERNELS` (``EnvironmentVariable/cpuKernels``) names others (`avx512`, `avx2`,
+    /// `portable`; any other value makes every CPU operation throw
+    /// ``FusedNormError/invalidEnvironmentVariable(name:value:reason:)``).
     /// Override it for a scope (tests compare them) with `CPUSettings.$requestedKernels.withValue(.portable)
     /// { ... }`: a task-local value, so that other tasks running at the same time keep theirs.
     @TaskLocal public static var requestedKernels: Kernels =
-        ProcessInfo.processInfo.environment["FUSEDNORM_CPU_KERNELS"].flatMap(Kernels.init(rawValue:)) ?? .avx512
+        (try? EnvironmentVariable.cpuKernels.value(in: EnvironmentVariable.process)).flatMap(Kernels.init(rawValue:)) ?? .avx512
 
     /// The kernels an operation started in the current task runs: the fastest of ``availableKernels`` that
     /// is not faster than ``requestedKernels``. The C kernels' two builds give the same bits; they and the

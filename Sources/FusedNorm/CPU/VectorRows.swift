@@ -57,7 +57,7 @@ struct VectorForwardRows: Sendable {
     let biases: ParameterRows?
     /// The weight and bias again, packed for LayerNorm's 16-bit rows, or nil.
     let packedWeightBias: PackedWeightBias?
-    /// The dtype ŝ is rounded to before the weight (`.llama` casting), or nil.
+    /// The dtype ŝ is rounded to before the weight (`.twice` rounding, the `.llama` style), or nil.
     let hatRounding: DType?
     /// Which build of the kernels (`CFN_KERNELS_*`).
     let kernels: Int32

@@ -16,13 +16,7 @@ extension CUDABackend {
     /// The kernel specialization and layout for a backward problem (see ``forwardPlan(for:gpu:)``).
     /// `configuration.teams` is parts × weight rows: each team writes one partial sum per dweight element.
     static func backwardPlan(for problem: NormBackwardProblem, gpu: LaunchConfiguration.GPU) -> KernelPlan {
-        let accumulators = (problem.dweight != nil ? 1 : 0) + (problem.dbias != nil ? 1 : 0)
-        let configuration = LaunchConfiguration.choose(
-            for: .backward, columns: problem.columns, rows: problem.rows, weightRows: problem.weightRows,
-            vectorWidth: backwardVectorWidth(problem), rowElementBytes: problem.x.dtype.byteCount + problem.dy.dtype.byteCount,
-            inputElementBytes: [problem.x.dtype.byteCount, problem.dy.dtype.byteCount],
-            accumulators: accumulators, gpu: gpu)
-        return backwardPlan(for: problem, configuration: configuration)
+        backwardPlan(for: problem, configuration: BackwardPlan(problem, vectorWidth: backwardVectorWidth(problem)).configuration(gpu: gpu))
     }
 
     /// The kernel specialization of a backward problem with a given layout.
@@ -62,43 +56,26 @@ extension CUDABackend {
             weightRows: problem.weightRows, vectorWidth: vectorWidth)
     }
 
-    /// Makes a backward plan ready on this GPU (see `prepareForward`): the teams are fixed here, since
-    /// they fix the partial sums and so the order dweight is added in.
+    /// Makes a backward plan ready on this GPU (see ``prepare(_:plan:teams:)``): the teams are fixed here,
+    /// since they fix the partial sums and so the order dweight is added in.
     private func prepareBackward(_ problem: NormBackwardProblem) throws -> PreparedLaunch {
-        var shape = gpu.launchShape
         let heads = problem.weightRows
-        while true {
-            let plan = Self.backwardPlan(for: problem, gpu: shape)
-            var c = plan.configuration
-            let module = try module(for: plan.request)
-            let function = module.function("norm_backward")
-            var active: Int?
-            if c.clusterSize > 1 {
-                active = try gpu.withContext {
-                    gpu.activeClusters(function, clusterSize: c.clusterSize, threads: c.blockSize, sharedBytes: plan.sharedBytes)
-                }
-                if active == 0 {
-                    shape.maxClusterSize = c.clusterSize / 2
-                    continue
-                }
-                if let active, active < c.teams {
-                    // Fewer parts per weight row, as many as the resident clusters allow (at least one).
-                    c.teams = max(1, active / heads) * heads
-                }
-            }
-            let (blocks, overflow) = c.teams.multipliedReportingOverflow(by: c.clusterSize)
-            guard !overflow, blocks <= Int(Int32.max) else {
-                throw FusedNormError.invalidArgument(name: "weight", reason: "\(heads) weight rows need more blocks than a CUDA grid holds")
-            }
-            let launch = PreparedLaunch(
-                function: function, reduce: plan.accumulators > 0 ? module.function("reduce_partials") : nil, blocks: blocks,
-                threads: c.blockSize, sharedBytes: plan.sharedBytes, segments: 0, parts: c.teams / heads,
-                accumulators: plan.accumulators, configuration: c)
-            CUDALaunchLog.record(
-                "backward", launch, gpu: gpu, activeClusters: active,
-                problem: "\(problem.kind) N=\(problem.columns) rows=\(problem.rows) x=\(problem.x.dtype) H=\(heads)")
-            return launch
+        let ready = try prepare("norm_backward", plan: { Self.backwardPlan(for: problem, gpu: $0) }) {
+            BackwardPlan.teams($0, residentClusters: $1, weightRows: heads)
         }
+        let c = ready.plan.configuration
+        let (blocks, overflow) = c.teams.multipliedReportingOverflow(by: c.clusterSize)
+        guard !overflow, blocks <= Int(Int32.max) else {
+            throw FusedNormError.invalidArgument(name: "weight", reason: "\(heads) weight rows need more blocks than a CUDA grid holds")
+        }
+        let launch = PreparedLaunch(
+            function: ready.function, reduce: ready.plan.accumulators > 0 ? ready.module.function("reduce_partials") : nil,
+            blocks: blocks, threads: c.blockSize, sharedBytes: ready.plan.sharedBytes, segments: 0, parts: c.teams / heads,
+            accumulators: ready.plan.accumulators, configuration: c)
+        CUDALaunchLog.record(
+            "backward", launch, gpu: gpu, activeClusters: ready.activeClusters,
+            problem: "\(problem.kind) N=\(problem.columns) rows=\(problem.rows) x=\(problem.x.dtype) H=\(heads)")
+        return launch
     }
 
     /// The launch a backward problem gets (prepared once per signature).

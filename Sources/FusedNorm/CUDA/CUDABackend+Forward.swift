@@ -17,15 +17,7 @@ extension CUDABackend {
     /// The kernel specialization and layout for a forward problem on a GPU of shape `gpu`. Needs no GPU
     /// (tests compile every plan).
     static func forwardPlan(for problem: NormForwardProblem, gpu: LaunchConfiguration.GPU) -> KernelPlan {
-        // The dtype s is held in: the residual output's with a residual, else x's.
-        let rowDType = problem.residualOutput?.dtype ?? problem.x.dtype
-        let configuration = LaunchConfiguration.choose(
-            for: .forward, columns: problem.columns, rows: problem.rows, weightRows: problem.weightRows,
-            vectorWidth: forwardVectorWidth(problem), rowElementBytes: rowDType.byteCount,
-            inputElementBytes: [problem.x.dtype.byteCount] + (problem.residual.map { [$0.dtype.byteCount] } ?? []),
-            parameterElementBytes: [problem.weight, problem.bias].compactMap { $0?.dtype.byteCount },
-            residual: problem.residual != nil, bias: problem.bias != nil, layer: problem.kind == .layer, gpu: gpu)
-        return forwardPlan(for: problem, configuration: configuration)
+        forwardPlan(for: problem, configuration: ForwardPlan(problem, vectorWidth: forwardVectorWidth(problem)).configuration(gpu: gpu))
     }
 
     /// The kernel specialization of a forward problem with a given layout.
@@ -42,7 +34,7 @@ extension CUDABackend {
             "HAS_RESIDUAL=\(problem.residual != nil ? 1 : 0)",
             "HAS_WEIGHT=\(problem.weight != nil ? 1 : 0)",
             "HAS_BIAS=\(problem.bias != nil ? 1 : 0)",
-            "LLAMA=\(problem.kind == .rms && problem.casting == .llama ? 1 : 0)",
+            "LLAMA=\(problem.kind == .rms && problem.rounding == .twice ? 1 : 0)",
         ] + configuration.definitions
         let rowDType = problem.residualOutput?.dtype ?? problem.x.dtype
         return KernelPlan(
@@ -55,40 +47,23 @@ extension CUDABackend {
         let dtypes = PlanKey.code(problem.x.dtype) | PlanKey.code(problem.residual?.dtype) << 4
             | PlanKey.code(problem.residualOutput?.dtype) << 8 | PlanKey.code(problem.weight?.dtype) << 12
             | PlanKey.code(problem.bias?.dtype) << 16 | PlanKey.code(problem.output.dtype) << 20
-        let flags: UInt32 = (problem.kind == .layer ? 1 : 0) | (problem.kind == .rms && problem.casting == .llama ? 2 : 0)
+        let flags: UInt32 = (problem.kind == .layer ? 1 : 0) | (problem.kind == .rms && problem.rounding == .twice ? 2 : 0)
         return PlanKey(
             device: device, backward: false, dtypes: dtypes, flags: flags, columns: problem.columns, rows: problem.rows,
             weightRows: problem.weightRows, vectorWidth: vectorWidth)
     }
 
-    /// Makes a forward plan ready on this GPU: compiles (or finds) the kernel and fixes the grid; a cluster
-    /// the GPU cannot hold is halved until it can (with the row split anew).
+    /// Makes a forward plan ready on this GPU (see ``prepare(_:plan:teams:)``).
     private func prepareForward(_ problem: NormForwardProblem) throws -> PreparedLaunch {
-        var shape = gpu.launchShape
-        while true {
-            let plan = Self.forwardPlan(for: problem, gpu: shape)
-            let c = plan.configuration
-            let function = try module(for: plan.request).function("norm_forward")
-            var teams = c.teams
-            var active: Int?
-            if c.clusterSize > 1 {
-                active = try gpu.withContext {
-                    gpu.activeClusters(function, clusterSize: c.clusterSize, threads: c.blockSize, sharedBytes: plan.sharedBytes)
-                }
-                if active == 0 {
-                    shape.maxClusterSize = c.clusterSize / 2
-                    continue
-                }
-                if let active { teams = min(teams, active) }
-            }
-            let launch = PreparedLaunch(
-                function: function, reduce: nil, blocks: teams * c.clusterSize, threads: c.blockSize,
-                sharedBytes: plan.sharedBytes, segments: c.segments, parts: 0, accumulators: 0, configuration: c)
-            CUDALaunchLog.record(
-                "forward", launch, gpu: gpu, activeClusters: active,
-                problem: "\(problem.kind) N=\(problem.columns) rows=\(problem.rows) x=\(problem.x.dtype)")
-            return launch
-        }
+        let ready = try prepare("norm_forward", plan: { Self.forwardPlan(for: problem, gpu: $0) }, teams: ForwardPlan.teams(_:residentClusters:))
+        let c = ready.plan.configuration
+        let launch = PreparedLaunch(
+            function: ready.function, reduce: nil, blocks: c.blocks, threads: c.blockSize, sharedBytes: ready.plan.sharedBytes,
+            segments: c.segments, parts: 0, accumulators: 0, configuration: c)
+        CUDALaunchLog.record(
+            "forward", launch, gpu: gpu, activeClusters: ready.activeClusters,
+            problem: "\(problem.kind) N=\(problem.columns) rows=\(problem.rows) x=\(problem.x.dtype)")
+        return launch
     }
 
     /// The launch a forward problem gets (prepared once per signature).

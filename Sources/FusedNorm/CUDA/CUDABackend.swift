@@ -61,6 +61,26 @@ final class CUDABackend: Backend {
         return try cudaBackend(forDevice: index).gpu
     }
 
+    /// Checks that `address` is device memory of `device` (`cuPointerGetAttribute`), for wrapped memory.
+    static func checkDeviceMemory(_ address: UInt, byteCount: Int, on device: Device) throws {
+        guard case .cuda(let index) = device else { return }
+        let gpu = try cudaBackend(forDevice: index).gpu
+        guard address != 0 || byteCount == 0 else {
+            throw FusedNormError.invalidArgument(name: "address", reason: "null device address with \(byteCount) bytes")
+        }
+        guard byteCount > 0 else { return }
+        let ordinal: Int
+        do {
+            ordinal = try gpu.deviceOrdinal(of: address)
+        } catch let error as CUDAError {
+            throw FusedNormError.invalidArgument(
+                name: "address", reason: "0x\(String(address, radix: 16)) is not CUDA device memory the driver knows (\(error))")
+        }
+        guard ordinal == index else {
+            throw FusedNormError.deviceMismatch(argument: "address", expected: device, actual: .cuda(ordinal))
+        }
+    }
+
     func allocate(byteCount: Int) throws -> any Buffer {
         try DeviceBuffer(gpu: gpu, byteCount: byteCount)
     }
@@ -91,6 +111,61 @@ final class CUDABackend: Backend {
     /// The module for a kernel specialization, from ``KernelCache/current``.
     func module(for request: KernelRequest) throws -> LoadedModule {
         try KernelCache.current.module(for: request, on: gpu, nvrtc: nvrtc)
+    }
+}
+
+extension CUDABackend {
+    /// A plan compiled (or found) and fitted to this GPU: its kernel and module, and the clusters resident at
+    /// once (nil: no cluster, or the driver cannot tell).
+    struct ReadyPlan {
+        var plan: KernelPlan
+        var module: LoadedModule
+        var function: CUhandle
+        var activeClusters: Int?
+    }
+
+    /// Compiles (or finds) the kernel of the plan `plan` makes for this GPU, fitted by
+    /// ``fit(_:plan:teams:residentClusters:)`` with the driver's count of resident clusters.
+    /// - Parameters:
+    ///   - entryPoint: the kernel's function in the module.
+    ///   - plan: the plan on a GPU of the given description.
+    ///   - teams: the teams of a layout given the clusters that can be resident at once (at least one).
+    func prepare(
+        _ entryPoint: String, plan: (LaunchConfiguration.GPU) -> KernelPlan, teams: (LaunchConfiguration, Int) -> Int
+    ) throws -> ReadyPlan {
+        let (fitted, active) = try Self.fit(gpu.launchShape, plan: plan, teams: teams) { plan in
+            let function = try module(for: plan.request).function(entryPoint)
+            let c = plan.configuration
+            return try gpu.withContext {
+                gpu.activeClusters(function, clusterSize: c.clusterSize, threads: c.blockSize, sharedBytes: plan.sharedBytes)
+            }
+        }
+        let loaded = try module(for: fitted.request)
+        return ReadyPlan(plan: fitted, module: loaded, function: loaded.function(entryPoint), activeClusters: active)
+    }
+
+    /// The plan `plan` makes for `shape`, fitted to what the GPU holds: while no cluster of the plan's size
+    /// can be resident (`residentClusters` says 0), the plan is made again for clusters of half the size (the
+    /// row split anew); then `teams` gives the teams for the clusters that can be resident at once. Plans
+    /// without clusters, or whose resident clusters the driver cannot tell (nil), keep their teams.
+    /// - Returns: the plan, and the resident clusters (nil: no cluster, or unknown).
+    static func fit(
+        _ shape: LaunchConfiguration.GPU, plan: (LaunchConfiguration.GPU) -> KernelPlan, teams: (LaunchConfiguration, Int) -> Int,
+        residentClusters: (KernelPlan) throws -> Int?
+    ) rethrows -> (plan: KernelPlan, activeClusters: Int?) {
+        var shape = shape
+        while true {
+            var fitted = plan(shape)
+            let c = fitted.configuration
+            guard c.clusterSize > 1 else { return (fitted, nil) }
+            let active = try residentClusters(fitted)
+            if active == 0 {
+                shape.maxClusterSize = c.clusterSize / 2
+                continue
+            }
+            if let active { fitted.configuration.teams = teams(c, active) }
+            return (fitted, active)
+        }
     }
 }
 

@@ -34,17 +34,6 @@ extension CUDADevice {
         }
     }
 
-    /// ``launchInContext(_:blocks:threads:sharedBytes:stream:arguments:name:)`` with the context pushed.
-    func launch(
-        _ function: CUhandle, blocks: Int, threads: Int, sharedBytes: Int, stream: CUhandle,
-        arguments: KernelArguments, name: String
-    ) throws {
-        var arguments = arguments
-        try withContext {
-            try launchInContext(function, blocks: blocks, threads: threads, sharedBytes: sharedBytes, stream: stream, arguments: &arguments, name: name)
-        }
-    }
-
     /// Clusters of a kernel with a compile-time cluster size that can be resident at once with `threads`
     /// threads and `sharedBytes` of dynamic shared memory per CTA (`cuOccupancyMaxActiveClusters`); nil when
     /// the driver cannot tell. The context must be current.

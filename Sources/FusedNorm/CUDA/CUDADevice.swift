@@ -97,11 +97,4 @@ final class CUDADevice: @unchecked Sendable {
         if let stream = CUDAStream.current, stream.deviceIndex == index { return stream.handle }
         return defaultStream
     }
-
-    /// Free and total bytes of device memory (`cuMemGetInfo`).
-    func memoryInfo() throws -> (free: Int, total: Int) {
-        var free = 0, total = 0
-        try withContext { try driver.check("cuMemGetInfo(device \(index))") { $0.cuMemGetInfo(&free, &total) } }
-        return (free, total)
-    }
 }

@@ -39,10 +39,28 @@ struct CUDADriver: @unchecked Sendable {
     let cuMemcpyHtoD: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int) -> CUresult
     let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int) -> CUresult
     let cuMemcpyDtoD: @convention(c) (CUdeviceptr, CUdeviceptr, Int) -> CUresult
+    let cuMemcpy2DAsync: @convention(c) (UnsafeRawPointer?, CUhandle?) -> CUresult
+    let cuMemcpyHtoDAsync: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int, CUhandle?) -> CUresult
+    let cuMemcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int, CUhandle?) -> CUresult
+    let cuMemcpyDtoDAsync: @convention(c) (CUdeviceptr, CUdeviceptr, Int, CUhandle?) -> CUresult
+    let cuMemPoolTrimTo: @convention(c) (CUhandle?, Int) -> CUresult
+    let cuMemPoolGetAttribute: @convention(c) (CUhandle?, Int32, UnsafeMutableRawPointer?) -> CUresult
+    /// `cuPointerGetAttribute(void*, CUpointer_attribute, CUdeviceptr)`.
+    let cuPointerGetAttribute: @convention(c) (UnsafeMutableRawPointer?, Int32, CUdeviceptr) -> CUresult
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<CUhandle?>?, UInt32) -> CUresult
     let cuStreamDestroy: @convention(c) (CUhandle?) -> CUresult
     let cuStreamSynchronize: @convention(c) (CUhandle?) -> CUresult
     let cuStreamWaitEvent: @convention(c) (CUhandle?, CUhandle?, UInt32) -> CUresult
+    /// `cuStreamIsCapturing(CUstream, CUstreamCaptureStatus*)`.
+    let cuStreamIsCapturing: @convention(c) (CUhandle?, UnsafeMutablePointer<Int32>?) -> CUresult
+    /// Graph capture and replay (`cuStreamBeginCapture_v2`, `cuStreamEndCapture`, `cuGraphInstantiateWithFlags`
+    /// (CUDA 11.4+), `cuGraphLaunch`, `cuGraphDestroy`, `cuGraphExecDestroy`); nil on older drivers.
+    let cuStreamBeginCapture: (@convention(c) (CUhandle?, Int32) -> CUresult)?
+    let cuStreamEndCapture: (@convention(c) (CUhandle?, UnsafeMutablePointer<CUhandle?>?) -> CUresult)?
+    let cuGraphInstantiateWithFlags: (@convention(c) (UnsafeMutablePointer<CUhandle?>?, CUhandle?, UInt64) -> CUresult)?
+    let cuGraphLaunch: (@convention(c) (CUhandle?, CUhandle?) -> CUresult)?
+    let cuGraphDestroy: (@convention(c) (CUhandle?) -> CUresult)?
+    let cuGraphExecDestroy: (@convention(c) (CUhandle?) -> CUresult)?
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<CUhandle?>?, UInt32) -> CUresult
     let cuEventDestroy: @convention(c) (CUhandle?) -> CUresult
     let cuEventRecord: @convention(c) (CUhandle?, CUhandle?) -> CUresult
@@ -97,10 +115,24 @@ struct CUDADriver: @unchecked Sendable {
                 cuMemcpyHtoD: r.function("cuMemcpyHtoD_v2", "cuMemcpyHtoD"),
                 cuMemcpyDtoH: r.function("cuMemcpyDtoH_v2", "cuMemcpyDtoH"),
                 cuMemcpyDtoD: r.function("cuMemcpyDtoD_v2", "cuMemcpyDtoD"),
+                cuMemcpy2DAsync: r.function("cuMemcpy2DAsync_v2", "cuMemcpy2DAsync"),
+                cuMemcpyHtoDAsync: r.function("cuMemcpyHtoDAsync_v2", "cuMemcpyHtoDAsync"),
+                cuMemcpyDtoHAsync: r.function("cuMemcpyDtoHAsync_v2", "cuMemcpyDtoHAsync"),
+                cuMemcpyDtoDAsync: r.function("cuMemcpyDtoDAsync_v2", "cuMemcpyDtoDAsync"),
+                cuMemPoolTrimTo: r.function("cuMemPoolTrimTo"),
+                cuMemPoolGetAttribute: r.function("cuMemPoolGetAttribute"),
+                cuPointerGetAttribute: r.function("cuPointerGetAttribute"),
                 cuStreamCreate: r.function("cuStreamCreate"),
                 cuStreamDestroy: r.function("cuStreamDestroy_v2", "cuStreamDestroy"),
                 cuStreamSynchronize: r.function("cuStreamSynchronize"),
                 cuStreamWaitEvent: r.function("cuStreamWaitEvent"),
+                cuStreamIsCapturing: r.function("cuStreamIsCapturing"),
+                cuStreamBeginCapture: r.optionalFunction("cuStreamBeginCapture_v2"),
+                cuStreamEndCapture: r.optionalFunction("cuStreamEndCapture"),
+                cuGraphInstantiateWithFlags: r.optionalFunction("cuGraphInstantiateWithFlags"),
+                cuGraphLaunch: r.optionalFunction("cuGraphLaunch"),
+                cuGraphDestroy: r.optionalFunction("cuGraphDestroy"),
+                cuGraphExecDestroy: r.optionalFunction("cuGraphExecDestroy"),
                 cuEventCreate: r.function("cuEventCreate"),
                 cuEventDestroy: r.function("cuEventDestroy_v2", "cuEventDestroy"),
                 cuEventRecord: r.function("cuEventRecord"),
@@ -195,3 +227,9 @@ enum FunctionAttribute: Int32, Sendable {
 /// `CUmemPool_attribute`: the bytes a pool keeps reserved after a synchronization instead of
 /// returning them to the system.
 let memPoolAttributeReleaseThreshold: Int32 = 4
+/// `CUmemPool_attribute`: bytes the pool has reserved now (`CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT`, a `cuuint64_t`).
+let memPoolAttributeReservedMemoryCurrent: Int32 = 5
+/// `CUmemPool_attribute`: bytes of the pool in use now (`CU_MEMPOOL_ATTR_USED_MEM_CURRENT`, a `cuuint64_t`).
+let memPoolAttributeUsedMemoryCurrent: Int32 = 7
+/// `CUpointer_attribute`: the ordinal of the device a pointer's memory is on (`CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL`, an `int`).
+let pointerAttributeDeviceOrdinal: Int32 = 9

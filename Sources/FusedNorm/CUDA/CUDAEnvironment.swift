@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The CUDA driver and NVRTC as this process found them: loaded and probed once, on first use.
 ///

@@ -31,7 +31,7 @@ public struct CUDAStatus: Sendable {
 /// `$XDG_CACHE_HOME/fusednorm/kernels`, else `~/.cache/fusednorm/kernels`.
 ///
 /// Operations on a `.cuda(i)` tensor run on that device's default stream, or on a ``CUDAStream`` made
-/// current with ``CUDAStream/withCurrent(_:_:)``; they return once queued.
+/// current with `CUDAStream.withCurrent(_:_:)`; they return once queued.
 /// `Tensor.toArray()` and `Device.synchronize()` wait for the results.
 public enum CUDA {
     /// Probes the driver and NVRTC once (later calls return the same answer).

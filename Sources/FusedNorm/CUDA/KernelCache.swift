@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -147,7 +151,7 @@ final class KernelCache: Sendable {
     @TaskLocal static var current: KernelCache = .shared
 
     /// The environment variable naming the cache folder.
-    static let directoryVariable = "FUSEDNORM_KERNEL_CACHE"
+    static let directoryVariable = EnvironmentVariable.kernelCache.name
 
     /// `FUSEDNORM_KERNEL_CACHE`, else `$XDG_CACHE_HOME/fusednorm/kernels`, else `~/.cache/fusednorm/kernels`;
     /// nil when none can be named (disk caching is then off).

@@ -21,8 +21,9 @@ struct PreparedLaunch: @unchecked Sendable {
     var blocks: Int
     var threads: Int
     var sharedBytes: Int
-    /// Forward, streaming: the kernel's `segments` argument. Backward: parts (teams per weight row).
+    /// Forward, streaming: the kernel's `segments` argument (0 backward).
     var segments: Int
+    /// Backward: parts, the teams per weight row (0 forward).
     var parts: Int
     /// Backward: fp32 partial sums per column and team.
     var accumulators: Int
@@ -62,12 +63,5 @@ extension DType {
         case .float16: "half_t"
         case .bfloat16: "bf16_t"
         }
-    }
-}
-
-extension LaunchConfiguration.Access {
-    /// The accesses to the rows of a tensor view.
-    init(_ view: RowView, rows: Int) {
-        self.init(address: view.address, rowStride: view.rowStride, elementBytes: view.dtype.byteCount, rows: rows)
     }
 }

@@ -4,10 +4,10 @@ import Glibc
 import Darwin
 #endif
 
-/// `FUSEDNORM_CUDA_LOG=1`: each launch prepared is described on standard error (layout, registers, local
-/// memory, resident clusters), for tuning.
+/// `FUSEDNORM_CUDA_LOG=1` (``EnvironmentVariable/cudaLog``): each launch prepared is described on standard
+/// error (layout, registers, local memory, resident clusters), for tuning.
 enum CUDALaunchLog {
-    static let enabled: Bool = getenv("FUSEDNORM_CUDA_LOG").map { String(cString: $0) == "1" } ?? false
+    static let enabled: Bool = (try? EnvironmentVariable.cudaLog.integer(in: EnvironmentVariable.process)) == 1
 
     static func record(_ name: String, _ launch: PreparedLaunch, gpu: CUDADevice, activeClusters: Int?, problem: String) {
         guard enabled else { return }
@@ -24,18 +24,21 @@ enum CUDALaunchLog {
 }
 
 extension LaunchConfiguration.Tuning {
-    /// The tuning switches this process was started with.
-    static let environment: Self = {
-        func integer(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
-        var tuning = Self()
-        if let staging = integer("FUSEDNORM_CUDA_STAGE"), (0...2).contains(staging) { tuning.staging = staging }
-        if let waves = integer("FUSEDNORM_CUDA_WAVES"), waves >= 0 { tuning.forwardWaves = waves }
-        tuning.decodeThreads = integer("FUSEDNORM_CUDA_DECODE_THREADS")
-        if let vectors = integer("FUSEDNORM_CUDA_BACKWARD_VECTORS"), (1...8).contains(vectors) { tuning.backwardVectors = vectors }
-        if let waves = integer("FUSEDNORM_CUDA_BACKWARD_WAVES"), (1...16).contains(waves) { tuning.backwardWaves = waves }
-        if let registers = integer("FUSEDNORM_CUDA_BACKWARD_REGISTERS"), (32...255).contains(registers) { tuning.backwardRegisters = registers }
-        if let parameters = integer("FUSEDNORM_CUDA_PARAMETERS") { tuning.parameters = parameters != 0 }
-        if let vectors = integer("FUSEDNORM_CUDA_FORWARD_VECTORS"), (1...16).contains(vectors) { tuning.forwardVectors = vectors }
-        return tuning
-    }()
+    /// The tuning switches this process was started with (the defaults where one is not accepted: operations
+    /// on a GPU then throw before they launch, see ``EnvironmentVariable/check(for:)``).
+    static let environment: Self = (try? Self(environment: EnvironmentVariable.process)) ?? Self()
+
+    /// The switches `environment` sets (``EnvironmentVariable``'s `FUSEDNORM_CUDA_*` tuning entries).
+    /// - Throws: ``FusedNormError/invalidEnvironmentVariable(name:value:reason:)`` for a value out of range.
+    init(environment: [String: String]) throws {
+        self.init()
+        if let staging = try EnvironmentVariable.cudaStage.integer(in: environment) { self.staging = staging }
+        if let waves = try EnvironmentVariable.cudaWaves.integer(in: environment) { forwardWaves = waves }
+        decodeThreads = try EnvironmentVariable.cudaDecodeThreads.integer(in: environment)
+        backwardVectors = try EnvironmentVariable.cudaBackwardVectors.integer(in: environment)
+        if let waves = try EnvironmentVariable.cudaBackwardWaves.integer(in: environment) { backwardWaves = waves }
+        backwardRegisters = try EnvironmentVariable.cudaBackwardRegisters.integer(in: environment)
+        if let parameters = try EnvironmentVariable.cudaParameters.integer(in: environment) { self.parameters = parameters == 1 }
+        forwardVectors = try EnvironmentVariable.cudaForwardVectors.integer(in: environment)
+    }
 }

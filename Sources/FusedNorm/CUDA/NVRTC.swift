@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -34,7 +38,7 @@ struct NVRTC: @unchecked Sendable {
     let nvrtcGetPTX: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?) -> Int32
 
     /// The environment variable that names the NVRTC library to use, ahead of every other place.
-    static let overrideVariable = "FUSEDNORM_NVRTC"
+    static let overrideVariable = EnvironmentVariable.nvrtc.name
     /// Names tried through the loader's search path (`LD_LIBRARY_PATH`, the ld.so cache).
     static let libraryNames = ["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"]
 
@@ -81,7 +85,9 @@ struct NVRTC: @unchecked Sendable {
         places += folderPatterns
         for folder in folderPatterns.flatMap(expandGlob) {
             let files = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-            let versioned = files.filter { $0.hasPrefix("libnvrtc.so.") }.sorted { $0.compare($1, options: .numeric) == .orderedDescending }
+            // Newest first, comparing the version numbers after `libnvrtc.so.` as numbers (13.0 > 12.8 > 12.10 is wrong, 12.10 > 12.8).
+            let version = { (name: String) in name.dropFirst("libnvrtc.so.".count).split(separator: ".").map { Int($0) ?? 0 } }
+            let versioned = files.filter { $0.hasPrefix("libnvrtc.so.") }.sorted { version($1).lexicographicallyPrecedes(version($0)) }
             for name in (files.contains("libnvrtc.so") ? ["libnvrtc.so"] : []) + versioned {
                 candidates.append("\(folder)/\(name)")
             }
@@ -127,7 +133,7 @@ struct NVRTC: @unchecked Sendable {
 
     /// Opens the `libnvrtc-builtins.so*` files in the folder of `path` (the `.alt` variants excepted).
     private static func loadBuiltins(besides path: String) -> [DynamicLibrary] {
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         let files = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
         return files.filter { $0.hasPrefix("libnvrtc-builtins.so") && !$0.contains(".alt.") }.sorted().compactMap {
             try? DynamicLibrary.open("\(folder)/\($0)").get()

@@ -20,6 +20,16 @@ public enum FusedNormError: Error, Equatable, Sendable, CustomStringConvertible 
     case deviceMismatch(argument: String, expected: Device, actual: Device)
     /// The device is not present or cannot be used; `reason` says why.
     case deviceUnavailable(Device, reason: String)
+    /// Wrapped memory of `byteCount` bytes is too small for the shape and strides, which reach `requiredBytes`.
+    case bufferTooSmall(argument: String, requiredBytes: Int, byteCount: Int)
+    /// A data address is not a multiple of the dtype's size (`alignment` bytes).
+    case misalignedAddress(argument: String, address: UInt, alignment: Int)
+    /// A read-only tensor (memory the caller lent for reading only) was passed where results are written.
+    case readOnly(argument: String)
+    /// The tensor's layout is valid but this device cannot run on it in this version; `reason` says why.
+    case unsupportedLayout(argument: String, device: Device, reason: String)
+    /// A `FUSEDNORM_*` environment variable has a value the library does not accept (see ``EnvironmentVariable``).
+    case invalidEnvironmentVariable(name: String, value: String, reason: String)
 
     public var description: String {
         switch self {
@@ -43,6 +53,16 @@ public enum FusedNormError: Error, Equatable, Sendable, CustomStringConvertible 
             "\(argument) is on \(actual) but the operation's other tensors are on \(expected); move it with .to(\(expected))"
         case .deviceUnavailable(let device, let reason):
             "device \(device) is not usable: \(reason)"
+        case .bufferTooSmall(let argument, let requiredBytes, let byteCount):
+            "\(argument) needs \(requiredBytes) bytes for its shape and strides, but its memory has \(byteCount)"
+        case .misalignedAddress(let argument, let address, let alignment):
+            "\(argument)'s data address 0x\(String(address, radix: 16)) is not a multiple of \(alignment) bytes, the size of its dtype"
+        case .readOnly(let argument):
+            "\(argument) is read-only (its memory was lent for reading) and cannot receive results"
+        case .unsupportedLayout(let argument, let device, let reason):
+            "\(argument) cannot be used on \(device): \(reason)"
+        case .invalidEnvironmentVariable(let name, let value, let reason):
+            "environment variable \(name)=\(value) is not valid: \(reason) (unset it for the default)"
         }
     }
 }

@@ -1,16 +1,49 @@
-/// Rows of a tensor as a backend sees them: row `i` starts `i * rowStride` elements after `address`,
-/// and its elements are contiguous.
+/// Rows of a tensor as a backend sees them: row `i` starts `i * rowStride` elements after `address`
+/// (or, with grouped rows, `(i / rowsPerGroup) * groupStride + (i % rowsPerGroup) * rowStride`), and its
+/// elements are contiguous.
 struct RowView: Sendable {
     /// Byte address of row 0, element 0 (host pointer bits or `CUdeviceptr`).
     var address: UInt
-    /// Elements between the starts of consecutive rows.
+    /// Elements between the starts of consecutive rows (of one group, when grouped).
     var rowStride: Int
     var dtype: DType
+    /// Rows per group when the rows are grouped, else 0 (rows uniformly `rowStride` apart).
+    private(set) var rowsPerGroup = 0
+    /// Elements between the starts of consecutive groups; meaningful only when ``isGrouped``.
+    private(set) var groupStride = 0
+
+    /// Whether rows need two strides (``rowsPerGroup`` > 0); backends with one stride per tensor
+    /// (the CUDA kernels) cannot take such a view.
+    var isGrouped: Bool { rowsPerGroup != 0 }
+
+    /// Rows uniformly `rowStride` apart.
+    init(address: UInt, rowStride: Int, dtype: DType) {
+        self.address = address
+        self.rowStride = rowStride
+        self.dtype = dtype
+    }
+
+    /// `rows` rows in groups of `rowsPerGroup`, collapsed to one stride whenever one describes them:
+    /// a single group, a single row per group (rows are then `groupStride` apart), or
+    /// `groupStride == rowsPerGroup * rowStride`.
+    init(address: UInt, rowStride: Int, dtype: DType, rows: Int, rowsPerGroup: Int, groupStride: Int) {
+        self.init(address: address, rowStride: rowStride, dtype: dtype)
+        if rowsPerGroup <= 0 || rows <= rowsPerGroup || groupStride == rowsPerGroup &* rowStride { return }
+        if rowsPerGroup == 1 {
+            self.rowStride = groupStride
+            return
+        }
+        self.rowsPerGroup = rowsPerGroup
+        self.groupStride = groupStride
+    }
 
     /// Byte address of `row`, element `column`.
     @inline(__always)
     func address(row: Int, column: Int = 0) -> UInt {
-        address &+ UInt(bitPattern: (row &* rowStride &+ column) &* dtype.byteCount)
+        let start = rowsPerGroup == 0
+            ? row &* rowStride
+            : (row / rowsPerGroup) &* groupStride &+ (row % rowsPerGroup) &* rowStride
+        return address &+ UInt(bitPattern: (start &+ column) &* dtype.byteCount)
     }
 }
 
@@ -46,7 +79,8 @@ struct NormForwardProblem: Sendable {
     var epsilon: Float
     /// Added to the weight (1 for Gemma); RMSNorm only.
     var weightOffset: Float
-    var casting: RMSNormCasting
+    /// Where RMSNorm rounds y (``RMSNormStyle/Rounding``).
+    var rounding: RMSNormStyle.Rounding
 }
 
 /// A validated backward pass.
@@ -71,7 +105,7 @@ struct NormBackwardProblem: Sendable {
     var dx: RowView
     /// (weightRows, columns), contiguous rows; present only with a weight.
     var dweight: RowView?
-    /// (weightRows, columns); LayerNorm with a bias only.
+    /// (weightRows, columns); LayerNorm only, when dbias was asked for.
     var dbias: RowView?
     var epsilon: Float
     var weightOffset: Float

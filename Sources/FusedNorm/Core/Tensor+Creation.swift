@@ -36,14 +36,13 @@ extension Tensor {
 
     /// The values in row-major order, converted exactly to `Float`. Waits for pending work on the tensor's device.
     public func toArray() throws -> [Float] {
+        if dtype == .float32 { return try toArray(of: Float.self) }
         let rows = self.rows, columns = self.columns
         let rowBytes = columns * dtype.byteCount
         var encoded = [UInt8](repeating: 0, count: rows * rowBytes)
         if rows > 0, columns > 0 {
             try encoded.withUnsafeMutableBytes { host in
-                try device.backend().download(
-                    rows: rows, rowBytes: rowBytes, from: rowView.address, pitch: rowStride * dtype.byteCount,
-                    to: host.baseAddress!, destinationPitch: rowBytes)
+                try download(into: host.baseAddress!)
             }
         }
         return encoded.withUnsafeBytes { dtype.decode($0, count: rows * columns) }
@@ -53,13 +52,15 @@ extension Tensor {
     /// memory between strided rows is left alone.
     public func write(_ values: [Float]) throws {
         guard values.count == count else { throw FusedNormError.countMismatch(expected: count, actual: values.count) }
+        try requireWritable("tensor")
         guard count > 0 else { return }
-        let rowBytes = columns * dtype.byteCount
+        if dtype == .float32 {
+            try values.withUnsafeBytes { try upload(from: $0.baseAddress!) }
+            return
+        }
         let encoded = dtype.encode(values)
         try encoded.withUnsafeBytes { host in
-            try device.backend().upload(
-                rows: rows, rowBytes: rowBytes, from: host.baseAddress!, sourcePitch: rowBytes,
-                to: rowView.address, pitch: rowStride * dtype.byteCount)
+            try upload(from: host.baseAddress!)
         }
     }
 
@@ -76,6 +77,35 @@ extension Tensor {
     /// A contiguous copy with elements rounded to `dtype`.
     public func converted(to dtype: DType) throws -> Tensor {
         try Tensor(toArray(), shape: shape, dtype: dtype, device: device)
+    }
+}
+
+extension Tensor {
+    /// Copies the rows, packed, into host memory of at least `count * dtype.byteCount` bytes; waits for the device.
+    func download(into host: UnsafeMutableRawPointer) throws {
+        try requireAccessible("tensor")
+        MemoryCounters.recordCopy()
+        let rowBytes = columns * dtype.byteCount
+        let backend = try device.backend()
+        for run in rowView.runs(rows: rows) {
+            try backend.download(
+                rows: run.count, rowBytes: rowBytes, from: run.address, pitch: run.pitch,
+                to: host + run.firstRow * rowBytes, destinationPitch: rowBytes)
+        }
+    }
+
+    /// Overwrites the rows from packed host memory of `count * dtype.byteCount` bytes.
+    func upload(from host: UnsafeRawPointer) throws {
+        try requireAccessible("tensor")
+        try requireWritable("tensor")
+        MemoryCounters.recordCopy()
+        let rowBytes = columns * dtype.byteCount
+        let backend = try device.backend()
+        for run in rowView.runs(rows: rows) {
+            try backend.upload(
+                rows: run.count, rowBytes: rowBytes, from: host + run.firstRow * rowBytes, sourcePitch: rowBytes,
+                to: run.address, pitch: run.pitch)
+        }
     }
 }
 
@@ -125,16 +155,35 @@ extension Tensor {
         guard destination.dtype == dtype else {
             throw FusedNormError.dtypeMismatch(argument: "destination", expected: dtype, actual: destination.dtype)
         }
+        try destination.requireWritable("destination")
+        try requireAccessible("source")
+        try destination.requireAccessible("destination")
+        MemoryCounters.recordCopy()
         guard count > 0 else { return }
         let rowBytes = columns * dtype.byteCount
+        let backend = try device.backend()
         if isContiguous, destination.isContiguous {
-            try device.backend().copy(
+            try backend.copy(
                 rows: 1, rowBytes: rows * rowBytes, from: rowView.address, sourcePitch: rows * rowBytes,
                 to: destination.rowView.address, pitch: rows * rowBytes)
-        } else {
-            try device.backend().copy(
-                rows: rows, rowBytes: rowBytes, from: rowView.address, sourcePitch: rowStride * dtype.byteCount,
-                to: destination.rowView.address, pitch: destination.rowStride * dtype.byteCount)
+            return
+        }
+        let source = rowView, target = destination.rowView
+        if !source.isGrouped, !target.isGrouped {
+            try backend.copy(
+                rows: rows, rowBytes: rowBytes, from: source.address, sourcePitch: source.rowStride * dtype.byteCount,
+                to: target.address, pitch: target.rowStride * dtype.byteCount)
+            return
+        }
+        // Grouped rows on either side: runs of rows within one group of each side, each one pitched copy.
+        var first = 0
+        while first < rows {
+            let end = min(source.endOfGroup(containing: first), target.endOfGroup(containing: first), rows)
+            try backend.copy(
+                rows: end - first, rowBytes: rowBytes,
+                from: source.address(row: first), sourcePitch: source.rowStride * dtype.byteCount,
+                to: target.address(row: first), pitch: target.rowStride * dtype.byteCount)
+            first = end
         }
     }
 }

@@ -6,6 +6,7 @@ public struct LayerNorm: Sendable {
     public var weight: Tensor?
     /// Shaped like the weight; nil for none.
     public var bias: Tensor?
+    /// Length of the normalized dimension.
     public let dimensions: Int
     public var epsilon: Float
 
@@ -29,12 +30,27 @@ public struct LayerNorm: Sendable {
         self.bias = affine && bias ? try Tensor.zeros([dimensions], dtype: dtype, device: device) : nil
     }
 
-    /// A layer around existing parameters.
-    public init(weight: Tensor?, bias: Tensor?, dimensions: Int, epsilon: Float = 1e-5) throws {
+    /// A layer around existing parameters (for example loaded from a checkpoint); ``dimensions`` is the
+    /// weight's last dimension.
+    /// - Parameters:
+    ///   - weight: shape (N), or (H, N) per head.
+    ///   - bias: the weight's shape and device; nil for none.
+    ///   - epsilon: finite and > 0; default 1e-5.
+    /// - Throws: ``FusedNormError/shapeMismatch(argument:expected:actual:)`` when the bias's shape is not the
+    ///   weight's, ``FusedNormError/deviceMismatch(argument:expected:actual:)`` when it lives elsewhere.
+    public init(weight: Tensor, bias: Tensor? = nil, epsilon: Float = 1e-5) throws {
         try NormArguments.check(epsilon: epsilon)
+        if let bias {
+            guard bias.shape == weight.shape else {
+                throw FusedNormError.shapeMismatch(argument: "bias", expected: "\(weight.shape) (the weight's shape)", actual: bias.shape)
+            }
+            guard bias.device == weight.device else {
+                throw FusedNormError.deviceMismatch(argument: "bias", expected: weight.device, actual: bias.device)
+            }
+        }
         self.weight = weight
         self.bias = bias
-        self.dimensions = dimensions
+        dimensions = weight.columns
         self.epsilon = epsilon
     }
 

@@ -13,8 +13,8 @@ public func layerNorm(
     output: Tensor? = nil
 ) throws -> Tensor {
     try normForward(
-        kind: .layer, x: x, residual: nil, weight: weight, bias: bias, epsilon: epsilon, weightOffset: 0,
-        casting: .gemma, outputDType: outputDType, residualDType: nil, output: output, residualOutput: nil,
+        kind: .layer, x: x, residual: nil, weight: weight, bias: bias, epsilon: epsilon, style: .standard,
+        outputDType: outputDType, residualDType: nil, output: output, residualOutput: nil,
         saveStatistics: false
     ).output
 }
@@ -27,8 +27,8 @@ public func layerNorm(
     outputDType: DType? = nil, residualDType: DType? = nil, output: Tensor? = nil, residualOutput: Tensor? = nil
 ) throws -> (output: Tensor, residual: Tensor) {
     let result = try normForward(
-        kind: .layer, x: x, residual: residual, weight: weight, bias: bias, epsilon: epsilon, weightOffset: 0,
-        casting: .gemma, outputDType: outputDType, residualDType: residualDType, output: output,
+        kind: .layer, x: x, residual: residual, weight: weight, bias: bias, epsilon: epsilon, style: .standard,
+        outputDType: outputDType, residualDType: residualDType, output: output,
         residualOutput: residualOutput,
         saveStatistics: false)
     return (result.output, result.residual!)
@@ -44,8 +44,8 @@ public func layerNormForward(
     meanOutput: Tensor? = nil, rstdOutput: Tensor? = nil
 ) throws -> NormForwardResult {
     try normForward(
-        kind: .layer, x: x, residual: residual, weight: weight, bias: bias, epsilon: epsilon, weightOffset: 0,
-        casting: .gemma, outputDType: outputDType, residualDType: residualDType, output: output,
+        kind: .layer, x: x, residual: residual, weight: weight, bias: bias, epsilon: epsilon, style: .standard,
+        outputDType: outputDType, residualDType: residualDType, output: output,
         residualOutput: residualOutput, meanOutput: meanOutput, rstdOutput: rstdOutput, saveStatistics: true
     ).withStatistics
 }
@@ -56,12 +56,20 @@ public func layerNormForward(
 /// - Parameters:
 ///   - outputGradient: dy, x's shape.
 ///   - input: the tensor that was normalized (s when a residual was fused).
-///   - weight, bias: as in the forward pass (the bias only sets the shape and dtype of dbias; nil: no dbias).
-///   - mean, rstd: saved by the forward pass, both or neither; recomputed from x when nil.
+///   - weight: as in the forward pass.
+///   - bias: as in the forward pass. dbias does not depend on the bias's values: the bias only sets the
+///     shape and dtype of a new dbias.
+///   - mean: saved by the forward pass, with `rstd` or not at all; recomputed from x when nil.
+///   - rstd: saved by the forward pass, with `mean` or not at all; recomputed from x when nil.
 ///   - residualGradient: the gradient reaching s from downstream; added to dx.
+///   - epsilon: as in the forward pass.
 ///   - inputGradient: where to write dx; default a new tensor in x's dtype.
-///   - weightGradient, biasGradient: where to write dweight and dbias (the parameters' shape, any dtype);
-///     default new tensors in the parameters' dtype.
+///   - weightGradient: where to write dweight (the weight's shape, any dtype); default a new tensor in the
+///     weight's dtype; nil without a weight.
+///   - biasGradient: where to write dbias (the weight's shape, any dtype). dbias is computed when a bias
+///     or this destination is given: with a bias, default a new tensor like the bias; without one, the
+///     destination alone asks for dbias (shape (N) or (H, N), the weight's when there is one).
+/// - Returns: dx, dweight (with a weight) and dbias (with a bias or a `biasGradient`).
 public func layerNormBackward(
     _ outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, mean: Tensor? = nil,
     rstd: Tensor? = nil, residualGradient: Tensor? = nil, epsilon: Float = 1e-5, inputGradient: Tensor? = nil,

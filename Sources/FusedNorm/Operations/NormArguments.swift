@@ -12,7 +12,9 @@ struct NormArguments {
     init(x: Tensor) throws {
         self.x = x
         device = x.device
+        try EnvironmentVariable.check(for: device)
         backend = try device.backend()
+        try checkRowLayout(x, "x")
     }
 
     static func check(epsilon: Float) throws {
@@ -29,6 +31,18 @@ struct NormArguments {
         guard let tensor else { return }
         guard tensor.device == device else {
             throw FusedNormError.deviceMismatch(argument: argument, expected: device, actual: tensor.device)
+        }
+        try checkRowLayout(tensor, argument)
+    }
+
+    /// Grouped rows (two strides) run on the CPU; the CUDA kernels take one row stride per tensor.
+    /// Also: the memory of a tensor lent by `Tensor.withWrapping` may be used only inside its closure.
+    func checkRowLayout(_ tensor: Tensor, _ argument: String) throws {
+        try tensor.requireAccessible(argument)
+        if case .cuda = device, tensor.hasGroupedRows {
+            throw FusedNormError.unsupportedLayout(
+                argument: argument, device: device,
+                reason: "grouped rows (rowStride \(tensor.rowStride), groupStride \(tensor.groupStride)) are supported on the CPU only in this version; copy into contiguous rows first")
         }
     }
 
@@ -88,6 +102,7 @@ struct NormArguments {
     func statistics(_ given: Tensor?, _ argument: String, wanted: Bool) throws -> Tensor? {
         if let given {
             try checkStatistics(given, argument)
+            try given.requireWritable(argument)
             return given
         }
         return wanted ? try allocateStatistics() : nil
@@ -104,6 +119,7 @@ struct NormArguments {
         }
         guard let given else { return try allocate(parameter.shape, parameter.dtype) }
         try checkDevice(given, argument)
+        try given.requireWritable(argument)
         guard given.shape == parameter.shape else {
             throw FusedNormError.shapeMismatch(argument: argument, expected: "\(parameter.shape) (the \(parameterName)'s shape)", actual: given.shape)
         }
@@ -114,6 +130,7 @@ struct NormArguments {
     func output(_ given: Tensor?, _ argument: String, dtype: DType?, default defaultDType: DType) throws -> Tensor {
         if let given {
             try checkLikeX(given, argument, dtype: dtype)
+            try given.requireWritable(argument)
             return given
         }
         return try allocate(x.shape, dtype ?? defaultDType)
@@ -123,12 +140,12 @@ struct NormArguments {
 /// The forward pass both RMSNorm and LayerNorm share.
 func normForward(
     kind: NormKind, x: Tensor, residual: Tensor?, weight: Tensor?, bias: Tensor?,
-    epsilon: Float, weightOffset: Float, casting: RMSNormCasting,
+    epsilon: Float, style: RMSNormStyle,
     outputDType: DType?, residualDType: DType?, output: Tensor?, residualOutput: Tensor?,
     meanOutput: Tensor? = nil, rstdOutput: Tensor? = nil, saveStatistics: Bool
 ) throws -> NormForwardTensors {
     try NormArguments.check(epsilon: epsilon)
-    try NormArguments.check(weightOffset: weightOffset)
+    try NormArguments.check(weightOffset: style.weightOffset)
     var arguments = try NormArguments(x: x)
     try arguments.checkLikeX(residual, "residual")
     try arguments.checkParameter(weight, "weight")
@@ -148,7 +165,7 @@ func normForward(
         kind: kind, rows: x.rows, columns: x.columns, x: x.rowView, residual: residual?.rowView,
         weightRows: arguments.weightRows, weight: weight?.rowView, bias: bias?.rowView,
         output: y.rowView, residualOutput: s?.rowView, mean: mean?.rowView.address,
-        rstd: statistics?.rowView.address, epsilon: epsilon, weightOffset: weightOffset, casting: casting)
+        rstd: statistics?.rowView.address, epsilon: epsilon, weightOffset: style.weightOffset, rounding: style.rounding)
     if x.rows > 0 { try arguments.backend.run(problem) }
     return NormForwardTensors(output: y, residual: s, mean: mean, rstd: statistics)
 }
@@ -186,7 +203,14 @@ func normBackward(
     }
     let dx = try arguments.output(inputGradient, "inputGradient", dtype: nil, default: x.dtype)
     let dweight = try arguments.parameterGradient(weightGradient, "weightGradient", of: weight, "weight")
-    let dbias = try arguments.parameterGradient(biasGradient, "biasGradient", of: bias, "bias")
+    let dbias: Tensor?
+    if bias == nil, let biasGradient {
+        // dbias = Σ_rows dy needs no bias values: a destination alone asks for it, shaped like the weight.
+        try arguments.checkParameter(biasGradient, "biasGradient")
+        dbias = biasGradient
+    } else {
+        dbias = try arguments.parameterGradient(biasGradient, "biasGradient", of: bias, "bias")
+    }
 
     let problem = NormBackwardProblem(
         kind: kind, rows: x.rows, columns: x.columns, dy: dy.rowView, x: x.rowView,

@@ -5,14 +5,25 @@ import Synchronization
 /// The operations `fusednorm bench` times.
 enum BenchOperation: String, CaseIterable, Sendable {
     case rmsnorm
-    case rmsnormResidual = "rmsnorm_residual"
-    case rmsnormBackward = "rmsnorm_backward"
+    case rmsnormResidual = "rmsnorm-residual"
+    case rmsnormBackward = "rmsnorm-backward"
     case layernorm
-    case layernormBackward = "layernorm_backward"
+    case layernormBackward = "layernorm-backward"
+    /// `rmsnorm` and `rmsnorm-backward` in their allocating form (outputs made by the call, as the default
+    /// call and the layers do), beside the preallocated forms above, so that the cost of allocation shows.
+    case rmsnormAllocating = "rmsnorm-allocating"
+    case rmsnormBackwardAllocating = "rmsnorm-backward-allocating"
+    /// A tensor made from a Swift array of the dtype's own type (`[BFloat16]` ...), and one read back into
+    /// such an array: each should cost about the copy yardstick (one copy of the bytes, no conversion).
+    case tensorFromArray = "tensor-from-array"
+    case tensorToArray = "tensor-to-array"
 
-    /// A comma-separated list of operation names (`--ops`).
+    /// A comma-separated list of operation names (`--ops`), hyphenated as `run` spells them
+    /// (`rmsnorm-backward`); the underscore spelling (`rmsnorm_backward`) is accepted too.
     static func list(_ text: String) throws -> [BenchOperation] {
-        try ListArgument.parse(text, expected: allCases.map(\.rawValue).joined(separator: ", "), BenchOperation.init(rawValue:))
+        try ListArgument.parse(text, expected: allCases.map(\.rawValue).joined(separator: ", ")) {
+            BenchOperation(rawValue: ListArgument.operationName($0))
+        }
     }
 }
 
@@ -127,13 +138,25 @@ struct BenchArena {
                 let set = views[run % sets]
                 _ = try rmsNorm(set.x, residual: set.second, weight: weight, output: set.output, residualOutput: set.secondOutput)
             }
-        case .rmsnormBackward:
+        case .rmsnormBackward, .rmsnormBackwardAllocating:
             let rstds = try views.map { try rmsNormForward($0.x, weight: weight, output: $0.secondOutput).rstd }
+            if operation == .rmsnormBackwardAllocating {
+                return BenchCall(bytes: 3 * tensorBytes + 2 * parameterBytes + statisticBytes) { run in
+                    let set = views[run % sets]
+                    _ = try rmsNormBackward(set.second, input: set.x, weight: weight, rstd: rstds[run % sets])
+                }
+            }
             return BenchCall(bytes: 3 * tensorBytes + 2 * parameterBytes + statisticBytes) { run in
                 let set = views[run % sets]
                 _ = try rmsNormBackward(
                     set.second, input: set.x, weight: weight, rstd: rstds[run % sets], inputGradient: set.output,
                     weightGradient: weightGradient)
+            }
+        case .tensorFromArray, .tensorToArray:
+            return try arrayCall(operation, shape: shape, views: views.map(\.output), bytes: 2 * tensorBytes)
+        case .rmsnormAllocating:
+            return BenchCall(bytes: 2 * tensorBytes + parameterBytes) { run in
+                _ = try rmsNorm(views[run % sets].x, weight: weight)
             }
         case .layernorm:
             return BenchCall(bytes: 2 * tensorBytes + 2 * parameterBytes) { run in
@@ -148,6 +171,23 @@ struct BenchArena {
                     set.second, input: set.x, weight: weight, bias: bias, mean: statistics.mean, rstd: statistics.rstd,
                     inputGradient: set.output, weightGradient: weightGradient, biasGradient: biasGradient)
             }
+        }
+    }
+
+    /// ``BenchOperation/tensorFromArray`` or ``BenchOperation/tensorToArray`` in the dtype's Swift type.
+    private func arrayCall(_ operation: BenchOperation, shape: BenchShape, views: [Tensor], bytes: Int) throws -> BenchCall {
+        func call<Element: TensorElement>(_ type: Element.Type) throws -> BenchCall {
+            let device = self.device
+            if operation == .tensorToArray {
+                return BenchCall(bytes: bytes) { run in _ = try views[run % views.count].toArray(of: Element.self) }
+            }
+            let array = try views[0].toArray(of: Element.self)
+            return BenchCall(bytes: bytes) { _ in _ = try Tensor(array, shape: shape.xShape, device: device) }
+        }
+        switch dtype {
+        case .float32: return try call(Float.self)
+        case .float16: return try call(Float16.self)
+        case .bfloat16: return try call(BFloat16.self)
         }
     }
 

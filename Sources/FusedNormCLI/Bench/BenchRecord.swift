@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One measurement of `fusednorm bench`, as a table row and as an object in the `--json` file.
 struct BenchRecord: Codable, Equatable {
@@ -30,6 +34,10 @@ struct BenchRecord: Codable, Equatable {
     var repeats: Int
     /// Host time to queue one run, when the timer measures it apart from device time (CUDA events).
     var hostMicroseconds: Double?
+    /// The CPU row kernels the CPU backend ran (``FusedNorm/CPUSettings/kernels``), whatever the device.
+    var cpuKernels: String
+    /// The `FUSEDNORM_*` environment variables set during the measurement (empty when none).
+    var environment: [String: String]
 
     enum CodingKeys: String, CodingKey {
         case op, dtype, device, rows, cols, heads
@@ -40,6 +48,8 @@ struct BenchRecord: Codable, Equatable {
         case fractionOfCopy = "fraction_of_copy"
         case repeats
         case hostMicroseconds = "host_microseconds"
+        case cpuKernels = "cpu_kernels"
+        case environment
     }
 
     /// The records as a JSON array (keys sorted, one object per line group).

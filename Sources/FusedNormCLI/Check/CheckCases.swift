@@ -4,21 +4,24 @@ import FusedNorm
 /// The operation families `fusednorm check` covers.
 enum CheckOperation: String, CaseIterable, Sendable {
     case rmsnorm
-    case rmsnormResidual = "rmsnorm_residual"
+    case rmsnormResidual = "rmsnorm-residual"
     /// Per-head RMSNorm of queries and keys: x (rows, H, D) with a weight (D) or (H, D).
-    case qkNorm = "qk_norm"
-    case rmsnormBackward = "rmsnorm_backward"
+    case qkNorm = "qk-norm"
+    case rmsnormBackward = "rmsnorm-backward"
     case layernorm
-    case layernormBackward = "layernorm_backward"
+    case layernormBackward = "layernorm-backward"
 
     /// Whether the family is RMSNorm (else LayerNorm).
     var isRMSNorm: Bool { self != .layernorm && self != .layernormBackward }
 
     var isBackward: Bool { self == .rmsnormBackward || self == .layernormBackward }
 
-    /// A comma-separated list of family names (`--ops`).
+    /// A comma-separated list of family names (`--ops`), hyphenated (`rmsnorm-backward`); the underscore
+    /// spelling (`rmsnorm_backward`) is accepted too.
     static func list(_ text: String) throws -> [CheckOperation] {
-        try ListArgument.parse(text, expected: allCases.map(\.rawValue).joined(separator: ", "), CheckOperation.init(rawValue:))
+        try ListArgument.parse(text, expected: allCases.map(\.rawValue).joined(separator: ", ")) {
+            CheckOperation(rawValue: ListArgument.operationName($0))
+        }
     }
 }
 
@@ -46,36 +49,38 @@ struct CheckVariant: Sendable {
     var name: String
     var weight: Parameter = .shared
     var bias = false
-    var weightOffset: Float = 0
-    var casting: RMSNormCasting = .gemma
+    /// RMSNorm's weight offset and rounding.
+    var style: RMSNormStyle = .standard
     var residual: Residual = .none
     /// Backward: pass the statistics a forward pass saved (else they are recomputed).
     var savedStatistics = false
     /// Backward: add a gradient reaching s from downstream.
     var residualGradient = false
+    /// LayerNorm backward: ask for dbias with a float32 destination and no bias.
+    var biasGradientOnly = false
 
     /// Heads in x's shape (rows, H, N); 1 for x shaped (rows, N).
     var heads: Int { operation == .qkNorm || weight == .perHead ? 3 : 1 }
 
     /// Every variant, in table order.
     static let all: [CheckVariant] = [
-        CheckVariant(operation: .rmsnorm, name: "weight, gemma casting"),
-        CheckVariant(operation: .rmsnorm, name: "weight, llama casting", casting: .llama),
-        CheckVariant(operation: .rmsnorm, name: "no weight, gemma casting", weight: .none),
-        CheckVariant(operation: .rmsnorm, name: "no weight, llama casting", weight: .none, casting: .llama),
-        CheckVariant(operation: .rmsnorm, name: "weight offset 1, gemma casting", weightOffset: 1),
-        CheckVariant(operation: .rmsnorm, name: "weight offset 1, llama casting", weightOffset: 1, casting: .llama),
-        CheckVariant(operation: .rmsnormResidual, name: "same dtypes, gemma casting", residual: .sameDType),
-        CheckVariant(operation: .rmsnormResidual, name: "same dtypes, llama casting", casting: .llama, residual: .sameDType),
-        CheckVariant(operation: .rmsnormResidual, name: "residual fp32, other y dtype, gemma", residual: .mixed),
-        CheckVariant(operation: .rmsnormResidual, name: "residual fp32, other y dtype, llama", casting: .llama, residual: .mixed),
+        CheckVariant(operation: .rmsnorm, name: "weight, standard"),
+        CheckVariant(operation: .rmsnorm, name: "weight, llama", style: .llama),
+        CheckVariant(operation: .rmsnorm, name: "no weight, standard", weight: .none),
+        CheckVariant(operation: .rmsnorm, name: "no weight, llama", weight: .none, style: .llama),
+        CheckVariant(operation: .rmsnorm, name: "weight, gemma", style: .gemma),
+        CheckVariant(operation: .rmsnorm, name: "weight offset 1, two roundings", style: RMSNormStyle(weightOffset: 1, rounding: .twice)),
+        CheckVariant(operation: .rmsnormResidual, name: "same dtypes, standard", residual: .sameDType),
+        CheckVariant(operation: .rmsnormResidual, name: "same dtypes, llama", style: .llama, residual: .sameDType),
+        CheckVariant(operation: .rmsnormResidual, name: "residual fp32, other y dtype, standard", residual: .mixed),
+        CheckVariant(operation: .rmsnormResidual, name: "residual fp32, other y dtype, llama", style: .llama, residual: .mixed),
         CheckVariant(operation: .rmsnormResidual, name: "no weight, same dtypes", weight: .none, residual: .sameDType),
-        CheckVariant(operation: .qkNorm, name: "weight (H, D), gemma casting", weight: .perHead),
-        CheckVariant(operation: .qkNorm, name: "weight (D), llama casting", casting: .llama),
+        CheckVariant(operation: .qkNorm, name: "weight (H, D), standard", weight: .perHead),
+        CheckVariant(operation: .qkNorm, name: "weight (D), llama", style: .llama),
         CheckVariant(operation: .rmsnormBackward, name: "weight, rstd recomputed"),
         CheckVariant(operation: .rmsnormBackward, name: "weight, rstd saved", savedStatistics: true),
         CheckVariant(operation: .rmsnormBackward, name: "no weight, rstd saved", weight: .none, savedStatistics: true),
-        CheckVariant(operation: .rmsnormBackward, name: "offset 1, rstd saved, residual grad", weightOffset: 1, savedStatistics: true, residualGradient: true),
+        CheckVariant(operation: .rmsnormBackward, name: "gemma, rstd saved, residual grad", style: .gemma, savedStatistics: true, residualGradient: true),
         CheckVariant(operation: .rmsnormBackward, name: "no weight, residual gradient", weight: .none, residualGradient: true),
         CheckVariant(operation: .rmsnormBackward, name: "weight (H, D), rstd saved", weight: .perHead, savedStatistics: true),
         CheckVariant(operation: .layernorm, name: "weight and bias", bias: true),
@@ -87,6 +92,7 @@ struct CheckVariant: Sendable {
         CheckVariant(operation: .layernormBackward, name: "weight and bias, recomputed", bias: true),
         CheckVariant(operation: .layernormBackward, name: "weight, no bias, saved", savedStatistics: true),
         CheckVariant(operation: .layernormBackward, name: "no weight, saved", weight: .none, savedStatistics: true),
+        CheckVariant(operation: .layernormBackward, name: "weight, dbias without bias", biasGradientOnly: true),
         CheckVariant(operation: .layernormBackward, name: "weight and bias, residual grad", bias: true, savedStatistics: true, residualGradient: true),
     ]
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import FusedNorm
 import FusedNormReference
 
@@ -8,7 +12,7 @@ struct CheckComparison: Sendable {
     var output: String
     /// ``FusedNormReference/Reference/relativeError(_:_:)``.
     var error: Double
-    /// ``FusedNormReference/Reference/tolerance(_:casting:)`` of the stored dtype.
+    /// ``FusedNormReference/Reference/tolerance(_:rounding:)`` of the stored dtype.
     var tolerance: Double
 
     var passed: Bool { error <= tolerance }
@@ -34,11 +38,13 @@ struct CheckResult: Sendable {
         }
     }
 
-    /// Compares `tensor` with `reference` at the tolerance of `dtype` (and `casting`).
-    mutating func compare(_ output: String, _ tensor: Tensor, _ reference: [Double], dtype: DType, casting: RMSNormCasting = .gemma) throws {
+    /// Compares `tensor` with `reference` at the tolerance of `dtype` (and `rounding`).
+    mutating func compare(
+        _ output: String, _ tensor: Tensor, _ reference: [Double], dtype: DType, rounding: RMSNormStyle.Rounding = .once
+    ) throws {
         comparisons.append(CheckComparison(
             output: output, error: Reference.relativeError(try tensor.toArray(), reference),
-            tolerance: Reference.tolerance(dtype, casting: casting)))
+            tolerance: Reference.tolerance(dtype, rounding: rounding)))
     }
 
     /// Records a failure when something wrote into `tensor`'s allocation outside its view.
@@ -158,7 +164,7 @@ struct CheckRunner {
 
         let x = try tensors.input(xShape, dtype, variant.operation.isRMSNorm ? -2...2 : -1.75...2.25)
         let residual = variant.residual == .none ? nil : try tensors.input(xShape, residualDType, -2...2)
-        let weightRange: ClosedRange<Float> = variant.weightOffset == 1 ? -0.5...0.5 : 0.5...1.5
+        let weightRange: ClosedRange<Float> = variant.style.weightOffset == 1 ? -0.5...0.5 : 0.5...1.5
         let weight = variant.weight == .none ? nil : try tensors.parameter(weightShape, dtype, weightRange)
         let bias = variant.bias ? try tensors.parameter(weightShape, dtype, -0.5...0.5) : nil
         let y = try tensors.output(xShape, outputDType)
@@ -168,11 +174,11 @@ struct CheckRunner {
         if variant.operation.isRMSNorm {
             forward = try rmsNormForward(
                 x.tensor, residual: residual?.tensor, weight: weight?.tensor, epsilon: epsilon,
-                weightOffset: variant.weightOffset, casting: variant.casting, outputDType: outputDType,
+                style: variant.style, outputDType: outputDType,
                 residualDType: residual == nil ? nil : residualDType, output: y.view, residualOutput: s?.view)
             reference = Reference.rmsNorm(
                 x: x.values, residual: residual?.values, weight: weight?.values, rows: rows, columns: columns,
-                weightRows: weightRows, epsilon: epsilon, weightOffset: variant.weightOffset, casting: variant.casting,
+                weightRows: weightRows, epsilon: epsilon, style: variant.style,
                 roundingDType: residual == nil ? dtype : residualDType, residualDType: residual == nil ? nil : residualDType)
         } else {
             forward = try layerNormForward(
@@ -184,11 +190,12 @@ struct CheckRunner {
                 columns: columns, weightRows: weightRows, epsilon: epsilon, residualDType: residual == nil ? nil : residualDType)
         }
 
-        // Under llama casting ŝ is rounded to the normalized input's dtype as well: y can be no more
-        // accurate than the coarser of that dtype and its own.
-        let roundedHatDType = variant.casting == .llama && variant.operation.isRMSNorm ? (residual == nil ? dtype : residualDType) : outputDType
+        // Rounded twice, ŝ is rounded to the normalized input's dtype as well: y can be no more accurate
+        // than the coarser of that dtype and its own.
+        let rounding: RMSNormStyle.Rounding = variant.operation.isRMSNorm ? variant.style.rounding : .once
+        let roundedHatDType = rounding == .twice ? (residual == nil ? dtype : residualDType) : outputDType
         let yToleranceDType = [outputDType, roundedHatDType].max { Reference.tolerance($0) < Reference.tolerance($1) }!
-        try result.compare("y", y.view, reference.output, dtype: yToleranceDType, casting: variant.operation.isRMSNorm ? variant.casting : .gemma)
+        try result.compare("y", y.view, reference.output, dtype: yToleranceDType, rounding: rounding)
         try result.checkSurroundings("y", y)
         if let s, let referenceResidual = reference.residual {
             try result.compare("s", s.view, referenceResidual, dtype: residualDType)
@@ -206,23 +213,25 @@ struct CheckRunner {
 
         let x = try tensors.input(xShape, dtype, isRMSNorm ? -2...2 : -1.75...2.25)
         let dy = try tensors.input(xShape, dtype, -1...1)
-        let weightRange: ClosedRange<Float> = variant.weightOffset == 1 ? -0.5...0.5 : 0.5...1.5
+        let weightRange: ClosedRange<Float> = variant.style.weightOffset == 1 ? -0.5...0.5 : 0.5...1.5
         let weight = variant.weight == .none ? nil : try tensors.parameter(weightShape, dtype, weightRange)
         let bias = variant.bias ? try tensors.parameter(weightShape, dtype, -0.5...0.5) : nil
+        // dbias asked for without a bias: a float32 destination of the weight's shape.
+        let biasGradient = variant.biasGradientOnly ? try tensors.output(weightShape, .float32) : nil
         let residualGradient = variant.residualGradient ? try tensors.input(xShape, dtype, -1...1) : nil
         let dx = try tensors.output(xShape, dtype)
 
         let gradients: NormGradients, reference: Reference.Backward
         if isRMSNorm {
             let rstd = variant.savedStatistics
-                ? try rmsNormForward(x.tensor, weight: weight?.tensor, epsilon: epsilon, weightOffset: variant.weightOffset).rstd
+                ? try rmsNormForward(x.tensor, weight: weight?.tensor, epsilon: epsilon, style: variant.style).rstd
                 : nil
             gradients = try rmsNormBackward(
                 dy.tensor, input: x.tensor, weight: weight?.tensor, rstd: rstd, residualGradient: residualGradient?.tensor,
-                epsilon: epsilon, weightOffset: variant.weightOffset, inputGradient: dx.view)
+                epsilon: epsilon, style: variant.style, inputGradient: dx.view)
             reference = Reference.rmsNormBackward(
                 outputGradient: dy.values, x: x.values, weight: weight?.values, rows: rows, columns: columns,
-                weightRows: weightRows, epsilon: epsilon, weightOffset: variant.weightOffset,
+                weightRows: weightRows, epsilon: epsilon, style: variant.style,
                 residualGradient: residualGradient?.values)
         } else {
             let saved = variant.savedStatistics
@@ -230,9 +239,10 @@ struct CheckRunner {
                 : nil
             gradients = try layerNormBackward(
                 dy.tensor, input: x.tensor, weight: weight?.tensor, bias: bias?.tensor, mean: saved?.mean,
-                rstd: saved?.rstd, residualGradient: residualGradient?.tensor, epsilon: epsilon, inputGradient: dx.view)
+                rstd: saved?.rstd, residualGradient: residualGradient?.tensor, epsilon: epsilon, inputGradient: dx.view,
+                biasGradient: biasGradient?.view)
             reference = Reference.layerNormBackward(
-                outputGradient: dy.values, x: x.values, weight: weight?.values, hasBias: bias != nil, rows: rows,
+                outputGradient: dy.values, x: x.values, weight: weight?.values, hasBias: bias != nil || biasGradient != nil, rows: rows,
                 columns: columns, weightRows: weightRows, epsilon: epsilon, residualGradient: residualGradient?.values)
         }
 
@@ -244,7 +254,7 @@ struct CheckRunner {
         }
         if let referenceBias = reference.bias {
             guard let dbias = gradients.bias else { throw CheckRunnerError.missing("dbias") }
-            try result.compare("dbias", dbias, referenceBias, dtype: dtype)
+            try result.compare("dbias", dbias, referenceBias, dtype: biasGradient == nil ? dtype : .float32)
         }
     }
 }
@@ -262,5 +272,5 @@ enum CheckRunnerError: Error, CustomStringConvertible {
 
 /// `1.2e-05`: a value in scientific notation with two significant digits.
 func formatScientific(_ value: Double) -> String {
-    String(format: "%.1e", value)
+    String(printf: "%.1e", value)
 }

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The element types FusedNorm reads from and writes to .npy files: little-endian IEEE floats.
 enum NPYElementType: String, Sendable, CaseIterable {

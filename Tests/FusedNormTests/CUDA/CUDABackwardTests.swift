@@ -115,7 +115,7 @@ struct CUDABackwardInputs {
         case .rms:
             Reference.rmsNormBackward(
                 outputGradient: dy, x: x, weight: weight, rows: c.rows, columns: c.columns, weightRows: c.weightRows,
-                epsilon: c.epsilon, weightOffset: c.weightOffset, residualGradient: residualGradient)
+                epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset), residualGradient: residualGradient)
         case .layer:
             Reference.layerNormBackward(
                 outputGradient: dy, x: x, weight: weight, hasBias: c.bias != nil, rows: c.rows, columns: c.columns,
@@ -145,10 +145,10 @@ struct CUDABackwardOutputs {
         switch c.norm {
         case .rms:
             let rstd = c.savedStatistics
-                ? try rmsNormForward(xView, weight: weight, epsilon: c.epsilon, weightOffset: c.weightOffset).rstd : nil
+                ? try rmsNormForward(xView, weight: weight, epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset)).rstd : nil
             gradients = try rmsNormBackward(
                 dyView, input: xView, weight: weight, rstd: rstd, residualGradient: residualGradient?.view.reshaped(c.shape),
-                epsilon: c.epsilon, weightOffset: c.weightOffset, inputGradient: dx.view.reshaped(c.shape))
+                epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset), inputGradient: dx.view.reshaped(c.shape))
         case .layer:
             let statistics = c.savedStatistics ? try layerNormForward(xView, weight: weight, bias: bias, epsilon: c.epsilon) : nil
             gradients = try layerNormBackward(

@@ -15,7 +15,8 @@ struct CUDAForwardCase: Sendable, CustomTestStringConvertible {
     var weight: DType?
     var bias: DType?
     var output: DType
-    var casting: RMSNormCasting = .gemma
+    var rounding: RMSNormStyle.Rounding = .once
+    var style: RMSNormStyle { RMSNormStyle(weightOffset: weightOffset, rounding: rounding) }
     var weightOffset: Float = 0
     /// 1, or H for a per-head weight (x shaped [rows/H, H, N]).
     var weightRows = 1
@@ -25,22 +26,22 @@ struct CUDAForwardCase: Sendable, CustomTestStringConvertible {
     var epsilon: Float { norm == .rms ? 1e-6 : 1e-5 }
     var shape: [Int] { weightRows > 1 ? [rows / weightRows, weightRows, columns] : [rows, columns] }
     var parameterShape: [Int] { weightRows > 1 ? [weightRows, columns] : [columns] }
-    /// The dtype ŝ is rounded to under llama casting.
+    /// The dtype ŝ is rounded to when rounded twice.
     var normalizedDType: DType { residual?.output ?? x }
 
     var testDescription: String {
         var text = "\(norm) N=\(columns) rows=\(rows) x=\(x)"
         if let residual { text += " residual=\(residual.input)->\(residual.output)" }
         text += " w=\(weight.map(\.description) ?? "none") b=\(bias.map(\.description) ?? "none") y=\(output)"
-        if norm == .rms { text += " \(casting) offset=\(weightOffset)" }
+        if norm == .rms { text += " \(RMSNormStyle(weightOffset: weightOffset, rounding: rounding))" }
         if weightRows > 1 { text += " heads=\(weightRows)" }
         return text + " \(layout.rawValue)"
     }
 
-    /// The tolerance on y: the output dtype's; under llama casting at least that of the dtype ŝ is rounded to.
+    /// The tolerance on y: the output dtype's; rounded twice, at least that of the dtype ŝ is rounded to.
     var outputTolerance: Double {
-        guard norm == .rms, casting == .llama else { return Reference.tolerance(output) }
-        return Reference.tolerance(cudaTestCoarser(output, normalizedDType), casting: .llama)
+        guard norm == .rms, rounding == .twice else { return Reference.tolerance(output) }
+        return Reference.tolerance(cudaTestCoarser(output, normalizedDType), rounding: .twice)
     }
 }
 
@@ -50,7 +51,7 @@ let cudaTestSizes: [(columns: Int, rows: Int)] = [
 ]
 
 enum CUDAForwardCases {
-    /// Five variants per size and dtype: plain RMSNorm; fused residual with llama casting, Gemma offset and
+    /// Five variants per size and dtype: plain RMSNorm; fused residual rounded twice (llama), Gemma offset and
     /// mixed dtypes, misaligned; LayerNorm with weight and bias, strided rows; LayerNorm with a residual and
     /// a bias only; weightless RMSNorm into bf16, misaligned.
     static let sweep: [CUDAForwardCase] = cudaTestSizes.flatMap { size in
@@ -60,7 +61,7 @@ enum CUDAForwardCases {
                 CUDAForwardCase(norm: .rms, columns: size.columns, rows: size.rows, x: dtype, weight: dtype, output: dtype),
                 CUDAForwardCase(
                     norm: .rms, columns: size.columns, rows: size.rows, x: dtype, residual: (other, dtype), weight: .float32,
-                    output: dtype, casting: .llama, weightOffset: 1, layout: .misaligned),
+                    output: dtype, rounding: .twice, weightOffset: 1, layout: .misaligned),
                 CUDAForwardCase(
                     norm: .layer, columns: size.columns, rows: size.rows, x: dtype, weight: dtype, bias: dtype, output: dtype,
                     layout: .everyOtherRow),
@@ -78,7 +79,7 @@ enum CUDAForwardCases {
     static let shapes: [CUDAForwardCase] = [
         CUDAForwardCase(norm: .rms, columns: 128, rows: 6 * 8, x: .bfloat16, weight: .bfloat16, output: .bfloat16, weightRows: 8),
         CUDAForwardCase(
-            norm: .rms, columns: 64, rows: 1000 * 4, x: .float16, weight: .float32, output: .float16, casting: .llama,
+            norm: .rms, columns: 64, rows: 1000 * 4, x: .float16, weight: .float32, output: .float16, rounding: .twice,
             weightRows: 4, layout: .everyOtherRow),
         CUDAForwardCase(norm: .layer, columns: 96, rows: 3 * 5, x: .float32, weight: .float32, bias: .bfloat16, output: .float32, weightRows: 5),
         CUDAForwardCase(
@@ -95,7 +96,7 @@ enum CUDAForwardCases {
         CUDAForwardCase(
             norm: .rms, columns: 262_144, rows: 9, x: .bfloat16, residual: (.bfloat16, .bfloat16), weight: .bfloat16,
             output: .bfloat16),
-        CUDAForwardCase(norm: .rms, columns: 1_048_576, rows: 3, x: .bfloat16, weight: .bfloat16, output: .bfloat16, casting: .llama),
+        CUDAForwardCase(norm: .rms, columns: 1_048_576, rows: 3, x: .bfloat16, weight: .bfloat16, output: .bfloat16, rounding: .twice),
         CUDAForwardCase(norm: .layer, columns: 2_097_152, rows: 2, x: .bfloat16, weight: .bfloat16, bias: .bfloat16, output: .bfloat16),
         CUDAForwardCase(
             norm: .rms, columns: 1_048_576, rows: 2, x: .float32, residual: (.float32, .float32), weight: .float32,
@@ -136,7 +137,7 @@ struct CUDAForwardInputs {
         case .rms:
             Reference.rmsNorm(
                 x: x, residual: residual, weight: weight, rows: c.rows, columns: c.columns, weightRows: c.weightRows,
-                epsilon: c.epsilon, weightOffset: c.weightOffset, casting: c.casting, roundingDType: c.normalizedDType,
+                epsilon: c.epsilon, style: c.style, roundingDType: c.normalizedDType,
                 residualDType: c.residual?.output)
         case .layer:
             Reference.layerNorm(
@@ -170,7 +171,7 @@ struct CUDAForwardOutputs {
         case .rms:
             result = try rmsNormForward(
                 x.view.reshaped(c.shape), residual: residual?.view.reshaped(c.shape), weight: weight, epsilon: c.epsilon,
-                weightOffset: c.weightOffset, casting: c.casting, output: y.view.reshaped(c.shape),
+                style: c.style, output: y.view.reshaped(c.shape),
                 residualOutput: s?.view.reshaped(c.shape))
         case .layer:
             result = try layerNormForward(

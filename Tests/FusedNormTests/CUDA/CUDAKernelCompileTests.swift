@@ -28,7 +28,7 @@ struct CUDAKernelCompileTests {
                         residual: view(other, columns: n, aligned: true), weightRows: 1,
                         weight: view(dtype, columns: n, aligned: true), bias: kind == .layer ? view(other, columns: n, aligned: true) : nil,
                         output: view(dtype, columns: n, aligned: true), residualOutput: view(other, columns: n, aligned: true),
-                        mean: kind == .layer ? 0x2000 : nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 1, casting: .llama)
+                        mean: kind == .layer ? 0x2000 : nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 1, rounding: .twice)
                     plans.append(("forward \(kind) N=\(n) \(dtype)", CUDABackend.forwardPlan(for: forward, gpu: gpu)))
                     let backward = NormBackwardProblem(
                         kind: kind, rows: rows, columns: n, dy: view(other, columns: n, aligned: true),
@@ -43,8 +43,8 @@ struct CUDAKernelCompileTests {
         return plans + variantPlans(gpu: gpu)
     }
 
-    /// The variants the sweep above does not reach (it always has a residual, a weight, dweight and llama
-    /// casting): no residual, no weight, no bias, gemma casting, a weight offset, no residual gradient, dbias
+    /// The variants the sweep above does not reach (it always has a residual, a weight, dweight and two
+    /// roundings): no residual, no weight, no bias, one rounding, a weight offset, no residual gradient, dbias
     /// without dweight; over sizes that reach registers, shared memory, clusters and streaming.
     static func variantPlans(gpu: LaunchConfiguration.GPU) -> [(String, KernelPlan)] {
         var plans: [(String, KernelPlan)] = []
@@ -59,7 +59,7 @@ struct CUDAKernelCompileTests {
                             kind: kind, rows: rows, columns: n, x: view(dtype, columns: n, aligned: aligned), residual: nil,
                             weightRows: 1, weight: weight, bias: kind == .layer && variant == 1 ? view(other, columns: n, aligned: true) : nil,
                             output: view(other, columns: n, aligned: true), residualOutput: nil, mean: nil, rstd: nil, epsilon: 1e-6,
-                            weightOffset: 0, casting: .gemma)
+                            weightOffset: 0, rounding: .once)
                         plans.append(("forward variant \(variant) \(kind) N=\(n) \(dtype)", CUDABackend.forwardPlan(for: forward, gpu: gpu)))
                         let backward = NormBackwardProblem(
                             kind: kind, rows: rows, columns: n, dy: view(dtype, columns: n, aligned: true),

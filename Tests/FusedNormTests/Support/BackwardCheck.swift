@@ -80,7 +80,7 @@ struct BackwardInputs {
         case .rms:
             Reference.rmsNormBackward(
                 outputGradient: dy.values, x: x.values, weight: weight?.values, rows: c.rows, columns: c.columns,
-                weightRows: c.weightRows, epsilon: c.epsilon, weightOffset: c.weightOffset,
+                weightRows: c.weightRows, epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset),
                 residualGradient: residualGradient?.values)
         case .layer:
             Reference.layerNormBackward(
@@ -94,11 +94,11 @@ struct BackwardInputs {
         switch c.norm {
         case .rms:
             let rstd = c.savedStatistics
-                ? try rmsNormForward(x.tensor, weight: weight?.tensor, epsilon: c.epsilon, weightOffset: c.weightOffset).rstd
+                ? try rmsNormForward(x.tensor, weight: weight?.tensor, epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset)).rstd
                 : nil
             return try rmsNormBackward(
                 dy.tensor, input: x.tensor, weight: weight?.tensor, rstd: rstd, residualGradient: residualGradient?.tensor,
-                epsilon: c.epsilon, weightOffset: c.weightOffset, inputGradient: inputGradient)
+                epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset), inputGradient: inputGradient)
         case .layer:
             let statistics = c.savedStatistics
                 ? try layerNormForward(x.tensor, weight: weight?.tensor, bias: bias?.tensor, epsilon: c.epsilon)

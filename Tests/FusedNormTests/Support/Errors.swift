@@ -4,7 +4,8 @@ import Testing
 /// The case of a ``FusedNormError`` without its payload, to state which error a bad input must give.
 enum ErrorKind: String, Sendable {
     case rankZero, emptyRows, invalidShape, shapeMismatch, dtypeMismatch, countMismatch, invalidEpsilon,
-         invalidArgument, deviceMismatch, deviceUnavailable
+         invalidArgument, deviceMismatch, deviceUnavailable, bufferTooSmall, misalignedAddress, readOnly,
+         unsupportedLayout, invalidEnvironmentVariable
 }
 
 extension FusedNormError {
@@ -20,6 +21,11 @@ extension FusedNormError {
         case .invalidArgument: .invalidArgument
         case .deviceMismatch: .deviceMismatch
         case .deviceUnavailable: .deviceUnavailable
+        case .bufferTooSmall: .bufferTooSmall
+        case .misalignedAddress: .misalignedAddress
+        case .readOnly: .readOnly
+        case .unsupportedLayout: .unsupportedLayout
+        case .invalidEnvironmentVariable: .invalidEnvironmentVariable
         }
     }
 
@@ -31,6 +37,10 @@ extension FusedNormError {
              .deviceMismatch(let argument, _, _):
             argument
         case .invalidArgument(let name, _): name
+        case .bufferTooSmall(let argument, _, _), .misalignedAddress(let argument, _, _), .readOnly(let argument),
+             .unsupportedLayout(let argument, _, _):
+            argument
+        case .invalidEnvironmentVariable(let name, _, _): name
         case .countMismatch, .invalidEpsilon, .deviceUnavailable: nil
         }
     }

@@ -30,7 +30,9 @@ struct ForwardCase: Sendable, CustomTestStringConvertible {
     /// Weight and bias of shape (H, D) for x of shape (..., H, D).
     var perHead = false
     var weightOffset: Float = 0
-    var casting: RMSNormCasting = .gemma
+    var rounding: RMSNormStyle.Rounding = .once
+    /// The style the operations take: ``weightOffset`` and ``rounding``.
+    var style: RMSNormStyle { RMSNormStyle(weightOffset: weightOffset, rounding: rounding) }
     /// The residual's dtype; nil for no fused residual.
     var residual: DType? = nil
     /// `residualDType:`; nil for the default (the residual's dtype).
@@ -62,7 +64,7 @@ struct ForwardCase: Sendable, CustomTestStringConvertible {
         if let residual { parts.append("residual:\(residual)->\(residualDType.map(\.description) ?? "default")") }
         parts.append("w:\(weight.map(\.description) ?? "none")\(perHead ? "(per-head)" : "")")
         if let bias { parts.append("b:\(bias)") }
-        if norm == .rms { parts.append("\(casting) offset:\(weightOffset)") }
+        if norm == .rms { parts.append("\(style)") }
         parts.append("out:\(output.map(\.description) ?? "default")")
         let layouts = [("x", xLayout), ("res", residualLayout), ("w", weightLayout), ("y", outputLayout), ("s", residualOutputLayout)]
             .filter { $0.1 != .contiguous }.map { "\($0.0)@\($0.1)" }
@@ -106,7 +108,7 @@ struct ForwardInputs {
         case .rms:
             Reference.rmsNorm(
                 x: x.values, residual: residual?.values, weight: weight?.values, rows: c.rows, columns: c.columns,
-                weightRows: c.weightRows, epsilon: c.epsilon, weightOffset: c.weightOffset, casting: c.casting,
+                weightRows: c.weightRows, epsilon: c.epsilon, style: c.style,
                 roundingDType: c.sDType ?? c.x, residualDType: c.sDType)
         case .layer:
             Reference.layerNorm(
@@ -116,13 +118,13 @@ struct ForwardInputs {
     }
 }
 
-/// The tolerance for y: the output dtype's, and under `.llama` casting at least that of the dtype ŝ is
+/// The tolerance for y: the output dtype's, and rounded twice at least that of the dtype ŝ is
 /// rounded to (a float32 output cannot be more accurate than the bf16 rounding of ŝ inside it: where the
 /// kernel's fp32 ŝ and the float64 ŝ fall on either side of a rounding boundary they differ by one ulp).
 func outputTolerance(_ c: ForwardCase) -> Double {
     guard c.norm == .rms else { return Reference.tolerance(c.outputDType) }
-    guard c.casting == .llama else { return Reference.tolerance(c.outputDType, casting: c.casting) }
-    return Reference.tolerance(coarser(c.outputDType, c.sDType ?? c.x), casting: .llama)
+    guard c.rounding == .twice else { return Reference.tolerance(c.outputDType, rounding: c.rounding) }
+    return Reference.tolerance(coarser(c.outputDType, c.sDType ?? c.x), rounding: .twice)
 }
 
 /// The tolerance for per-row statistics, stored in fp32.
@@ -147,7 +149,7 @@ func checkForward(_ c: ForwardCase, on device: Device, sourceLocation: SourceLoc
         case .rms:
             try rmsNormForward(
                 inputs.x.tensor, residual: inputs.residual?.tensor, weight: inputs.weight?.tensor, epsilon: c.epsilon,
-                weightOffset: c.weightOffset, casting: c.casting, outputDType: c.output, residualDType: c.residualDType,
+                style: c.style, outputDType: c.output, residualDType: c.residualDType,
                 output: poisonedOutput!.tensor, residualOutput: poisonedResidual?.tensor)
         case .layer:
             try layerNormForward(
@@ -165,13 +167,12 @@ func checkForward(_ c: ForwardCase, on device: Device, sourceLocation: SourceLoc
         switch (c.norm, inputs.residual) {
         case (.rms, nil):
             output = try rmsNorm(
-                inputs.x.tensor, weight: inputs.weight?.tensor, epsilon: c.epsilon, weightOffset: c.weightOffset,
-                casting: c.casting, outputDType: c.output)
+                inputs.x.tensor, weight: inputs.weight?.tensor, epsilon: c.epsilon, style: c.style, outputDType: c.output)
             residualOutput = nil
         case (.rms, let residual?):
             (output, residualOutput) = try rmsNorm(
                 inputs.x.tensor, residual: residual.tensor, weight: inputs.weight?.tensor, epsilon: c.epsilon,
-                weightOffset: c.weightOffset, casting: c.casting, outputDType: c.output, residualDType: c.residualDType)
+                style: c.style, outputDType: c.output, residualDType: c.residualDType)
         case (.layer, nil):
             output = try layerNorm(
                 inputs.x.tensor, weight: inputs.weight?.tensor, bias: inputs.bias?.tensor, epsilon: c.epsilon,
