@@ -2,7 +2,7 @@
 //
 // - dtypes: `X_T`, `R_T` (residual), `S_T` (residual output s), `W_T`, `B_T`, `Y_T`, each `float`,
 //   `half_t` or `bf16_t`;
-// - variant: `LAYER` (0 RMSNorm, 1 LayerNorm), `HAS_RESIDUAL`, `HAS_WEIGHT`, `HAS_BIAS`, `LLAMA` (casting);
+// - variant: `LAYER` (0 RMSNorm, 1 LayerNorm), `HAS_RESIDUAL`, `HAS_WEIGHT`, `HAS_BIAS`, `LLAMA` (RMSNorm rounding twice);
 // - layout (``LaunchConfiguration``): `TPR` threads of a CTA per row, `RPB` rows per CTA, `CLUSTER` CTAs per
 //   row (a thread-block cluster; the row's vectors split in CLUSTER contiguous parts), `VEC` elements per
 //   vector, `VPT` vectors per thread and pass, `HOLD` (1: the row stays in registers between its statistics
@@ -13,7 +13,7 @@
 //
 // Per row: s = x (+ residual, summed in fp32, stored to s in S_T and read back rounded);
 // LayerNorm: μ = Σs/N, r = 1/sqrt(Σ(s−μ)²/N + ε), y = (s−μ)·r·w + b;
-// RMSNorm: r = 1/sqrt(Σs²/N + ε), ŝ = s·r (rounded to s's dtype under llama casting), y = ŝ·(w + offset).
+// RMSNorm: r = 1/sqrt(Σs²/N + ε), ŝ = s·r (rounded to s's dtype when rounding twice), y = ŝ·(w + offset).
 // The weight row is `row % weight_rows`. Statistics go to `rstd` and `mean` when those are not null.
 //
 // Teams: blockIdx / CLUSTER numbers a team (one CTA, or one cluster); team t handles rows t·RPB + group,
