@@ -14,15 +14,17 @@
 #include <math.h>
 
 // Pass 1 of a block with a residual: s = x + residual, rounded to and stored in the residual output
-// (streaming) and in the stash; the block's sums around `shift` (Σ s² alone when not centered).
+// (streaming) and in the stash; then the block's sums around `shift` (Σ s² alone when not centered), taken
+// from the stash. Not in the store loop: its first steps follow the residual output's alignment, so the lanes
+// would group the elements differently where the row lies elsewhere, and a row's statistics would depend on
+// its place in the call (batch invariance; the stash block is in L1).
 CFN_LANES void residual_block(
     const cfn_forward_row_args *a, size_t start, size_t count, int xd, int rd, int sd, int centered, float shift,
     float *sum, float *squares, cfn_prefetch prefetch
 ) {
     int stream;
     size_t head = cfn_stream_head(a->residual_output, start, sd, &stream);
-    __m256 z = _mm256_setzero_ps(), acc[4] = {z, z, z, z}, sq[4] = {z, z, z, z}, c = _mm256_set1_ps(shift);
-    __m256 px = z, pr = z;
+    __m256 px = _mm256_setzero_ps(), pr = px;
     __m256i ps = _mm256_setzero_si256();
     // Locals, not a->...: the vector stores may alias anything, which would reload the fields every step.
     const void *x = a->x, *residual = a->residual;
@@ -33,18 +35,10 @@ CFN_LANES void residual_block(
         __m256 v = _mm256_add_ps(cfn_load_k(x, i, lanes, xd, k, &px), cfn_load_k(residual, i, lanes, rd, k, &pr)); \
         v = cfn_store_k(residualOutput, i, lanes, sd, v, st, k, &ps);                                 \
         cfn_store(stash, i, lanes, CFN_FLOAT32, v, 0);                                                \
-        __m256 d = v;                                                                                 \
-        if (centered) {                                                                               \
-            d = _mm256_sub_ps(v, c);                                                                  \
-            if (lanes != 8) d = _mm256_and_ps(d, cfn_lane_mask(lanes));                               \
-            acc[CFN_ACC(k)] = _mm256_add_ps(acc[CFN_ACC(k)], d);                                                \
-        }                                                                                             \
-        sq[CFN_ACC(k)] = _mm256_fmadd_ps(d, d, sq[CFN_ACC(k)]);                                    \
     }
     CFN_FOR_LANES(start, start + count, head, stream, 2, prefetch, STEP);
 #undef STEP
-    *sum = cfn_sum4(acc);
-    *squares = cfn_sum4(sq);
+    cfn_block_sums(stash, start, count, centered, shift, sum, squares);
 }
 
 CFN_LANES void residual_row(

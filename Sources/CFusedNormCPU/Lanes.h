@@ -52,7 +52,9 @@
 // (preserve_all): a call that may clobber the vector registers, even outside the main loops, made the compiler
 // keep the loops' constants and pointers on the stack and load them again every step (bfloat16 LayerNorm
 // backward +6% in cache, +9% streamed on two threads: bench/cpu-rows).
-#define CFN_KEEPS_REGISTERS __attribute__((preserve_all))
+// Hidden: in a shared library (libFusedNormC.so) a call through the PLT would reach the dynamic linker's lazy
+// resolver first, which does not preserve all registers (a crash in the first call, found by the C interface test).
+#define CFN_KEEPS_REGISTERS __attribute__((preserve_all, visibility("hidden")))
 CFN_VECTOR CFN_KEEPS_REGISTERS __m256 cfn_load_partial(const void *row, size_t index, size_t lanes, int dtype);
 CFN_VECTOR CFN_KEEPS_REGISTERS __m256 cfn_store_partial(void *row, size_t index, size_t lanes, int dtype, __m256 values);
 // (Defined in Lanes.c.)

@@ -118,6 +118,11 @@ CFN_LANES void block_sums(
     *squares = cfn_sum4(sq);
 }
 
+CFN_VECTOR void cfn_block_sums(const float *values, size_t start, size_t count, int centered, float shift, float *sum, float *squares) {
+    cfn_prefetch none = {0};
+    block_sums(values, CFN_FLOAT32, start, count, centered, shift, sum, squares, none);
+}
+
 // row_statistics of a row of one block (N <= CFN_STATS_BLOCK): cfn_stats_init, cfn_stats_add and cfn_stats_finish
 // for that block alone (the running mean and count start at 0: no merge, no division by the count), float32's first
 // shift summed in two vectors instead of a chain of sixteen scalar adds. A short row's pass 2 waits for its

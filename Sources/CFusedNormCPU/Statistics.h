@@ -13,6 +13,7 @@
 #define cfn_stats_add CFN_NAME(cfn_stats_add)
 #define cfn_stats_finish CFN_NAME(cfn_stats_finish)
 #define cfn_row_statistics CFN_NAME(cfn_row_statistics)
+#define cfn_block_sums CFN_NAME(cfn_block_sums)
 
 // Elements per block of the row statistics, more than the gradient sums' CFN_BLOCK (RowLoops.h) and the Swift
 // kernels' 1024: each block ends in horizontal sums, a test and a merge in double that the loops do not hide
@@ -37,6 +38,9 @@ void cfn_stats_init(cfn_stats *stats, int centered, const void *x, int dtype, si
 void cfn_stats_add(cfn_stats *stats, const void *row, int dtype, size_t start, size_t count, float sum, float squares);
 // mean (0 when not centered), its rounding error (0 when negligible), rstd.
 void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float *meanError, float *rstd);
+// The sums of the float32 block [start, start + count) of `values` around `shift` (Σ v² alone when not centered),
+// its lanes always in the same order from `start`: the sums do not depend on where the row lies in memory.
+void cfn_block_sums(const float *values, size_t start, size_t count, int centered, float shift, float *sum, float *squares);
 // The statistics of row `x` (`columns` elements of `dtype`).
 void cfn_row_statistics(
     const void *x, int dtype, size_t columns, int centered, float epsilon, float *mean, float *meanError, float *rstd,

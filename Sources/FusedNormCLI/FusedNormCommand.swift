@@ -11,7 +11,7 @@ public struct FusedNormCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "fusednorm",
         abstract: "Fused RMSNorm and LayerNorm kernels: check, benchmark and run them.",
-        subcommands: [InfoCommand.self, CheckCommand.self, BenchCommand.self, RunCommand.self])
+        subcommands: [InfoCommand.self, CheckCommand.self, BenchCommand.self, RunCommand.self, ExplainCommand.self, TrafficCommand.self])
 
     public init() {}
 }

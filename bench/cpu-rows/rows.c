@@ -10,6 +10,8 @@
 //     KERNELS: 1 AVX2 build, 2 AVX-512 build (0 or default: the best this CPU runs)
 //     PACKED: LayerNorm forward of a 16-bit dtype: 1 weight and bias packed in that dtype too (cfn_pack_weight_bias,
 //             as the backend passes them when they are exact in it), 0 as floats only (default 1)
+// RESIDUAL=1 (forward): s = x + residual fused, the residual read from the dy buffer and s written to a buffer of
+// its own (both of the rows' dtype).
 // Prints the best of 7 timed runs: GB/s (x + y, or x + dy + dx, each moved once) and ns per element per thread.
 // Inputs are uniform in [-2, 2) (dy in [-1, 1)); the backward uses saved statistics (mean 0.01, rstd 1.7).
 //
@@ -38,15 +40,16 @@ static double now(void) {
 #define ROWS_N 4096
 #endif
 enum { N = ROWS_N };
-static int backward, dtype, layer, kernels, threads, packed;
+static int backward, dtype, layer, kernels, threads, packed, residual;
 static uint16_t *weightBias, *packedRow;
 // The kernels timed: this build's, or a variant's from its library (round robin).
 static void (*forwardRow)(const cfn_forward_row_args *, int) = cfn_forward_row;
 static void (*backwardRow)(const cfn_backward_row_args *, int) = cfn_backward_row;
 static size_t rows, repeat, size;
-static char *x, *dy, *out;
+static char *x, *dy, *out, *sums;
 static float *weight, *bias, *partials[2];
 _Alignas(64) static float means[2][16], rstds[2][16];  // a line per thread
+_Alignas(64) static float stashes[2][N];
 
 static void fill(char *row, size_t count, float scale) {
     for (size_t i = 0; i < count; i++) {
@@ -75,6 +78,10 @@ static void *work(void *argument) {
             a.x = x + r * N * size, a.output = out + r * N * size, a.weight = weight, a.bias = layer ? bias : NULL;
             a.epsilon = 1e-5f, a.next_x = x + next * N * size, a.weight_bias = weightBias;
             a.mean = &means[id][0], a.rstd = &rstds[id][0];  // as the backend saves them
+            if (residual) {
+                a.residual = dy + r * N * size, a.residual_dtype = a.residual_output_dtype = dtype;
+                a.residual_output = sums + r * N * size, a.stash = stashes[id], a.next_residual = dy + next * N * size;
+            }
             forwardRow(&a, kernels);
         }
     }
@@ -168,6 +175,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     size = dtype == CFN_FLOAT32 ? 4 : 2;
+    residual = !backward && getenv("RESIDUAL") && atoi(getenv("RESIDUAL"));
+    sums = aligned_alloc(64, rows * N * size);
+    if (!sums) return 1;
+    memset(sums, 0, rows * N * size);
     x = aligned_alloc(64, rows * N * size), dy = aligned_alloc(64, rows * N * size), out = aligned_alloc(64, rows * N * size);
     weight = aligned_alloc(64, N * 4), bias = aligned_alloc(64, N * 4);
     if (!x || !dy || !out || !weight || !bias) return 1;

@@ -116,8 +116,7 @@ struct BenchArena {
         let sets = min(availableSets(shape), runs)
         let weight = try Tensor(generator.uniform(shape.heads * shape.columns, in: 0.5...1.5), shape: shape.parameterShape, dtype: dtype, device: device)
         let bias = try Tensor(generator.uniform(shape.heads * shape.columns, in: -0.5...0.5), shape: shape.parameterShape, dtype: dtype, device: device)
-        let tensorBytes = shape.rows * shape.columns * dtype.byteCount
-        let parameterBytes = shape.heads * shape.columns * dtype.byteCount, statisticBytes = shape.rows * 4
+        let bytes = operation.bytes(rows: shape.rows, columns: shape.columns, heads: shape.heads, dtype: dtype)
         let views = try (0..<sets).map { set in
             (x: try inputView(inputs[0], set: set, shape: shape), second: try inputView(inputs[1], set: set, shape: shape),
              output: try outputView(outputs[0], set: set, shape: shape), secondOutput: try outputView(outputs[1], set: set, shape: shape))
@@ -129,43 +128,43 @@ struct BenchArena {
 
         switch operation {
         case .rmsnorm:
-            return BenchCall(bytes: 2 * tensorBytes + parameterBytes) { run in
+            return BenchCall(bytes: bytes) { run in
                 let set = views[run % sets]
                 _ = try rmsNorm(set.x, weight: weight, output: set.output)
             }
         case .rmsnormResidual:
-            return BenchCall(bytes: 4 * tensorBytes + parameterBytes) { run in
+            return BenchCall(bytes: bytes) { run in
                 let set = views[run % sets]
                 _ = try rmsNorm(set.x, residual: set.second, weight: weight, output: set.output, residualOutput: set.secondOutput)
             }
         case .rmsnormBackward, .rmsnormBackwardAllocating:
             let rstds = try views.map { try rmsNormForward($0.x, weight: weight, output: $0.secondOutput).rstd }
             if operation == .rmsnormBackwardAllocating {
-                return BenchCall(bytes: 3 * tensorBytes + 2 * parameterBytes + statisticBytes) { run in
+                return BenchCall(bytes: bytes) { run in
                     let set = views[run % sets]
                     _ = try rmsNormBackward(set.second, input: set.x, weight: weight, rstd: rstds[run % sets])
                 }
             }
-            return BenchCall(bytes: 3 * tensorBytes + 2 * parameterBytes + statisticBytes) { run in
+            return BenchCall(bytes: bytes) { run in
                 let set = views[run % sets]
                 _ = try rmsNormBackward(
                     set.second, input: set.x, weight: weight, rstd: rstds[run % sets], inputGradient: set.output,
                     weightGradient: weightGradient)
             }
         case .tensorFromArray, .tensorToArray:
-            return try arrayCall(operation, shape: shape, views: views.map(\.output), bytes: 2 * tensorBytes)
+            return try arrayCall(operation, shape: shape, views: views.map(\.output), bytes: bytes)
         case .rmsnormAllocating:
-            return BenchCall(bytes: 2 * tensorBytes + parameterBytes) { run in
+            return BenchCall(bytes: bytes) { run in
                 _ = try rmsNorm(views[run % sets].x, weight: weight)
             }
         case .layernorm:
-            return BenchCall(bytes: 2 * tensorBytes + 2 * parameterBytes) { run in
+            return BenchCall(bytes: bytes) { run in
                 let set = views[run % sets]
                 _ = try layerNorm(set.x, weight: weight, bias: bias, output: set.output)
             }
         case .layernormBackward:
             let saved = try views.map { try layerNormForward($0.x, weight: weight, bias: bias, output: $0.secondOutput) }
-            return BenchCall(bytes: 3 * tensorBytes + 4 * parameterBytes + 2 * statisticBytes) { run in
+            return BenchCall(bytes: bytes) { run in
                 let set = views[run % sets], statistics = saved[run % sets]
                 _ = try layerNormBackward(
                     set.second, input: set.x, weight: weight, bias: bias, mean: statistics.mean, rstd: statistics.rstd,
