@@ -19,8 +19,11 @@ let package = Package(
         // The library: backend-agnostic API in Core/Operations/Layers, one folder per backend.
         .target(
             name: "FusedNorm", dependencies: ["CFusedNormCPU", "CDLPack"],
-            // The CUDA copy kernel of the bench's yardstick (issue 17), compiled by NVRTC at run time.
-            resources: [.embedInCode("CUDA/Kernels/CopyVectors.cu")]
+            // The CUDA kernels' sources (and the bench's copy kernel), compiled by NVRTC at run time, carried in the binary.
+            resources: [
+                "Common.cuh", "NormForward.cu", "NormForwardRows.cuh", "NormForwardSteps.cuh", "NormBackward.cu",
+                "NormBackwardRows.cuh", "NormBackwardReduce.cuh", "CopyVectors.cu",
+            ].map { .embedInCode("CUDA/Kernels/\($0)") }
         ),
         // The CPU backend's row kernels and row conversions in C, compiled per function for AVX2/FMA/F16C and
         // picked at run time (Swift has no per-function target attributes); the Swift kernels are the fallback.

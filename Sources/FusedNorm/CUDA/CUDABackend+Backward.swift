@@ -1,9 +1,3 @@
-extension KernelSource {
-    /// RMSNorm and LayerNorm backward and the dweight/dbias reduction (Kernels/NormBackward.cu.swift).
-    static let normBackward = KernelSource(
-        name: "norm_backward", text: normBackwardSource, entryPoints: ["norm_backward", "reduce_partials"])
-}
-
 extension CUDABackend {
     /// The widest vector every tensor of a backward problem allows (no allocation: the hot path).
     static func backwardVectorWidth(_ problem: NormBackwardProblem) -> Int {
@@ -120,39 +114,13 @@ extension CUDABackend {
     /// buffer (0 without dweight and dbias). The context must be current.
     private func queueBackward(_ problem: NormBackwardProblem, _ launch: PreparedLaunch, partials: UInt, stream: CUhandle) throws {
         let columns = problem.columns, heads = problem.weightRows, parts = launch.parts
-        var arguments = KernelArguments()
-        arguments.append(address: problem.dy.address)
-        arguments.append(address: problem.x.address)
-        arguments.append(address: problem.weight?.address)
-        arguments.append(address: problem.mean)
-        arguments.append(address: problem.rstd)
-        arguments.append(address: problem.residualGradient?.address)
-        arguments.append(address: problem.dx.address)
-        arguments.append(address: partials == 0 ? nil : partials)
-        arguments.append(problem.rows)
-        arguments.append(columns)
-        arguments.append(heads)
-        arguments.append(parts)
-        arguments.append(problem.dy.rowStride)
-        arguments.append(problem.x.rowStride)
-        arguments.append(problem.weight?.rowStride ?? 0)
-        arguments.append(problem.residualGradient?.rowStride ?? 0)
-        arguments.append(problem.dx.rowStride)
-        arguments.append(problem.epsilon, problem.weightOffset)
+        var arguments = KernelArguments(BackwardParameters(problem, parts: parts, partials: partials))
         try gpu.launchInContext(
             launch.function, blocks: launch.blocks, threads: launch.threads, sharedBytes: launch.sharedBytes,
             stream: stream, arguments: &arguments, name: "norm_backward")
 
         guard let reduceFunction = launch.reduce else { return }
-        var reduce = KernelArguments()
-        reduce.append(address: partials)
-        reduce.append(address: problem.dweight?.address)
-        reduce.append(address: problem.dbias?.address)
-        reduce.append(parts)
-        reduce.append(heads * columns)
-        reduce.append(columns)
-        reduce.append(problem.dweight?.rowStride ?? 0)
-        reduce.append(problem.dbias?.rowStride ?? 0)
+        var reduce = KernelArguments(ReduceParameters(problem, parts: parts, partials: partials))
         // 32 elements per block (8 slices of the parts each), as many blocks as fill the GPU.
         let reduceBlocks = max(1, min((heads * columns + 31) / 32, gpu.multiprocessorCount * 8))
         try gpu.launchInContext(

@@ -1,7 +1,18 @@
 extension KernelSource {
     /// The bench yardstick's copy of 16-byte vectors (Kernels/CopyVectors.cu, embedded by Package.swift).
     static let copyVectors = KernelSource(
-        name: "copy_vectors", text: String(decoding: PackageResources.CopyVectors_cu, as: UTF8.self), entryPoints: ["copy_vectors"])
+        name: "copy_vectors", program: KernelFiles.program("CopyVectors.cu", PackageResources.CopyVectors_cu),
+        entryPoints: ["copy_vectors"])
+}
+
+/// `copy_vectors`'s parameters (`CopyVectorsParams`, declared in Parameters.cuh from this struct).
+struct CopyParameters: KernelParameters {
+    static let cudaName = "CopyVectorsParams"
+    var destination = OutputPointer()
+    var source = InputPointer()
+    var bytes = 0
+
+    init() {}
 }
 
 extension CUDABackend {
@@ -27,10 +38,11 @@ extension CUDABackend {
     func copyWithKernel(bytes: Int, from source: UInt, to destination: UInt) throws {
         guard bytes > 0 else { return }
         let function = try module(for: Self.copyRequest).function("copy_vectors")
-        var arguments = KernelArguments()
-        arguments.append(address: destination)
-        arguments.append(address: source)
-        arguments.append(bytes)
+        var parameters = CopyParameters()
+        parameters.destination = OutputPointer(destination)
+        parameters.source = InputPointer(source)
+        parameters.bytes = bytes
+        var arguments = KernelArguments(parameters)
         let blocks = Self.copyBlocks(bytes: bytes, multiprocessors: gpu.multiprocessorCount)
         let stream = gpu.currentStream
         try gpu.withContext {

@@ -1,8 +1,3 @@
-extension KernelSource {
-    /// RMSNorm and LayerNorm forward (Kernels/NormForward.cu.swift).
-    static let normForward = KernelSource(name: "norm_forward", text: normForwardSource, entryPoints: ["norm_forward"])
-}
-
 extension CUDABackend {
     /// The widest vector every tensor of a forward problem allows (no allocation: the hot path).
     static func forwardVectorWidth(_ problem: NormForwardProblem) -> Int {
@@ -81,26 +76,7 @@ extension CUDABackend {
     /// variant and laid out by ``LaunchConfiguration``.
     func run(_ problem: NormForwardProblem) throws {
         let launch = try preparedForward(problem)
-        var arguments = KernelArguments()
-        arguments.append(address: problem.x.address)
-        arguments.append(address: problem.residual?.address)
-        arguments.append(address: problem.weight?.address)
-        arguments.append(address: problem.bias?.address)
-        arguments.append(address: problem.output.address)
-        arguments.append(address: problem.residualOutput?.address)
-        arguments.append(address: problem.mean)
-        arguments.append(address: problem.rstd)
-        arguments.append(problem.rows)
-        arguments.append(problem.columns)
-        arguments.append(problem.weightRows)
-        arguments.append(problem.x.rowStride)
-        arguments.append(problem.residual?.rowStride ?? 0)
-        arguments.append(problem.weight?.rowStride ?? 0)
-        arguments.append(problem.bias?.rowStride ?? 0)
-        arguments.append(problem.output.rowStride)
-        arguments.append(problem.residualOutput?.rowStride ?? 0)
-        arguments.append(launch.segments)
-        arguments.append(problem.epsilon, problem.kind == .rms ? problem.weightOffset : 0)
+        var arguments = KernelArguments(ForwardParameters(problem, segments: launch.segments))
 
         let stream = gpu.currentStream
         try gpu.withContext {

@@ -10,23 +10,56 @@ import Glibc
 import Darwin
 #endif
 
+/// A CUDA translation unit as NVRTC gets it: the main file's text and the headers it includes by name.
+struct KernelProgram: Sendable {
+    /// The main file's name (shown in compile logs).
+    let name: String
+    /// The main file's text.
+    let source: String
+    /// `#include "NAME"` targets: (name, text), in the order given to `nvrtcCreateProgram`.
+    let headers: [(name: String, text: String)]
+    /// FNV-1a digest of every file's name and text (headers included), computed once: the disk cache's key,
+    /// so that a changed header never reuses an image made from the old one.
+    let digest: String
+
+    init(name: String, source: String, headers: [(name: String, text: String)] = []) {
+        self.name = name
+        self.source = source
+        self.headers = headers
+        digest = Self.digest(of: [(name, source)] + headers)
+    }
+
+    /// The digest of files given as (name, text): each name and text with its length first, so that no two
+    /// different lists of files give the same bytes.
+    static func digest(of files: [(name: String, text: String)]) -> String {
+        var bytes: [UInt8] = []
+        for (name, text) in files {
+            for part in [Array(name.utf8), Array(text.utf8)] {
+                withUnsafeBytes(of: UInt64(part.count).littleEndian) { bytes += $0 }
+                bytes += part
+            }
+        }
+        return fnv1a64Hex(bytes)
+    }
+}
+
 /// CUDA C source of one family of kernels, with the entry points a module of it exports.
 struct KernelSource: Sendable {
     /// A short name, used in cache keys and compile logs.
     let name: String
-    /// The whole translation unit (the common helpers prepended; no headers).
-    let text: String
+    /// The translation unit, headers included.
+    let program: KernelProgram
     /// The `extern "C"` kernels to look up after loading.
     let entryPoints: [String]
-    /// FNV-1a digest of `text`, computed once.
-    let digest: String
 
-    init(name: String, text: String, entryPoints: [String]) {
+    init(name: String, program: KernelProgram, entryPoints: [String]) {
         self.name = name
-        self.text = text
+        self.program = program
         self.entryPoints = entryPoints
-        digest = fnv1a64Hex(Array(text.utf8))
     }
+
+    /// The program's digest (every file, headers included).
+    var digest: String { program.digest }
 }
 
 /// One specialization of a kernel source: the `-D` definitions that pick dtypes, variant and launch shape.
@@ -194,8 +227,7 @@ final class KernelCache: Sendable {
 
         let target = nvrtc.target(forArchitecture: gpu.architecture)
         let options = [target.option, "--std=c++17"] + request.definitions.map { "-D" + $0 }
-        let key = fnv1a64Hex(Array((request.source.digest + "|" + nvrtc.versionString + "|" + options.joined(separator: " ")).utf8))
-            + "-" + request.source.name + "-sm\(gpu.architecture)"
+        let key = Self.diskKey(request, nvrtcVersion: nvrtc.versionString, options: options, architecture: gpu.architecture)
 
         var module: LoadedModule
         if let image = state.withLock({ $0.images[key] }) {
@@ -209,8 +241,7 @@ final class KernelCache: Sendable {
         } else {
             if entryExists(key) { state.withLock { $0.statistics.corruptEntries += 1 } }
             let start = ContinuousClock.now
-            let image = try nvrtc.compile(
-                source: request.source.text, name: "\(request.source.name).cu", options: options, cubin: target.cubin)
+            let image = try nvrtc.compile(request.source.program, options: options, cubin: target.cubin)
             let seconds = (ContinuousClock.now - start) / .seconds(1)
             module = try LoadedModule(image: image, entryPoints: request.source.entryPoints, gpu: gpu)
             let written = writeEntry(key, image: image, cubin: target.cubin)
@@ -232,6 +263,13 @@ final class KernelCache: Sendable {
     }
 
     // MARK: Disk entries
+
+    /// The name of a request's disk entry: a hash of the whole program (the main file and every header, see
+    /// ``KernelProgram/digest``), NVRTC's version and the options, then the source's name and architecture.
+    static func diskKey(_ request: KernelRequest, nvrtcVersion: String, options: [String], architecture: Int) -> String {
+        fnv1a64Hex(Array((request.source.digest + "|" + nvrtcVersion + "|" + options.joined(separator: " ")).utf8))
+            + "-" + request.source.name + "-sm\(architecture)"
+    }
 
     /// "FNKCACHE", format version, flags (bit 0: CUBIN), payload length, payload FNV-1a checksum.
     private static let magic = Array("FNKCACHE".utf8)

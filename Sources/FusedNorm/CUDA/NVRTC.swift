@@ -203,16 +203,16 @@ struct NVRTC: @unchecked Sendable {
         return ("--gpu-architecture=compute_\(older)", false)
     }
 
-    /// Compiles CUDA C source into a loadable image.
+    /// Compiles a CUDA C program into a loadable image.
     /// - Parameters:
-    ///   - source: the whole translation unit (it includes no headers).
-    ///   - name: the program's name, shown in the log.
+    ///   - program: the main file and the headers it includes.
     ///   - options: NVRTC options, the `--gpu-architecture` one included.
     ///   - cubin: true for CUBIN (`nvrtcGetCUBIN`), false for PTX.
     /// - Returns: the image bytes (PTX ends with its NUL).
     /// - Throws: ``CUDAError`` with the whole compile log when compilation fails.
-    func compile(source: String, name: String, options: [String], cubin: Bool) throws -> [UInt8] {
-        let program = try NVRTCProgram(nvrtc: self, source: source, name: name)
+    func compile(_ kernelProgram: KernelProgram, options: [String], cubin: Bool) throws -> [UInt8] {
+        let name = kernelProgram.name
+        let program = try NVRTCProgram(nvrtc: self, program: kernelProgram)
         let arguments = options.map { strdup($0) }
         defer { arguments.forEach { free($0) } }
         let pointers = arguments.map { UnsafePointer<CChar>($0) }
@@ -239,10 +239,21 @@ final class NVRTCProgram {
     let nvrtc: NVRTC
     let handle: OpaquePointer?
 
-    init(nvrtc: NVRTC, source: String, name: String) throws {
+    /// Creates the program of `program`'s main file, its headers given by name.
+    init(nvrtc: NVRTC, program: KernelProgram) throws {
         self.nvrtc = nvrtc
+        let texts = program.headers.map { strdup($0.text) }, names = program.headers.map { strdup($0.name) }
+        defer { (texts + names).forEach { free($0) } }
+        let textPointers = texts.map { UnsafePointer<CChar>($0) }, namePointers = names.map { UnsafePointer<CChar>($0) }
         var handle: OpaquePointer?
-        try nvrtc.check("nvrtcCreateProgram(\(name))") { $0.nvrtcCreateProgram(&handle, source, name, 0, nil, nil) }
+        try nvrtc.check("nvrtcCreateProgram(\(program.name))") { nvrtc in
+            textPointers.withUnsafeBufferPointer { textBuffer in
+                namePointers.withUnsafeBufferPointer { nameBuffer in
+                    nvrtc.nvrtcCreateProgram(
+                        &handle, program.source, program.name, Int32(texts.count), textBuffer.baseAddress, nameBuffer.baseAddress)
+                }
+            }
+        }
         self.handle = handle
     }
 

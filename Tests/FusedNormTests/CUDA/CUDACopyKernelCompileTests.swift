@@ -11,11 +11,11 @@ struct CUDACopyKernelCompileTests {
         let nvrtc = try #require(CUDAEnvironment.shared.nvrtc)
         let request = CUDABackend.copyRequest
         let options = ["--gpu-architecture=sm_\(architecture)", "--std=c++17"] + request.definitions.map { "-D" + $0 }
-        let cubin = try nvrtc.compile(source: request.source.text, name: "copy_vectors.cu", options: options, cubin: true)
+        let cubin = try nvrtc.compile(request.source.program, options: options, cubin: true)
         #expect(!cubin.isEmpty)
         // The PTX: 16-byte loads through the non-coherent path and 16-byte stores, the entry point by its C name.
         let ptxOptions = ["--gpu-architecture=compute_\(architecture)", "--std=c++17"] + request.definitions.map { "-D" + $0 }
-        let ptx = String(decoding: try nvrtc.compile(source: request.source.text, name: "copy_vectors.cu", options: ptxOptions, cubin: false), as: UTF8.self)
+        let ptx = String(decoding: try nvrtc.compile(request.source.program, options: ptxOptions, cubin: false), as: UTF8.self)
         #expect(ptx.contains(".entry copy_vectors"))
         #expect(ptx.contains("ld.global.nc.v4.u32"))
         #expect(ptx.contains("st.global.v4.u32"))

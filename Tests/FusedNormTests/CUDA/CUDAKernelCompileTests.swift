@@ -40,6 +40,38 @@ struct CUDAKernelCompileTests {
                 }
             }
         }
+        return plans + variantPlans(gpu: gpu)
+    }
+
+    /// The variants the sweep above does not reach (it always has a residual, a weight, dweight and two
+    /// roundings): no residual, no weight, no bias, one rounding, a weight offset, no residual gradient, dbias
+    /// without dweight; over sizes that reach registers, shared memory, clusters and streaming.
+    static func variantPlans(gpu: LaunchConfiguration.GPU) -> [(String, KernelPlan)] {
+        var plans: [(String, KernelPlan)] = []
+        for (index, (n, rows)) in [(3, 100), (4096, 64), (65537, 2), (1_048_576, 1), (16384, 1 << 13)].enumerated() {
+            for dtype in DType.allCases {
+                let aligned = index % 2 == 0 || n == 1_048_576
+                let other: DType = dtype == .float32 ? .bfloat16 : .float32
+                for kind in [NormKind.rms, .layer] {
+                    for variant in 0..<2 {
+                        let weight = variant == 0 || kind == .layer ? view(dtype, columns: n, aligned: true) : nil
+                        let forward = NormForwardProblem(
+                            kind: kind, rows: rows, columns: n, x: view(dtype, columns: n, aligned: aligned), residual: nil,
+                            weightRows: 1, weight: weight, bias: kind == .layer && variant == 1 ? view(other, columns: n, aligned: true) : nil,
+                            output: view(other, columns: n, aligned: true), residualOutput: nil, mean: nil, rstd: nil, epsilon: 1e-6,
+                            weightOffset: 0, rounding: .once)
+                        plans.append(("forward variant \(variant) \(kind) N=\(n) \(dtype)", CUDABackend.forwardPlan(for: forward, gpu: gpu)))
+                        let backward = NormBackwardProblem(
+                            kind: kind, rows: rows, columns: n, dy: view(dtype, columns: n, aligned: true),
+                            x: view(dtype, columns: n, aligned: aligned), weightRows: 1, weight: weight, mean: nil, rstd: nil,
+                            residualGradient: nil, dx: view(other, columns: n, aligned: true),
+                            dweight: variant == 0 ? nil : weight, dbias: kind == .layer ? view(other, columns: n, aligned: true) : nil,
+                            epsilon: 1e-5, weightOffset: variant == 0 ? 1 : 0)
+                        plans.append(("backward variant \(variant) \(kind) N=\(n) \(dtype)", CUDABackend.backwardPlan(for: backward, gpu: gpu)))
+                    }
+                }
+            }
+        }
         return plans
     }
 
@@ -66,7 +98,7 @@ struct CUDAKernelCompileTests {
         for (label, plan) in plans {
             let options = ["--gpu-architecture=sm_\(architecture)", "--std=c++17"] + plan.request.definitions.map { "-D" + $0 }
             do {
-                let image = try nvrtc.compile(source: plan.request.source.text, name: "\(plan.request.source.name).cu", options: options, cubin: true)
+                let image = try nvrtc.compile(plan.request.source.program, options: options, cubin: true)
                 #expect(!image.isEmpty, "\(label)")
             } catch {
                 Issue.record("\(label) (\(plan.configuration)): \(error)")

@@ -164,14 +164,4 @@ struct CUDALaunchConfigurationTests {
         #expect(BackwardPlan.teams(c, residentClusters: 1, weightRows: 2) == 2)
         #expect(BackwardPlan.teams(c, residentClusters: 100, weightRows: 2) == 64)
     }
-
-    @Test("kernel arguments pack as the kernels' structs lay them out")
-    func argumentPacking() {
-        var arguments = KernelArguments()
-        arguments.append(address: 0x10)
-        arguments.append(address: nil)
-        arguments.append(-3)
-        arguments.append(1.5, -2)
-        #expect(arguments.words == [0x10, 0, UInt64(bitPattern: -3), UInt64(Float(1.5).bitPattern) | UInt64(Float(-2).bitPattern) << 32])
-    }
 }

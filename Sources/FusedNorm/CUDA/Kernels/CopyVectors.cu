@@ -7,17 +7,14 @@
 // never asks for it). The bytes before the first 16-byte boundary of the destination and after the last
 // are copied by single bytes.
 //
-// Compiled by NVRTC (no headers). Parameters as CopyVectorsParams: KernelArguments packs them as 8-byte words.
+// Compiled by NVRTC. Its parameters, CopyVectorsParams, are declared in Parameters.cuh, generated from the Swift
+// struct CopyParameters (CUDABackend+Copy.swift), whose bytes are the argument block.
+
+#include "Parameters.cuh"
 
 #ifndef UNROLL
 #define UNROLL 4
 #endif
-
-struct CopyVectorsParams {
-    unsigned char* destination;
-    const unsigned char* source;
-    long long bytes;
-};
 
 struct __align__(16) Vector16 {
     unsigned int x, y, z, w;
@@ -39,22 +36,24 @@ static __device__ __forceinline__ void store16(Vector16* address, Vector16 v) {
 extern "C" __global__ void __launch_bounds__(256) copy_vectors(const CopyVectorsParams p) {
     const long long thread = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     const long long threads = (long long)gridDim.x * blockDim.x;
-    const unsigned long long destination = (unsigned long long)p.destination;
-    const unsigned long long source = (unsigned long long)p.source;
+    unsigned char* const to_bytes = (unsigned char*)p.destination;
+    const unsigned char* const from_bytes = (const unsigned char*)p.source;
+    const unsigned long long destination = (unsigned long long)to_bytes;
+    const unsigned long long source = (unsigned long long)from_bytes;
 
     if (((destination ^ source) & 15) != 0) {
-        for (long long i = thread; i < p.bytes; i += threads) p.destination[i] = p.source[i];
+        for (long long i = thread; i < p.bytes; i += threads) to_bytes[i] = from_bytes[i];
         return;
     }
     long long head = (long long)((16 - (destination & 15)) & 15);
     if (head > p.bytes) head = p.bytes;
     const long long vectors = (p.bytes - head) / 16;
     const long long tail = head + vectors * 16;
-    if (thread < head) p.destination[thread] = p.source[thread];
-    if (thread < p.bytes - tail) p.destination[tail + thread] = p.source[tail + thread];
+    if (thread < head) to_bytes[thread] = from_bytes[thread];
+    if (thread < p.bytes - tail) to_bytes[tail + thread] = from_bytes[tail + thread];
 
-    Vector16* to = (Vector16*)(p.destination + head);
-    const Vector16* from = (const Vector16*)(p.source + head);
+    Vector16* to = (Vector16*)(to_bytes + head);
+    const Vector16* from = (const Vector16*)(from_bytes + head);
     long long i = thread;
     // Whole steps: UNROLL vectors per thread, loads first.
     for (; i + (UNROLL - 1) * threads < vectors; i += UNROLL * threads) {

@@ -1,10 +1,11 @@
-/// CUDA C helpers every FusedNorm kernel starts with: storage types and their conversions to and from
-/// fp32 (no CUDA headers: bit operations and inline PTX), vector loads and stores of 2 to 16 bytes,
-/// and deterministic sums over a row's threads.
-///
-/// Conversions round to nearest even, as the CPU backend does: fp16 through `cvt.rn.f16.f32`; bf16
-/// through `cvt.rn.bf16.f32` on sm_80 and later, else bit operations (NaN kept quiet, sign kept).
-let kernelCommonSource = #"""
+// CUDA C helpers every FusedNorm kernel starts with: storage types and their conversions to and from
+// fp32 (no CUDA headers: bit operations and inline PTX), vector loads and stores of 2 to 16 bytes,
+// and deterministic sums over a row's threads.
+//
+// Conversions round to nearest even, as the CPU backend does: fp16 through `cvt.rn.f16.f32`; bf16
+// through `cvt.rn.bf16.f32` on sm_80 and later, else bit operations (NaN kept quiet, sign kept).
+#pragma once
+
 typedef unsigned short fn_u16;
 
 // Storage types: each is its bits; arithmetic is always in fp32.
@@ -383,4 +384,3 @@ static __device__ __forceinline__ void team_finish() {
     cluster_barrier();
 #endif
 }
-"""#

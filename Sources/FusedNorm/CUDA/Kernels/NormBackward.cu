@@ -1,182 +1,34 @@
-/// The backward pass of RMSNorm and LayerNorm, and the deterministic reduction of dweight/dbias.
-///
-/// `norm_backward`, specialized by `-D` definitions:
-/// - dtypes: `DY_T`, `X_T`, `W_T`, `RG_T` (residual gradient), `DX_T`;
-/// - variant: `LAYER`, `HAS_WEIGHT`, `HAS_RG`, `HAS_DW`, `HAS_DB`;
-/// - layout (``LaunchConfiguration``): `TPR`, `RPB`, `CLUSTER`, `VEC`, `VPT`, `MAXREG` as in the forward
-///   kernel; `HOLD` (1: x and dy of a row in registers, the next row's loads in flight during the reductions:
-///   in registers with `PREFETCH`, in shared memory by `cp.async` with `STAGE`; 0: one CTA streams each row
-///   three times, for rows too long to hold), `ACC_SHARED` (the dweight/dbias sums in shared memory: HOLD,
-///   this thread's own slots; streaming, the CTA's [N] sums).
-///
-/// Per row, with μ and r saved by the forward pass (or recomputed from x when `rstd` is null),
-/// ŝ = (x − μ)·r and g = dy·(w + offset):
-/// RMSNorm dx = r·(g − ŝ·Σ(g·ŝ)/N); LayerNorm dx = r·(g − Σg/N − ŝ·Σ(g·ŝ)/N); dx += residual gradient.
-///
-/// dweight = Σ_rows dy·ŝ and dbias = Σ_rows dy, deterministic: team t = part·H + h (a CTA, or a cluster of
-/// CLUSTER CTAs splitting the row's columns) owns weight row h and the contiguous share [k_begin, k_end) of
-/// that head's rows h + H·k (row group g of a CTA: k_begin + g, + RPB, ...); it sums them in row order in
-/// fp32 and writes one partial row (groups of a CTA combined in group order). `reduce_partials` then adds
-/// the P partials of each element in a fixed order and stores dweight/dbias (`DW_T`, `DB_T`).
-let normBackwardSource = kernelCommonSource + "\n" + #"""
-struct BackwardParams {
-    const void* dy;
-    const void* x;
-    const void* weight;
-    const float* mean;
-    const float* rstd;
-    const void* rg;
-    void* dx;
-    float* partial;  // [HAS_DW + HAS_DB][P][H][N] fp32
-    long long rows;
-    long long cols;
-    long long weight_rows;  // H
-    long long parts;        // P
-    long long dy_stride;
-    long long x_stride;
-    long long w_stride;
-    long long rg_stride;
-    long long dx_stride;
-    float eps;
-    float offset;
-};
+// The backward pass of RMSNorm and LayerNorm, and the deterministic reduction of dweight/dbias.
+//
+// `norm_backward`, specialized by `-D` definitions:
+// - dtypes: `DY_T`, `X_T`, `W_T`, `RG_T` (residual gradient), `DX_T`;
+// - variant: `LAYER`, `HAS_WEIGHT`, `HAS_RG`, `HAS_DW`, `HAS_DB`;
+// - layout (``LaunchConfiguration``): `TPR`, `RPB`, `CLUSTER`, `VEC`, `VPT`, `MAXREG` as in the forward
+//   kernel; `HOLD` (1: x and dy of a row in registers, the next row's loads in flight during the reductions:
+//   in registers with `PREFETCH`, in shared memory by `cp.async` with `STAGE`; 0: one CTA streams each row
+//   three times, for rows too long to hold), `ACC_SHARED` (the dweight/dbias sums in shared memory: HOLD,
+//   this thread's own slots; streaming, the CTA's [N] sums).
+//
+// Per row, with μ and r saved by the forward pass (or recomputed from x when `rstd` is null),
+// ŝ = (x − μ)·r and g = dy·(w + offset):
+// RMSNorm dx = r·(g − ŝ·Σ(g·ŝ)/N); LayerNorm dx = r·(g − Σg/N − ŝ·Σ(g·ŝ)/N); dx += residual gradient.
+//
+// dweight = Σ_rows dy·ŝ and dbias = Σ_rows dy, deterministic: team t = part·H + h (a CTA, or a cluster of
+// CLUSTER CTAs splitting the row's columns) owns weight row h and the contiguous share [k_begin, k_end) of
+// that head's rows h + H·k (row group g of a CTA: k_begin + g, + RPB, ...); it sums them in row order in
+// fp32 and writes one partial row (groups of a CTA combined in group order). `reduce_partials` then adds
+// the P partials of each element in a fixed order and stores dweight/dbias (`DW_T`, `DB_T`).
 
-/// The effective weight at [c, c+VEC) of weight row h: w + offset, or 1 without a weight.
-static __device__ __forceinline__ void load_weight(const BackwardParams& p, long long h, long long c, float (&w)[VEC]) {
-#if HAS_WEIGHT
-    load_vec<W_T, VEC>(static_cast<const W_T*>(p.weight) + h * p.w_stride + c, w);
-#if OFFSET
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) w[j] += p.offset;
-#endif
-#else
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) w[j] = 1.0f;
-#endif
-}
+#include "Common.cuh"
+#include "Parameters.cuh"  // ForwardParams, BackwardParams, ReduceParams: generated from NormParameters.swift
 
-/// The weight vectors of this thread's columns (k·TPR·VEC < left; zeros elsewhere), all loads issued first.
-static __device__ __forceinline__ void load_weights(const W_T* w, long long left, Raw<W_T, VEC> (&r)[VPT]) {
-#pragma unroll
-    for (int k = 0; k < VPT; ++k) {
-        if (HAS_WEIGHT && k * TPR * VEC < left) {
-            load_raw<W_T, VEC>(w + k * TPR * VEC, r[k]);
-        } else {
-            zero_raw(r[k]);
-        }
-    }
-}
 
-/// The effective weight of one vector: w + offset, or 1 without a weight (where dy is 0 it does not matter).
-static __device__ __forceinline__ void effective_weight(const BackwardParams& p, const Raw<W_T, VEC>& r, float (&f)[VEC]) {
-#if HAS_WEIGHT
-    unpack_again(r, f);
-#if OFFSET
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) f[j] += p.offset;
-#endif
-#else
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) f[j] = 1.0f;
-#endif
-}
-
-/// Stores dx at [c, c+VEC) of `row`, plus the residual gradient.
-static __device__ __forceinline__ void store_dx(const BackwardParams& p, long long row, long long c, float (&dx)[VEC]) {
-#if HAS_RG
-    float rg[VEC];
-    load_vec<RG_T, VEC>(static_cast<const RG_T*>(p.rg) + row * p.rg_stride + c, rg);
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) dx[j] += rg[j];
-#endif
-    store_vec<DX_T, VEC>(static_cast<DX_T*>(p.dx) + row * p.dx_stride + c, dx);
-}
-
-/// dx at [c, c+VEC) of `row` from x, dy and the effective weight, plus the residual gradient (streaming).
-static __device__ __forceinline__ void store_dx(
-    const BackwardParams& p, long long row, long long c, const float (&x)[VEC], const float (&dy)[VEC],
-    const float (&w)[VEC], float mean, float rstd, float mean_g, float mean_gh) {
-    float dx[VEC];
-#pragma unroll
-    for (int j = 0; j < VEC; ++j) {
-        const float hat = (x[j] - mean) * rstd;
-        const float g = dy[j] * w[j];
-        dx[j] = rstd * (g - mean_g - hat * mean_gh);
-    }
-    store_dx(p, row, c, dx);
-}
-
-/// The VPT vectors of x and dy of `row` at columns c0 + k·TPR·VEC (zeros past the row's end or for an
-/// invalid row), and its saved statistics when there are any.
-static __device__ __forceinline__ void load_row(
-    const BackwardParams& p, long long row, bool valid, long long c0, Raw<X_T, VEC> (&x)[VPT], Raw<DY_T, VEC> (&dy)[VPT],
-    float& mean, float& rstd) {
-    mean = 0.0f;
-    rstd = 0.0f;
-#pragma unroll
-    for (int k = 0; k < VPT; ++k) {
-        const long long c = c0 + (long long)k * TPR * VEC;
-        if (valid && c < p.cols) {
-            load_raw<X_T, VEC>(static_cast<const X_T*>(p.x) + row * p.x_stride + c, x[k]);
-            load_raw<DY_T, VEC>(static_cast<const DY_T*>(p.dy) + row * p.dy_stride + c, dy[k]);
-        } else {
-            zero_raw(x[k]);
-            zero_raw(dy[k]);
-        }
-    }
-    if (valid && p.rstd != nullptr) {
-        rstd = p.rstd[row];
-#if LAYER
-        mean = p.mean[row];
-#endif
-    }
-}
-
-#ifndef STAGE
-#define STAGE 0
-#endif
-#if STAGE
-/// Staging: the group's next row of x and dy is copied into shared memory (after the dweight/dbias slots)
-/// while this one is reduced and written; thread t's vector k is slot k·(TPR·RPB) + t, x's then dy's.
-typedef Raw<X_T, VEC> XVec;
-typedef Raw<DY_T, VEC> DYVec;
-static __device__ __forceinline__ XVec& staged_x(int k) {
-    float* after_sums = reinterpret_cast<float*>(fn_dynamic_shared) + (HAS_DW + HAS_DB) * VPT * TPR * RPB * VEC;
-    return reinterpret_cast<XVec*>(after_sums)[k * TPR * RPB + threadIdx.x];
-}
-static __device__ __forceinline__ DYVec& staged_dy(int k) {
-    float* after_sums = reinterpret_cast<float*>(fn_dynamic_shared) + (HAS_DW + HAS_DB) * VPT * TPR * RPB * VEC;
-    return reinterpret_cast<DYVec*>(reinterpret_cast<XVec*>(after_sums) + VPT * TPR * RPB)[k * TPR * RPB + threadIdx.x];
-}
-
-/// Starts the copy of `row`'s x and dy at columns c0 + k·TPR·VEC into this thread's slots (zeros past the
-/// row's end or for an invalid row, whose addresses are then not read), and loads its saved statistics.
-static __device__ __forceinline__ void stage_row(
-    const BackwardParams& p, long long row, bool valid, long long c0, float& mean, float& rstd) {
-    const X_T* x = static_cast<const X_T*>(p.x) + row * p.x_stride + c0;
-    const DY_T* dy = static_cast<const DY_T*>(p.dy) + row * p.dy_stride + c0;
-#pragma unroll
-    for (int k = 0; k < VPT; ++k) {
-        const bool inside = valid && c0 + (long long)k * TPR * VEC < p.cols;
-        copy_async(staged_x(k), x + k * TPR * VEC, inside);
-        copy_async(staged_dy(k), dy + k * TPR * VEC, inside);
-    }
-    commit_async();
-    mean = 0.0f;
-    rstd = 0.0f;
-    if (valid && p.rstd != nullptr) {
-        rstd = p.rstd[row];
-#if LAYER
-        mean = p.mean[row];
-#endif
-    }
-}
-#endif
+#include "NormBackwardRows.cuh"
 
 extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(const BackwardParams p) {
     const int lane = threadIdx.x % TPR;
     [[maybe_unused]] const int group = threadIdx.x / TPR;
-    const long long n = p.cols;
+    const long long n = p.columns;
     const float count = (float)n;
     const long long heads = p.weight_rows;
     // Team t = part·H + head (one CTA, or one cluster) owns weight row `head` and the contiguous share
@@ -187,8 +39,8 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
     const long long per_head = head < p.rows ? (p.rows - head + heads - 1) / heads : 0;
     const long long k_begin = part * per_head / p.parts;
     const long long k_end = (part + 1) * per_head / p.parts;
-    [[maybe_unused]] float* dw_partial = p.partial + team * n;
-    [[maybe_unused]] float* db_partial = p.partial + (HAS_DW ? p.parts * heads * n : 0) + team * n;
+    [[maybe_unused]] float* dw_partial = p.partials + team * n;
+    [[maybe_unused]] float* db_partial = p.partials + (HAS_DW ? p.parts * heads * n : 0) + team * n;
     [[maybe_unused]] int phase = 0;
     team_start();
 
@@ -199,7 +51,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
     // weight is read where used (it stays in L1). ----
     const long long first = ((long long)cluster_rank() * VPT * TPR + lane) * VEC;
     const long long left = n - first;  // columns of the row from `first` on (may be <= 0)
-    [[maybe_unused]] const W_T* w_row = static_cast<const W_T*>(p.weight) + head * p.w_stride + first;
+    [[maybe_unused]] const W_T* w_row = static_cast<const W_T*>(p.weight) + head * p.weight_stride + first;
     float* acc = reinterpret_cast<float*>(fn_dynamic_shared);
     const float zeros[VEC] = {};
 #pragma unroll
@@ -279,7 +131,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
             }
 #endif
             team_sum<TPR, 1>(sum, phase);
-            rstd = 1.0f / sqrtf(sum[0] / count + p.eps);
+            rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
         }
         // Σg and Σg·ŝ over the row (zeros past its end: dy is 0 there), with ŝ = (x − μ)·r computed as the
         // streaming path and the CPU backend compute it (a row of N = 1 gives ŝ = 0 and dx = 0 exactly).
@@ -440,7 +292,7 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
                 }
             }
             team_sum<TPR, 1>(sum, phase);
-            rstd = 1.0f / sqrtf(sum[0] / count + p.eps);
+            rstd = 1.0f / sqrtf(sum[0] / count + p.epsilon);
         }
         float sums[2] = {0.0f, 0.0f};
         for (long long c = (long long)lane * VEC; c < n; c += step) {
@@ -503,56 +355,4 @@ extern "C" __global__ void __maxnreg__(MAXREG) FN_CLUSTER_DIMS norm_backward(con
 #endif
 }
 
-struct ReduceParams {
-    const float* partial;  // as norm_backward wrote it
-    void* dw;
-    void* db;
-    long long parts;      // P
-    long long count;      // H * N
-    long long cols;       // N
-    long long dw_stride;  // elements between dweight rows
-    long long db_stride;
-};
-
-/// dweight[h][c] = Σ_{q<P} partial[q][h][c] (likewise dbias), stored in DW_T / DB_T. A block takes 32
-/// consecutive elements (coalesced) and 8 slices of the partials: slice s adds q ≡ s (mod 8) in q order,
-/// then the 8 slice sums are added in slice order: a fixed order, so the result is the same every run.
-extern "C" __global__ void __launch_bounds__(256) reduce_partials(const ReduceParams p) {
-    __shared__ float slices[2][8][33];
-    const int lane = threadIdx.x % 32;
-    const int slice = threadIdx.x / 32;
-    [[maybe_unused]] const float* db_partial = p.partial + (HAS_DW ? p.parts * p.count : 0);
-    for (long long base = (long long)blockIdx.x * 32; base < p.count; base += (long long)gridDim.x * 32) {
-        const long long i = base + lane;
-        float dw = 0.0f, db = 0.0f;
-        if (i < p.count) {
-#pragma unroll 4
-            for (long long q = slice; q < p.parts; q += 8) {
-#if HAS_DW
-                dw += p.partial[q * p.count + i];
-#endif
-#if HAS_DB
-                db += db_partial[q * p.count + i];
-#endif
-            }
-        }
-        slices[0][slice][lane] = dw;
-        slices[1][slice][lane] = db;
-        __syncthreads();
-        if (slice < 2 && i < p.count) {
-            const long long h = i / p.cols;
-            const long long c = i - h * p.cols;
-            float total = 0.0f;
-#pragma unroll
-            for (int s = 0; s < 8; ++s) total += slices[slice][s][lane];
-#if HAS_DW
-            if (slice == 0) static_cast<DW_T*>(p.dw)[h * p.dw_stride + c] = from_float<DW_T>(total);
-#endif
-#if HAS_DB
-            if (slice == 1) static_cast<DB_T*>(p.db)[h * p.db_stride + c] = from_float<DB_T>(total);
-#endif
-        }
-        __syncthreads();
-    }
-}
-"""#
+#include "NormBackwardReduce.cuh"
