@@ -32,7 +32,8 @@ struct InterfaceError: Error, CustomStringConvertible {
         case let error as FusedNormError:
             let message = prefix + Self.cNames(error.description)
             switch error {
-            case .deviceUnavailable: self = InterfaceError(status: fusednorm_status(FUSEDNORM_DEVICE_ERROR), description: message)
+            case .deviceUnavailable:
+                self = InterfaceError(status: fusednorm_status(FUSEDNORM_DEVICE_ERROR), description: message)
             case .unsupportedLayout, .misalignedAddress: self = .unsupported(message)
             default: self = .invalid(message)
             }
@@ -46,7 +47,8 @@ struct InterfaceError: Error, CustomStringConvertible {
             let status = error.library == .driver && error.code == 2 ? FUSEDNORM_OUT_OF_MEMORY : FUSEDNORM_DEVICE_ERROR
             self = InterfaceError(status: fusednorm_status(status), description: prefix + error.description)
         default:
-            self = InterfaceError(status: fusednorm_status(FUSEDNORM_INTERNAL), description: prefix + "unexpected error: \(error)")
+            self = InterfaceError(
+                status: fusednorm_status(FUSEDNORM_INTERNAL), description: prefix + "unexpected error: \(error)")
         }
     }
 }
@@ -56,8 +58,10 @@ extension InterfaceError {
     static func cNames(_ message: String) -> String {
         var result = message
         for (swift, c) in [
-            ("outputGradient", "output_gradient"), ("inputGradient", "input_gradient"), ("weightGradient", "weight_gradient"),
-            ("biasGradient", "bias_gradient"), ("residualGradient", "residual_gradient"), ("residualOutput", "residual_output"),
+            ("outputGradient", "output_gradient"), ("inputGradient", "input_gradient"),
+            ("weightGradient", "weight_gradient"),
+            ("biasGradient", "bias_gradient"), ("residualGradient", "residual_gradient"),
+            ("residualOutput", "residual_output"),
             ("rstdOutput", "rstd_output"), ("meanOutput", "mean_output"), ("weightOffset", "weight_offset"),
         ] {
             result = result.replacing(swift, with: c)

@@ -7,7 +7,8 @@ extension fusednorm_tensor {
     init(dlTensor: UnsafePointer<DLTensor>, isReadOnly: Bool) throws {
         let view = dlTensor.pointee
         guard view.ndim >= 1, view.ndim <= Int32(FUSEDNORM_MAX_DIMS) else {
-            throw InterfaceError.unsupported("ndim \(view.ndim); descriptors hold 1 ... \(FUSEDNORM_MAX_DIMS) dimensions")
+            throw InterfaceError.unsupported(
+                "ndim \(view.ndim); descriptors hold 1 ... \(FUSEDNORM_MAX_DIMS) dimensions")
         }
         let tensor = try Tensor(borrowingDLPack: dlTensor, isReadOnly: isReadOnly)
         self.init()
@@ -47,7 +48,9 @@ public func fusednorm_tensor_from_dlpack_managed(
 ) -> fusednorm_status {
     callBoundary("fusednorm_tensor_from_dlpack_managed") {
         let managed = try required(managed, "managed")
-        let descriptor = try withUnsafePointer(to: managed.pointee.dl_tensor) { try fusednorm_tensor(dlTensor: $0, isReadOnly: false) }
+        let descriptor = try withUnsafePointer(to: managed.pointee.dl_tensor) {
+            try fusednorm_tensor(dlTensor: $0, isReadOnly: false)
+        }
         try required(tensor, "tensor").pointee = descriptor
     }
 }
@@ -60,17 +63,21 @@ public func fusednorm_tensor_from_dlpack_versioned(
         let managed = try required(managed, "managed")
         let version = managed.pointee.version
         guard version.major == UInt32(DLPACK_MAJOR_VERSION) else {
-            throw InterfaceError.unsupported("DLPack version \(version.major).\(version.minor); major version \(DLPACK_MAJOR_VERSION) is read")
+            throw InterfaceError.unsupported(
+                "DLPack version \(version.major).\(version.minor); major version \(DLPACK_MAJOR_VERSION) is read")
         }
         let readOnly = managed.pointee.flags & DLPACK_FLAG_BITMASK_READ_ONLY != 0
-        let descriptor = try withUnsafePointer(to: managed.pointee.dl_tensor) { try fusednorm_tensor(dlTensor: $0, isReadOnly: readOnly) }
+        let descriptor = try withUnsafePointer(to: managed.pointee.dl_tensor) {
+            try fusednorm_tensor(dlTensor: $0, isReadOnly: readOnly)
+        }
         try required(tensor, "tensor").pointee = descriptor
     }
 }
 
 @_cdecl("fusednorm_tensor_to_dlpack_versioned")
 public func fusednorm_tensor_to_dlpack_versioned(
-    _ tensor: UnsafePointer<fusednorm_tensor>?, _ managed: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensorVersioned>?>?
+    _ tensor: UnsafePointer<fusednorm_tensor>?,
+    _ managed: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensorVersioned>?>?
 ) -> fusednorm_status {
     callBoundary("fusednorm_tensor_to_dlpack_versioned") {
         let destination = try required(managed, "managed")

@@ -28,7 +28,9 @@ public func fusednorm_cuda_query(_ info: UnsafeMutablePointer<fusednorm_cuda_inf
 }
 
 @_cdecl("fusednorm_cuda_device_query")
-public func fusednorm_cuda_device_query(_ index: Int32, _ device: UnsafeMutablePointer<fusednorm_cuda_device>?) -> fusednorm_status {
+public func fusednorm_cuda_device_query(_ index: Int32, _ device: UnsafeMutablePointer<fusednorm_cuda_device>?)
+    -> fusednorm_status
+{
     callBoundary("fusednorm_cuda_device_query") {
         let device = try required(device, "device")
         let devices = CUDA.status.devices

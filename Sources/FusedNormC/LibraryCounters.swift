@@ -17,7 +17,9 @@ enum LibraryCounters {
 }
 
 @_cdecl("fusednorm_memory_counters")
-public func fusednorm_memory_counters(_ allocations: UnsafeMutablePointer<Int64>?, _ copies: UnsafeMutablePointer<Int64>?) -> fusednorm_status {
+public func fusednorm_memory_counters(
+    _ allocations: UnsafeMutablePointer<Int64>?, _ copies: UnsafeMutablePointer<Int64>?
+) -> fusednorm_status {
     callBoundary("fusednorm_memory_counters") {
         let values = LibraryCounters.values
         try required(allocations, "allocations").pointee = Int64(values.allocations)

@@ -19,8 +19,12 @@ func statistics(_ pointer: UnsafePointer<fusednorm_tensor>?, _ argument: String,
         do {
             let fields = try DescriptorFields(pointer.pointee)
             if fields.shape.contains(0) {
-                guard fields.dtype == .float32 else { throw InterfaceError.invalid("has dtype \(fields.dtype), expected float32") }
-                guard fields.device == x.device else { throw InterfaceError.invalid("is on \(fields.device), x on \(x.device)") }
+                guard fields.dtype == .float32 else {
+                    throw InterfaceError.invalid("has dtype \(fields.dtype), expected float32")
+                }
+                guard fields.device == x.device else {
+                    throw InterfaceError.invalid("is on \(fields.device), x on \(x.device)")
+                }
                 return nil
             }
         } catch {
@@ -31,8 +35,12 @@ func statistics(_ pointer: UnsafePointer<fusednorm_tensor>?, _ argument: String,
 }
 
 /// Saved mean and rstd go together (LayerNorm).
-func checkStatisticsPair(_ mean: UnsafePointer<fusednorm_tensor>?, _ rstd: UnsafePointer<fusednorm_tensor>?, _ names: String) throws {
-    guard (mean == nil) == (rstd == nil) else { throw InterfaceError.invalid("\(names) go together: give both or neither") }
+func checkStatisticsPair(
+    _ mean: UnsafePointer<fusednorm_tensor>?, _ rstd: UnsafePointer<fusednorm_tensor>?, _ names: String
+) throws {
+    guard (mean == nil) == (rstd == nil) else {
+        throw InterfaceError.invalid("\(names) go together: give both or neither")
+    }
 }
 
 /// The rounding of a C casting code: standard is one rounding, llama two.
@@ -41,14 +49,16 @@ func casting(_ code: fusednorm_casting) throws -> RMSNormStyle.Rounding {
     case fusednorm_casting(FUSEDNORM_CASTING_STANDARD): .once
     case fusednorm_casting(FUSEDNORM_CASTING_LLAMA): .twice
     default:
-        throw InterfaceError.invalid("casting is \(code); known: FUSEDNORM_CASTING_STANDARD (0), FUSEDNORM_CASTING_LLAMA (1)")
+        throw InterfaceError.invalid(
+            "casting is \(code); known: FUSEDNORM_CASTING_STANDARD (0), FUSEDNORM_CASTING_LLAMA (1)")
     }
 }
 
 @_cdecl("fusednorm_rms_norm_forward")
 public func fusednorm_rms_norm_forward(
     _ x: UnsafePointer<fusednorm_tensor>?, _ residual: UnsafePointer<fusednorm_tensor>?,
-    _ weight: UnsafePointer<fusednorm_tensor>?, _ epsilon: Float, _ weightOffset: Float, _ castingCode: fusednorm_casting,
+    _ weight: UnsafePointer<fusednorm_tensor>?, _ epsilon: Float, _ weightOffset: Float,
+    _ castingCode: fusednorm_casting,
     _ output: UnsafePointer<fusednorm_tensor>?, _ residualOutput: UnsafePointer<fusednorm_tensor>?,
     _ rstdOutput: UnsafePointer<fusednorm_tensor>?, _ stream: UnsafeMutableRawPointer?
 ) -> fusednorm_status {
@@ -80,7 +90,8 @@ public func fusednorm_rms_norm_forward(
 /// A residual and its output go together (the C interface never allocates s for the caller).
 func checkResidualPair(_ residual: Tensor?, _ residualOutput: Tensor?) throws {
     if residual != nil, residualOutput == nil {
-        throw InterfaceError.invalid("residual_output is NULL but a residual is given: s = x + residual needs a destination")
+        throw InterfaceError.invalid(
+            "residual_output is NULL but a residual is given: s = x + residual needs a destination")
     }
     if residual == nil, residualOutput != nil {
         throw InterfaceError.invalid("residual_output is given without a residual to add")
@@ -105,7 +116,8 @@ public func fusednorm_rms_norm_backward(
         let dweight = try Tensor(optionalDescriptor: weightGradient, argument: "weight_gradient")
         try onStream(stream, device: x.device) {
             _ = try rmsNormBackward(
-                dy, input: x, weight: weight, rstd: rstd, residualGradient: residualGradient, epsilon: epsilon, style: RMSNormStyle(weightOffset: weightOffset), inputGradient: dx, weightGradient: dweight)
+                dy, input: x, weight: weight, rstd: rstd, residualGradient: residualGradient, epsilon: epsilon,
+                style: RMSNormStyle(weightOffset: weightOffset), inputGradient: dx, weightGradient: dweight)
         }
     }
 }
@@ -165,7 +177,8 @@ public func fusednorm_layer_norm_backward(
         let dweight = try Tensor(optionalDescriptor: weightGradient, argument: "weight_gradient")
         let dbias = try Tensor(optionalDescriptor: biasGradient, argument: "bias_gradient")
         if let weight, let dbias, dbias.shape != weight.shape {
-            throw InterfaceError.invalid("bias_gradient has shape \(dbias.shape), expected \(weight.shape) (the weight's shape)")
+            throw InterfaceError.invalid(
+                "bias_gradient has shape \(dbias.shape), expected \(weight.shape) (the weight's shape)")
         }
         try onStream(stream, device: x.device) {
             // dbias = Σ dy does not read the bias: the bias argument only gives dbias its shape, so dbias stands in.

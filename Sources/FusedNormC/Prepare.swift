@@ -10,20 +10,29 @@ struct PreparedCall {
         self.request = request
         device = try Device(descriptorType: request.device_type, index: request.device_index)
         guard request.rows >= 0, request.columns >= 1 else {
-            throw InterfaceError.invalid("rows \(request.rows) and columns \(request.columns): need rows >= 0 and columns >= 1")
+            throw InterfaceError.invalid(
+                "rows \(request.rows) and columns \(request.columns): need rows >= 0 and columns >= 1")
         }
         guard request.weight_rows >= 0, request.weight_rows <= 1 || request.rows % request.weight_rows == 0 else {
-            throw InterfaceError.invalid("weight_rows \(request.weight_rows): 0, 1, or H dividing rows (\(request.rows))")
+            throw InterfaceError.invalid(
+                "weight_rows \(request.weight_rows): 0, 1, or H dividing rows (\(request.rows))")
         }
-        guard (fusednorm_operation(FUSEDNORM_RMS_NORM_FORWARD)...fusednorm_operation(FUSEDNORM_LAYER_NORM_BACKWARD)).contains(request.operation) else {
-            throw InterfaceError.invalid("operation is \(request.operation); known: 1 ... 4 (FUSEDNORM_RMS_NORM_FORWARD ... FUSEDNORM_LAYER_NORM_BACKWARD)")
+        guard
+            (fusednorm_operation(FUSEDNORM_RMS_NORM_FORWARD)...fusednorm_operation(FUSEDNORM_LAYER_NORM_BACKWARD))
+                .contains(request.operation)
+        else {
+            throw InterfaceError.invalid(
+                "operation is \(request.operation); known: 1 ... 4 (FUSEDNORM_RMS_NORM_FORWARD ... FUSEDNORM_LAYER_NORM_BACKWARD)"
+            )
         }
         _ = try casting(request.operation == fusednorm_operation(FUSEDNORM_RMS_NORM_FORWARD) ? request.casting : 0)
         _ = try DType(descriptor: request.x_dtype)
         for (name, code) in [
             ("residual_dtype", request.residual_dtype), ("output_gradient_dtype", request.output_gradient_dtype),
-            ("weight_dtype", request.weight_dtype), ("bias_dtype", request.bias_dtype), ("output_dtype", request.output_dtype),
-            ("residual_output_dtype", request.residual_output_dtype), ("weight_gradient_dtype", request.weight_gradient_dtype),
+            ("weight_dtype", request.weight_dtype), ("bias_dtype", request.bias_dtype),
+            ("output_dtype", request.output_dtype),
+            ("residual_output_dtype", request.residual_output_dtype),
+            ("weight_gradient_dtype", request.weight_gradient_dtype),
         ] {
             do { _ = try Self.dtype(code) } catch { throw InterfaceError(error, context: name) }
         }
@@ -75,25 +84,31 @@ struct PreparedCall {
                         x, residual: residual, weight: weight, bias: bias, epsilon: r.epsilon, output: output,
                         residualOutput: residualOutput, meanOutput: try tensor(.float32, rowShape), rstdOutput: rstd)
                 } else if let residual {
-                    _ = try layerNorm(x, residual: residual, weight: weight, bias: bias, epsilon: r.epsilon, output: output, residualOutput: residualOutput)
+                    _ = try layerNorm(
+                        x, residual: residual, weight: weight, bias: bias, epsilon: r.epsilon, output: output,
+                        residualOutput: residualOutput)
                 } else {
                     _ = try layerNorm(x, weight: weight, bias: bias, epsilon: r.epsilon, output: output)
                 }
             }
         default:
             let dy = try tensor(try Self.dtype(r.output_gradient_dtype) ?? xDType, shape)!
-            let residualGradient = r.flags & UInt32(FUSEDNORM_PREPARE_RESIDUAL_GRADIENT) != 0
+            let residualGradient =
+                r.flags & UInt32(FUSEDNORM_PREPARE_RESIDUAL_GRADIENT) != 0
                 ? try tensor(try Self.dtype(r.residual_output_dtype) ?? xDType, shape) : nil
             let dweight = weight != nil ? try tensor(try Self.dtype(r.weight_gradient_dtype), parameterShape) : nil
             let rstd = statistics ? try Tensor(repeating: 1, shape: rowShape, device: device) : nil
             if r.operation == fusednorm_operation(FUSEDNORM_RMS_NORM_BACKWARD) {
                 _ = try rmsNormBackward(
-                    dy, input: x, weight: weight, rstd: rstd, residualGradient: residualGradient, epsilon: r.epsilon, style: RMSNormStyle(weightOffset: r.weight_offset), inputGradient: output, weightGradient: dweight)
+                    dy, input: x, weight: weight, rstd: rstd, residualGradient: residualGradient, epsilon: r.epsilon,
+                    style: RMSNormStyle(weightOffset: r.weight_offset), inputGradient: output, weightGradient: dweight)
             } else {
                 let dbias = try tensor(try Self.dtype(r.bias_dtype), parameterShape)
                 _ = try layerNormBackward(
-                    dy, input: x, weight: weight, bias: dbias, mean: statistics ? try tensor(.float32, rowShape) : nil, rstd: rstd,
-                    residualGradient: residualGradient, epsilon: r.epsilon, inputGradient: output, weightGradient: dweight,
+                    dy, input: x, weight: weight, bias: dbias, mean: statistics ? try tensor(.float32, rowShape) : nil,
+                    rstd: rstd,
+                    residualGradient: residualGradient, epsilon: r.epsilon, inputGradient: output,
+                    weightGradient: dweight,
                     biasGradient: dbias)
             }
         }
@@ -102,14 +117,17 @@ struct PreparedCall {
 }
 
 @_cdecl("fusednorm_prepare")
-public func fusednorm_prepare(_ requests: UnsafePointer<fusednorm_prepare_request>?, _ count: Int32) -> fusednorm_status {
+public func fusednorm_prepare(_ requests: UnsafePointer<fusednorm_prepare_request>?, _ count: Int32) -> fusednorm_status
+{
     callBoundary("fusednorm_prepare") {
         guard count >= 0 else { throw InterfaceError.invalid("count is \(count); it must be >= 0") }
         guard count > 0 else { return }
         let requests = try required(requests, "requests")
         // Check every request before compiling anything.
         let calls = try (0..<Int(count)).map { index in
-            do { return try PreparedCall(requests[index]) } catch { throw InterfaceError(error, context: "requests[\(index)]") }
+            do { return try PreparedCall(requests[index]) } catch {
+                throw InterfaceError(error, context: "requests[\(index)]")
+            }
         }
         for (index, call) in calls.enumerated() where call.device != .cpu {
             do {

@@ -14,8 +14,10 @@ extension Tensor {
             self = try shape.withUnsafeMutableBufferPointer { shapePointer in
                 try strides.withUnsafeMutableBufferPointer { stridePointer in
                     var view = DLTensor(
-                        data: descriptor.pointee.data, device: fields.device.dlpackDevice, ndim: Int32(fields.shape.count),
-                        dtype: fields.dtype.dlpackType, shape: shapePointer.baseAddress, strides: stridePointer.baseAddress,
+                        data: descriptor.pointee.data, device: fields.device.dlpackDevice,
+                        ndim: Int32(fields.shape.count),
+                        dtype: fields.dtype.dlpackType, shape: shapePointer.baseAddress,
+                        strides: stridePointer.baseAddress,
                         byte_offset: 0)
                     return try Tensor(borrowingDLPack: &view, isReadOnly: fields.isReadOnly)
                 }
@@ -47,7 +49,8 @@ struct DescriptorFields {
         guard d.reserved == 0 else { throw InterfaceError.invalid("reserved is \(d.reserved); it must be 0") }
         let knownFlags = UInt32(FUSEDNORM_TENSOR_READ_ONLY)
         guard d.flags & ~knownFlags == 0 else {
-            throw InterfaceError.invalid("flags 0x\(String(d.flags, radix: 16)) has unknown bits (known: FUSEDNORM_TENSOR_READ_ONLY = 1)")
+            throw InterfaceError.invalid(
+                "flags 0x\(String(d.flags, radix: 16)) has unknown bits (known: FUSEDNORM_TENSOR_READ_ONLY = 1)")
         }
         isReadOnly = d.flags & knownFlags != 0
         device = try Device(descriptorType: d.device_type, index: d.device_index)
@@ -72,7 +75,8 @@ extension Device {
             guard index >= 0 else { throw InterfaceError.invalid("device_index is \(index); it must be >= 0") }
             self = .cuda(Int(index))
         default:
-            throw InterfaceError.invalid("device_type is \(type); known: FUSEDNORM_DEVICE_CPU (1), FUSEDNORM_DEVICE_CUDA (2)")
+            throw InterfaceError.invalid(
+                "device_type is \(type); known: FUSEDNORM_DEVICE_CPU (1), FUSEDNORM_DEVICE_CUDA (2)")
         }
     }
 
@@ -113,7 +117,8 @@ extension DType {
         case fusednorm_dtype(FUSEDNORM_FLOAT16): self = .float16
         case fusednorm_dtype(FUSEDNORM_BFLOAT16): self = .bfloat16
         default:
-            throw InterfaceError.invalid("dtype is \(code); known: FUSEDNORM_FLOAT32 (1), FUSEDNORM_FLOAT16 (2), FUSEDNORM_BFLOAT16 (3)")
+            throw InterfaceError.invalid(
+                "dtype is \(code); known: FUSEDNORM_FLOAT32 (1), FUSEDNORM_FLOAT16 (2), FUSEDNORM_BFLOAT16 (3)")
         }
     }
 

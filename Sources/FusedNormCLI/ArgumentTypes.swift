@@ -27,7 +27,9 @@ enum ListArgument {
         let items = text.split(separator: ",").map { $0.trimmingWhitespace }.filter { !$0.isEmpty }
         guard !items.isEmpty else { throw ValidationError("the list is empty; expected \(expected)") }
         return try items.map { item in
-            guard let element = parse(item) else { throw ValidationError("unknown value '\(item)'; expected \(expected)") }
+            guard let element = parse(item) else {
+                throw ValidationError("unknown value '\(item)'; expected \(expected)")
+            }
             return element
         }
     }

@@ -1,12 +1,12 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes a group of files all or nothing: each goes to a temporary file beside its target, and the
@@ -45,7 +45,9 @@ enum AtomicFiles {
         let url = URL(fileURLWithPath: target)
         let folder = url.deletingLastPathComponent().path
         while true {
-            let path = folder + "/." + url.lastPathComponent + "." + String(UInt32.random(in: 0...UInt32.max), radix: 36) + ".tmp"
+            let path =
+                folder + "/." + url.lastPathComponent + "." + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+                + ".tmp"
             let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
             if descriptor < 0 {
                 if errno == EEXIST { continue }

@@ -1,14 +1,15 @@
 import ArgumentParser
 @_spi(Benchmarking) import FusedNorm
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `fusednorm bench`: the memory bandwidth each operation reaches, against this machine's copy bandwidth.
@@ -47,21 +48,29 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var device: DeviceOption
 
-    @Option(help: ArgumentHelp(
-        "Operations, comma-separated (default: all).", discussion: BenchOperation.allCases.map(\.rawValue).joined(separator: ", ")),
+    @Option(
+        help: ArgumentHelp(
+            "Operations, comma-separated (default: all).",
+            discussion: BenchOperation.allCases.map(\.rawValue).joined(separator: ", ")),
         transform: BenchOperation.list)
     var ops: [BenchOperation]?
 
     @Option(help: "Dtypes, comma-separated (default: float32,float16,bfloat16).", transform: ListArgument.dtypes)
     var dtypes: [DType]?
 
-    @Option(help: "Row lengths N, comma-separated, e.g. 4096,2^16 (default: 2^8 ... 2^18, 4095, 5120).", transform: ListArgument.columns)
+    @Option(
+        help: "Row lengths N, comma-separated, e.g. 4096,2^16 (default: 2^8 ... 2^18, 4095, 5120).",
+        transform: ListArgument.columns)
     var cols: [Int]?
 
-    @Option(help: "Elements per tensor; rows = elements / N (default 2^26: 256 MB per float32 tensor).", transform: ListArgument.positiveInteger)
+    @Option(
+        help: "Elements per tensor; rows = elements / N (default 2^26: 256 MB per float32 tensor).",
+        transform: ListArgument.positiveInteger)
     var elements: Int = 1 << 26
 
-    @Option(help: "Row counts to run every N with, comma-separated, instead of elements / N (e.g. decode shapes 1,8,32).", transform: ListArgument.columns)
+    @Option(
+        help: "Row counts to run every N with, comma-separated, instead of elements / N (e.g. decode shapes 1,8,32).",
+        transform: ListArgument.columns)
     var rows: [Int]?
 
     @Option(help: "Per-head norm: x is (rows / heads, heads, N) with a (heads, N) weight.")
@@ -92,7 +101,9 @@ struct BenchCommand: ParsableCommand {
         if let rows, let bad = rows.first(where: { $0 % heads != 0 }) {
             throw ValidationError("--rows \(bad) is not a multiple of --heads \(heads)")
         }
-        guard timeLimit > 0, timeLimit.isFinite else { throw ValidationError("--time-limit must be a positive number of seconds") }
+        guard timeLimit > 0, timeLimit.isFinite else {
+            throw ValidationError("--time-limit must be a positive number of seconds")
+        }
         for path in [json, svg].compactMap({ $0 }) {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             guard FileManager.default.isWritableFile(atPath: folder) else {
@@ -112,22 +123,28 @@ struct BenchCommand: ParsableCommand {
         console.print(
             "fusednorm bench on \(device): \(operations.count) operations x \(dtypes.count) dtypes x \(shapes.count) shapes, "
                 + (rows == nil ? "\(elements) elements per tensor, " : "")
-                + "median of up to \(sampler.repeats) runs after \(sampler.warmups) warm-up run\(sampler.warmups == 1 ? "" : "s")")
+                + "median of up to \(sampler.repeats) runs after \(sampler.warmups) warm-up run\(sampler.warmups == 1 ? "" : "s")"
+        )
 
-        let records = try measure(device: device, operations: operations, dtypes: dtypes, shapes: shapes, sampler: sampler, console: console)
+        let records = try measure(
+            device: device, operations: operations, dtypes: dtypes, shapes: shapes, sampler: sampler, console: console)
         console.print()
         for line in table(records).lines { console.print(line) }
 
         var files: [AtomicFiles.Entry] = []
         if let json { files.append(AtomicFiles.Entry(path: json, contents: try BenchRecord.json(records))) }
-        if let svg { files.append(AtomicFiles.Entry(path: svg, contents: Array(plot(records, device: device).render().utf8))) }
+        if let svg {
+            files.append(AtomicFiles.Entry(path: svg, contents: Array(plot(records, device: device).render().utf8)))
+        }
         try AtomicFiles.writeAll(files)
     }
 
     /// Every shape to measure: each N with elements / N rows (a multiple of the heads), or with each of `--rows`.
     func shapes() -> [BenchShape] {
         (cols ?? BenchCommand.defaultColumns).flatMap { n in
-            (rows ?? [max(1, elements / (n * heads)) * heads]).map { BenchShape(rows: $0, columns: n, heads: heads, rowStep: rowStep) }
+            (rows ?? [max(1, elements / (n * heads)) * heads]).map {
+                BenchShape(rows: $0, columns: n, heads: heads, rowStep: rowStep)
+            }
         }
     }
 
@@ -147,7 +164,8 @@ struct BenchCommand: ParsableCommand {
     ) throws -> [BenchRecord] {
         var generator = SeededGenerator(seed: seed)
         let capacity = max(elements, shapes.map(\.outputSpan).max() ?? 1)
-        let records = device == .cpu
+        let records =
+            device == .cpu
             ? try measureInterleaved(
                 operations: operations, dtypes: dtypes, shapes: shapes, sampler: sampler, capacity: capacity,
                 generator: &generator, console: console)
@@ -156,7 +174,10 @@ struct BenchCommand: ParsableCommand {
                 capacity: capacity, generator: &generator, console: console)
         let operationOrder = operations.map(\.rawValue), dtypeOrder = dtypes.map(\.rawValue)
         func key(_ record: BenchRecord) -> [Int] {
-            [operationOrder.firstIndex(of: record.op) ?? 0, dtypeOrder.firstIndex(of: record.dtype) ?? 0, record.cols, record.rows]
+            [
+                operationOrder.firstIndex(of: record.op) ?? 0, dtypeOrder.firstIndex(of: record.dtype) ?? 0,
+                record.cols, record.rows,
+            ]
         }
         return records.sorted { key($0).lexicographicallyPrecedes(key($1)) }
     }
@@ -173,11 +194,13 @@ struct BenchCommand: ParsableCommand {
         var measurements: [(operation: BenchOperation, dtype: DType, shape: BenchShape)] = []
         for dtype in dtypes {
             progress.update(completed: 0, detail: "filling \(dtype) inputs")
-            let arena = try BenchArena(dtype: dtype, device: .cpu, capacity: capacity, rowStep: rowStep, generator: &generator)
+            let arena = try BenchArena(
+                dtype: dtype, device: .cpu, capacity: capacity, rowStep: rowStep, generator: &generator)
             yardsticks.append(try BenchCommand.copyMethods.map { try arena.copyCall(method: $0) })
             for shape in shapes {
                 for operation in operations {
-                    let call = try arena.call(operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
+                    let call = try arena.call(
+                        operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
                     calls.append((call, yardsticks.count - 1))
                     measurements.append((operation, dtype, shape))
                 }
@@ -206,21 +229,29 @@ struct BenchCommand: ParsableCommand {
         var records: [BenchRecord] = []
         for dtype in dtypes {
             progress.update(completed: records.count, detail: "filling \(dtype) inputs")
-            let arena = try BenchArena(dtype: dtype, device: device, capacity: capacity, rowStep: rowStep, generator: &generator)
+            let arena = try BenchArena(
+                dtype: dtype, device: device, capacity: capacity, rowStep: rowStep, generator: &generator)
             var sampler = sampler
             sampler.timer = try timer(for: device, arena: arena)
             let copyCalls = try BenchCommand.copyMethods.map { try arena.copyCall(method: $0) }
             for operation in operations {
                 progress.update(completed: records.count, detail: "copy \(dtype)")
-                let copies = CopyBandwidths(gbps: try copyCalls.map { Double($0.bytes) / (try sampler.measure($0).medianSeconds) / 1e9 })
+                let copies = CopyBandwidths(
+                    gbps: try copyCalls.map { Double($0.bytes) / (try sampler.measure($0).medianSeconds) / 1e9 })
                 for shape in shapes {
-                    progress.update(completed: records.count, detail: "\(operation.rawValue) \(dtype) \(shape.rows)x\(shape.columns)")
-                    let call = try arena.call(operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
+                    progress.update(
+                        completed: records.count,
+                        detail: "\(operation.rawValue) \(dtype) \(shape.rows)x\(shape.columns)")
+                    let call = try arena.call(
+                        operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
                     let sample = try sampler.measure(call)
-                    records.append(record(
-                        operation, dtype, shape, call, device: device, seconds: sample.medianSeconds, copies: copies,
-                        fraction: Double(call.bytes) / sample.medianSeconds / 1e9 / copies.faster, repeats: sample.repeats,
-                        hostSeconds: sample.hostSecondsPerRun))
+                    records.append(
+                        record(
+                            operation, dtype, shape, call, device: device, seconds: sample.medianSeconds,
+                            copies: copies,
+                            fraction: Double(call.bytes) / sample.medianSeconds / 1e9 / copies.faster,
+                            repeats: sample.repeats,
+                            hostSeconds: sample.hostSecondsPerRun))
                 }
             }
         }
@@ -242,7 +273,8 @@ struct BenchCommand: ParsableCommand {
 
     /// One measurement's result.
     func record(
-        _ operation: BenchOperation, _ dtype: DType, _ shape: BenchShape, _ call: BenchCall, device: Device, seconds: Double,
+        _ operation: BenchOperation, _ dtype: DType, _ shape: BenchShape, _ call: BenchCall, device: Device,
+        seconds: Double,
         copies: CopyBandwidths, fraction: Double, repeats: Int, hostSeconds: Double?
     ) -> BenchRecord {
         BenchRecord(
@@ -258,7 +290,8 @@ struct BenchCommand: ParsableCommand {
     /// The results, one row per measurement; host time, heads and row step only when they say something.
     func table(_ records: [BenchRecord]) -> TextTable {
         var columns: [(header: String, alignment: TextTable.Alignment, cell: (BenchRecord) -> String)] = [
-            ("op", .left, { $0.op }), ("dtype", .left, { $0.dtype }), ("rows", .right, { "\($0.rows)" }), ("N", .right, { "\($0.cols)" }),
+            ("op", .left, { $0.op }), ("dtype", .left, { $0.dtype }), ("rows", .right, { "\($0.rows)" }),
+            ("N", .right, { "\($0.cols)" }),
         ]
         if records.contains(where: { $0.heads != 1 }) { columns.append(("heads", .right, { "\($0.heads)" })) }
         if records.contains(where: { $0.rowStep != 1 }) { columns.append(("row step", .right, { "\($0.rowStep)" })) }
@@ -267,8 +300,10 @@ struct BenchCommand: ParsableCommand {
             columns.append(("host us", .right, { $0.hostMicroseconds.map { String(printf: "%.1f", $0) } ?? "-" }))
         }
         columns += [
-            ("GB/s", .right, { String(printf: "%.2f", $0.gbps) }), ("copy GB/s", .right, { String(printf: "%.2f", $0.copyGbps) }),
-            ("copy", .left, { $0.copyKind }), ("of copy", .right, { String(printf: "%.0f%%", $0.fractionOfCopy * 100) }),
+            ("GB/s", .right, { String(printf: "%.2f", $0.gbps) }),
+            ("copy GB/s", .right, { String(printf: "%.2f", $0.copyGbps) }),
+            ("copy", .left, { $0.copyKind }),
+            ("of copy", .right, { String(printf: "%.0f%%", $0.fractionOfCopy * 100) }),
             ("runs", .right, { "\($0.repeats)" }),
         ]
         var table = TextTable(headers: columns.map(\.header), alignments: columns.map(\.alignment))
@@ -282,25 +317,32 @@ struct BenchCommand: ParsableCommand {
         let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
         let dashes: [String: String] = ["float16": "6 3", "bfloat16": "2 3"]
         var series: [SVGPlot.Series] = []
-        for record in records.sorted(by: { ($0.op, $0.dtype, $0.rows, $0.cols) < ($1.op, $1.dtype, $1.rows, $1.cols) }) {
+        for record in records.sorted(by: { ($0.op, $0.dtype, $0.rows, $0.cols) < ($1.op, $1.dtype, $1.rows, $1.cols) })
+        {
             let name = "\(record.op) \(record.dtype)" + (rows == nil ? "" : " rows=\(record.rows)")
             if !series.contains(where: { $0.name == name }) {
                 // Color by operation, and by row count within an operation with --rows; dashes by dtype.
                 let operationIndex = BenchOperation.allCases.firstIndex { $0.rawValue == record.op } ?? 0
                 let colorIndex = operationIndex * (rows?.count ?? 1) + (rows?.firstIndex(of: record.rows) ?? 0)
-                series.append(SVGPlot.Series(name: name, points: [], color: colors[colorIndex % colors.count], dash: dashes[record.dtype]))
+                series.append(
+                    SVGPlot.Series(
+                        name: name, points: [], color: colors[colorIndex % colors.count], dash: dashes[record.dtype]))
             }
             series[series.firstIndex { $0.name == name }!].points.append((Double(record.cols), record.gbps))
         }
         let copies = Set(records.map(\.copyGbps)).sorted()
         let copyMedian = copies.isEmpty ? 0 : copies[copies.count / 2]
-        var subtitle = rows == nil ? "\(elements) elements per tensor" : "rows \(rows!.map(String.init).joined(separator: ", "))"
+        var subtitle =
+            rows == nil ? "\(elements) elements per tensor" : "rows \(rows!.map(String.init).joined(separator: ", "))"
         if heads > 1 { subtitle += ", \(heads) heads" }
         if rowStep > 1 { subtitle += ", every \(rowStep) rows" }
         return SVGPlot(
             title: "fusednorm bench on \(device): \(subtitle)",
             xLabel: "row length N (log2 scale)", yLabel: "GB/s (bytes read + written / median time)", series: series,
-            referenceLines: [SVGPlot.ReferenceLine(
-                label: String(printf: "copy %.1f GB/s (median of %d)", copyMedian, copies.count), y: copyMedian, color: "#000000")])
+            referenceLines: [
+                SVGPlot.ReferenceLine(
+                    label: String(printf: "copy %.1f GB/s (median of %d)", copyMedian, copies.count), y: copyMedian,
+                    color: "#000000")
+            ])
     }
 }

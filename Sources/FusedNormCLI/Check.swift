@@ -1,9 +1,10 @@
 import ArgumentParser
 import FusedNorm
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// `fusednorm check`: every operation × dtype × shape family against the float64 reference.
@@ -19,16 +20,20 @@ struct CheckCommand: ParsableCommand {
 
     @OptionGroup var device: DeviceOption
 
-    @Option(help: ArgumentHelp(
-        "Operation families to check, comma-separated (default: all).",
-        discussion: CheckOperation.allCases.map(\.rawValue).joined(separator: ", ")),
+    @Option(
+        help: ArgumentHelp(
+            "Operation families to check, comma-separated (default: all).",
+            discussion: CheckOperation.allCases.map(\.rawValue).joined(separator: ", ")),
         transform: CheckOperation.list)
     var ops: [CheckOperation]?
 
-    @Option(help: "Dtypes to check, comma-separated (default: float32,float16,bfloat16).", transform: ListArgument.dtypes)
+    @Option(
+        help: "Dtypes to check, comma-separated (default: float32,float16,bfloat16).", transform: ListArgument.dtypes)
     var dtypes: [DType]?
 
-    @Option(help: "Only the shape families with these row lengths N, comma-separated (default: all).", transform: ListArgument.columns)
+    @Option(
+        help: "Only the shape families with these row lengths N, comma-separated (default: all).",
+        transform: ListArgument.columns)
     var cols: [Int]?
 
     @Option(help: "Seed of the random inputs.")
@@ -73,8 +78,13 @@ struct CheckCommand: ParsableCommand {
             alignments: [.left, .left, .left, .right, .right, .left, .left])
         var groups: [(key: String, results: [CheckResult])] = []
         for result in results {
-            let key = "\(result.testCase.variant.operation.rawValue) \(result.testCase.variant.name) \(result.testCase.dtype)"
-            if groups.last?.key == key { groups[groups.count - 1].results.append(result) } else { groups.append((key, [result])) }
+            let key =
+                "\(result.testCase.variant.operation.rawValue) \(result.testCase.variant.name) \(result.testCase.dtype)"
+            if groups.last?.key == key {
+                groups[groups.count - 1].results.append(result)
+            } else {
+                groups.append((key, [result]))
+            }
         }
         for group in groups {
             let first = group.results[0].testCase
@@ -99,7 +109,8 @@ struct CheckCommand: ParsableCommand {
         for result in results {
             let testCase = result.testCase
             table.append([
-                testCase.variant.operation.rawValue, testCase.variant.name, testCase.dtype.rawValue, testCase.shape.name,
+                testCase.variant.operation.rawValue, testCase.variant.name, testCase.dtype.rawValue,
+                testCase.shape.name,
                 result.comparisons.map { "\($0.output) \(formatRatio($0.ratio))" }.joined(separator: ", "),
                 result.passed ? "ok" : "FAILED",
             ])

@@ -1,9 +1,10 @@
 import ArgumentParser
 import FusedNorm
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// `fusednorm`: fused RMSNorm and LayerNorm from the command line.
@@ -11,7 +12,10 @@ public struct FusedNormCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "fusednorm",
         abstract: "Fused RMSNorm and LayerNorm kernels: check, benchmark and run them.",
-        subcommands: [InfoCommand.self, CheckCommand.self, BenchCommand.self, RunCommand.self, ExplainCommand.self, TrafficCommand.self])
+        subcommands: [
+            InfoCommand.self, CheckCommand.self, BenchCommand.self, RunCommand.self, ExplainCommand.self,
+            TrafficCommand.self,
+        ])
 
     public init() {}
 }
@@ -40,11 +44,12 @@ extension FusedNormCommand {
                 if !help.isEmpty { console.print(help) }
                 return 0
             }
-            let message = switch error {
-            case let error as FusedNormError: error.description
-            case let error as CLIError: error.description
-            default: message(for: error)
-            }
+            let message =
+                switch error {
+                case let error as FusedNormError: error.description
+                case let error as CLIError: error.description
+                default: message(for: error)
+                }
             if !message.isEmpty { console.printError("error: " + singleLine(message)) }
             return status.rawValue == 0 ? 1 : status.rawValue
         }

@@ -20,7 +20,8 @@ struct RunCommand: ParsableCommand {
 /// (`rmsnorm_backward`) is accepted as an alias.
 struct RMSNormRun: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rmsnorm", abstract: "RMSNorm forward, with an optional fused residual add (s = x + residual; y = RMSNorm(s)).")
+        commandName: "rmsnorm",
+        abstract: "RMSNorm forward, with an optional fused residual add (s = x + residual; y = RMSNorm(s)).")
 
     @OptionGroup var common: NormRunOptions
     @OptionGroup var style: RMSNormStyleOptions
@@ -146,7 +147,9 @@ struct LayerNormBackwardRun: ParsableCommand {
     @Option(help: "The bias (.npy, the weight's shape); not needed for --dbias, checked against the weight when given.")
     var bias: String?
 
-    @Option(help: "Where to write dbias = the sum of dy over rows (.npy, float32, the weight's shape; (N) without --weight).")
+    @Option(
+        help:
+            "Where to write dbias = the sum of dy over rows (.npy, float32, the weight's shape; (N) without --weight).")
     var dbias: String?
 
     func validate() throws {
@@ -154,7 +157,8 @@ struct LayerNormBackwardRun: ParsableCommand {
             throw ValidationError("--dweight needs --weight: a norm without a weight has no weight gradient")
         }
         guard style.style.weightOffset == 0 else {
-            throw ValidationError("--style \(style.style) adds a weight offset, which is for RMSNorm; LayerNorm has none")
+            throw ValidationError(
+                "--style \(style.style) adds a weight offset, which is for RMSNorm; LayerNorm has none")
         }
     }
 

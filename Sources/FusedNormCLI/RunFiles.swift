@@ -9,10 +9,13 @@ struct NormRunOptions: ParsableArguments {
     @Option(help: "The weight (.npy): shape (N), or (H, N) per head for x shaped (..., H, N).")
     var weight: String?
 
-    @Option(help: "Added to the mean square or variance; finite and > 0. Default: 1e-6 for RMSNorm, 1e-5 for LayerNorm.")
+    @Option(
+        help: "Added to the mean square or variance; finite and > 0. Default: 1e-6 for RMSNorm, 1e-5 for LayerNorm.")
     var epsilon: Float?
 
-    @Option(help: "The storage dtype the operation runs in (float32, float16, bfloat16); every input is rounded to it first.")
+    @Option(
+        help:
+            "The storage dtype the operation runs in (float32, float16, bfloat16); every input is rounded to it first.")
     var dtype: DType = .float32
 
     @OptionGroup var device: DeviceOption
@@ -31,9 +34,11 @@ struct NormRunOptions: ParsableArguments {
 
 /// RMSNorm's weight offset and rounding, by preset name.
 struct RMSNormStyleOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "RMSNorm's weight offset and rounding: standard (torch.nn.RMSNorm, MLX: offset 0, one rounding at the end), "
-            + "llama (offset 0; the normalized value rounded to the dtype, then y again) or gemma (offset 1 for weights stored as w - 1, one rounding)."))
+    @Option(
+        help: ArgumentHelp(
+            "RMSNorm's weight offset and rounding: standard (torch.nn.RMSNorm, MLX: offset 0, one rounding at the end), "
+                + "llama (offset 0; the normalized value rounded to the dtype, then y again) or gemma (offset 1 for weights stored as w - 1, one rounding)."
+        ))
     var style: RMSNormStyle = .standard
 }
 
@@ -67,10 +72,13 @@ struct RunInputs {
             throw CLIError("\(option) \(path): \(error)")
         }
         guard let columns = array.shape.last else {
-            throw CLIError("\(option) \(path) has shape () (a scalar); it needs at least one dimension, the normalized one")
+            throw CLIError(
+                "\(option) \(path) has shape () (a scalar); it needs at least one dimension, the normalized one")
         }
         guard columns > 0 else {
-            throw CLIError("\(option) \(path) has shape \(NPYFile.pythonTuple(array.shape)): rows of length 0; the normalized (last) dimension must be at least 1")
+            throw CLIError(
+                "\(option) \(path) has shape \(NPYFile.pythonTuple(array.shape)): rows of length 0; the normalized (last) dimension must be at least 1"
+            )
         }
         return try Tensor(array.values.map(dtype.roundedOnce), shape: array.shape, dtype: dtype, device: device)
     }

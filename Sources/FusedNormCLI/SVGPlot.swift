@@ -1,12 +1,12 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A line chart written as hand-made SVG: series of points over a log2 x axis and a linear y axis from
@@ -42,11 +42,14 @@ struct SVGPlot {
         let left = 70.0, top = 40.0, bottom = 60.0, legendWidth = 270.0
         let plotWidth = width - left - legendWidth - 20, plotHeight = height - top - bottom
         let xs = series.flatMap { $0.points.map(\.x) }.filter { $0 > 0 }
-        let minimumExponent = floor(log2(xs.min() ?? 1)), maximumExponent = max(ceil(log2(xs.max() ?? 2)), minimumExponent + 1)
+        let minimumExponent = floor(log2(xs.min() ?? 1)),
+            maximumExponent = max(ceil(log2(xs.max() ?? 2)), minimumExponent + 1)
         let ys = series.flatMap { $0.points.map(\.y) } + referenceLines.map(\.y)
         let yStep = niceStep((ys.filter(\.isFinite).max() ?? 1) * 1.08 / 6)
         let yMaximum = max(yStep, ceil((ys.filter(\.isFinite).max() ?? 1) * 1.08 / yStep) * yStep)
-        func px(_ x: Double) -> Double { left + (log2(x) - minimumExponent) / (maximumExponent - minimumExponent) * plotWidth }
+        func px(_ x: Double) -> Double {
+            left + (log2(x) - minimumExponent) / (maximumExponent - minimumExponent) * plotWidth
+        }
         func py(_ y: Double) -> Double { top + plotHeight - y / yMaximum * plotHeight }
 
         var svg = """
@@ -60,31 +63,40 @@ struct SVGPlot {
         let exponentStep = (maximumExponent - minimumExponent) > 14 ? 2.0 : 1.0
         while exponent <= maximumExponent {
             let x = px(pow(2, exponent))
-            svg += "<line x1=\"\(format(x))\" y1=\"\(format(top))\" x2=\"\(format(x))\" y2=\"\(format(top + plotHeight))\" stroke=\"#e5e5e5\"/>\n"
-            svg += "<text x=\"\(format(x))\" y=\"\(format(top + plotHeight + 18))\" text-anchor=\"middle\">\(powerOfTwoLabel(Int(exponent)))</text>\n"
+            svg +=
+                "<line x1=\"\(format(x))\" y1=\"\(format(top))\" x2=\"\(format(x))\" y2=\"\(format(top + plotHeight))\" stroke=\"#e5e5e5\"/>\n"
+            svg +=
+                "<text x=\"\(format(x))\" y=\"\(format(top + plotHeight + 18))\" text-anchor=\"middle\">\(powerOfTwoLabel(Int(exponent)))</text>\n"
             exponent += exponentStep
         }
         var tick = 0.0
         while tick <= yMaximum + yStep / 2 {
             let y = py(tick)
-            svg += "<line x1=\"\(format(left))\" y1=\"\(format(y))\" x2=\"\(format(left + plotWidth))\" y2=\"\(format(y))\" stroke=\"#e5e5e5\"/>\n"
+            svg +=
+                "<line x1=\"\(format(left))\" y1=\"\(format(y))\" x2=\"\(format(left + plotWidth))\" y2=\"\(format(y))\" stroke=\"#e5e5e5\"/>\n"
             svg += "<text x=\"\(format(left - 8))\" y=\"\(format(y + 4))\" text-anchor=\"end\">\(format(tick))</text>\n"
             tick += yStep
         }
-        svg += "<rect x=\"\(format(left))\" y=\"\(format(top))\" width=\"\(format(plotWidth))\" height=\"\(format(plotHeight))\" fill=\"none\" stroke=\"#444\"/>\n"
-        svg += "<text x=\"\(format(left + plotWidth / 2))\" y=\"\(format(height - 16))\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
-        svg += "<text transform=\"translate(18 \(format(top + plotHeight / 2))) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
+        svg +=
+            "<rect x=\"\(format(left))\" y=\"\(format(top))\" width=\"\(format(plotWidth))\" height=\"\(format(plotHeight))\" fill=\"none\" stroke=\"#444\"/>\n"
+        svg +=
+            "<text x=\"\(format(left + plotWidth / 2))\" y=\"\(format(height - 16))\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
+        svg +=
+            "<text transform=\"translate(18 \(format(top + plotHeight / 2))) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))</text>\n"
 
         for line in referenceLines {
             let y = py(line.y)
-            svg += "<line x1=\"\(format(left))\" y1=\"\(format(y))\" x2=\"\(format(left + plotWidth))\" y2=\"\(format(y))\" stroke=\"\(line.color)\" stroke-width=\"2\" stroke-dasharray=\"10 4\"/>\n"
+            svg +=
+                "<line x1=\"\(format(left))\" y1=\"\(format(y))\" x2=\"\(format(left + plotWidth))\" y2=\"\(format(y))\" stroke=\"\(line.color)\" stroke-width=\"2\" stroke-dasharray=\"10 4\"/>\n"
         }
         for series in series {
             let points = series.points.filter { $0.x > 0 && $0.y.isFinite }.sorted { $0.x < $1.x }
             let coordinates = points.map { "\(format(px($0.x))),\(format(py($0.y)))" }.joined(separator: " ")
-            svg += "<polyline fill=\"none\" stroke=\"\(series.color)\" stroke-width=\"1.8\"\(dashAttribute(series.dash)) points=\"\(coordinates)\"/>\n"
+            svg +=
+                "<polyline fill=\"none\" stroke=\"\(series.color)\" stroke-width=\"1.8\"\(dashAttribute(series.dash)) points=\"\(coordinates)\"/>\n"
             for point in points {
-                svg += "<circle cx=\"\(format(px(point.x)))\" cy=\"\(format(py(point.y)))\" r=\"2.5\" fill=\"\(series.color)\"/>\n"
+                svg +=
+                    "<circle cx=\"\(format(px(point.x)))\" cy=\"\(format(py(point.y)))\" r=\"2.5\" fill=\"\(series.color)\"/>\n"
             }
         }
 
@@ -92,12 +104,14 @@ struct SVGPlot {
         let legendX = left + plotWidth + 20
         var legendY = top + 8
         for line in referenceLines {
-            svg += "<line x1=\"\(format(legendX))\" y1=\"\(format(legendY))\" x2=\"\(format(legendX + 28))\" y2=\"\(format(legendY))\" stroke=\"\(line.color)\" stroke-width=\"2\" stroke-dasharray=\"10 4\"/>\n"
+            svg +=
+                "<line x1=\"\(format(legendX))\" y1=\"\(format(legendY))\" x2=\"\(format(legendX + 28))\" y2=\"\(format(legendY))\" stroke=\"\(line.color)\" stroke-width=\"2\" stroke-dasharray=\"10 4\"/>\n"
             svg += "<text x=\"\(format(legendX + 36))\" y=\"\(format(legendY + 4))\">\(escape(line.label))</text>\n"
             legendY += 18
         }
         for series in series {
-            svg += "<line x1=\"\(format(legendX))\" y1=\"\(format(legendY))\" x2=\"\(format(legendX + 28))\" y2=\"\(format(legendY))\" stroke=\"\(series.color)\" stroke-width=\"1.8\"\(dashAttribute(series.dash))/>\n"
+            svg +=
+                "<line x1=\"\(format(legendX))\" y1=\"\(format(legendY))\" x2=\"\(format(legendX + 28))\" y2=\"\(format(legendY))\" stroke=\"\(series.color)\" stroke-width=\"1.8\"\(dashAttribute(series.dash))/>\n"
             svg += "<text x=\"\(format(legendX + 36))\" y=\"\(format(legendY + 4))\">\(escape(series.name))</text>\n"
             legendY += 18
         }

@@ -28,6 +28,7 @@ struct TextTable {
             }.joined(separator: "  ")
             return String(line.reversed().drop(while: { $0 == " " }).reversed())
         }
-        return [render(headers), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(render)
+        return [render(headers), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
+            + rows.map(render)
     }
 }

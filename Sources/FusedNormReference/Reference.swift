@@ -92,7 +92,8 @@ public enum Reference {
     ) -> Backward {
         backward(
             centered: false, dy: dy, x: x, weight: weight, hasBias: false, rows: rows, columns: columns,
-            weightRows: weightRows, epsilon: epsilon, weightOffset: style.weightOffset, residualGradient: residualGradient)
+            weightRows: weightRows, epsilon: epsilon, weightOffset: style.weightOffset,
+            residualGradient: residualGradient)
     }
 
     /// LayerNorm backward from x (statistics recomputed in float64).
@@ -119,7 +120,9 @@ public enum Reference {
             var sumG = 0.0, sumGHat = 0.0
             for column in 0..<columns {
                 let hat = (s[base + column] - mean) * rstd
-                let g = Double(dy[base + column]) * (weight.map { Double($0[weightBase + column]) + Double(weightOffset) } ?? 1)
+                let g =
+                    Double(dy[base + column])
+                    * (weight.map { Double($0[weightBase + column]) + Double(weightOffset) } ?? 1)
                 sumG += g
                 sumGHat += g * hat
                 dweight[weightBase + column] += Double(dy[base + column]) * hat
@@ -128,8 +131,11 @@ public enum Reference {
             let meanG = centered ? sumG / n : 0, meanGHat = sumGHat / n
             for column in 0..<columns {
                 let hat = (s[base + column] - mean) * rstd
-                let g = Double(dy[base + column]) * (weight.map { Double($0[weightBase + column]) + Double(weightOffset) } ?? 1)
-                dx[base + column] = rstd * (g - meanG - hat * meanGHat) + (residualGradient.map { Double($0[base + column]) } ?? 0)
+                let g =
+                    Double(dy[base + column])
+                    * (weight.map { Double($0[weightBase + column]) + Double(weightOffset) } ?? 1)
+                dx[base + column] =
+                    rstd * (g - meanG - hat * meanGHat) + (residualGradient.map { Double($0[base + column]) } ?? 0)
             }
         }
         return Backward(input: dx, weight: weight == nil ? nil : dweight, bias: hasBias ? dbias : nil)
@@ -158,11 +164,12 @@ public enum Reference {
     /// The tolerance on ``relativeError(_:_:)`` for outputs stored in `dtype`
     /// (float32 1e-5, float16 1e-3, bfloat16 8e-3; 1.5 times that when y is rounded twice).
     public static func tolerance(_ dtype: DType, rounding: RMSNormStyle.Rounding = .once) -> Double {
-        let base: Double = switch dtype {
-        case .float32: 1e-5
-        case .float16: 1e-3
-        case .bfloat16: 8e-3
-        }
+        let base: Double =
+            switch dtype {
+            case .float32: 1e-5
+            case .float16: 1e-3
+            case .bfloat16: 8e-3
+            }
         return rounding == .twice ? base * 1.5 : base
     }
 }

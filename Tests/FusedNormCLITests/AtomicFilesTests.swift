@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import FusedNormCLI
 
 /// Files written together appear together or not at all.

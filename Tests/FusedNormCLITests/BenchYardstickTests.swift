@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import FusedNormCLI
 
 /// `fusednorm bench` reports every kernel against the faster of its two copies, and both copies in the JSON.
@@ -9,7 +10,8 @@ struct BenchYardstickTests {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let outcome = runFusedNorm([
-            "bench", "--device", "cpu", "--ops", "rmsnorm,layernorm_backward", "--dtypes", "float32,bfloat16", "--cols", "64",
+            "bench", "--device", "cpu", "--ops", "rmsnorm,layernorm_backward", "--dtypes", "float32,bfloat16", "--cols",
+            "64",
             "--elements", "65536", "--repeats", "3", "--json", folder.file("bench.json"),
         ])
         #expect(outcome.status == 0, "\(outcome.error)")
@@ -23,7 +25,9 @@ struct BenchYardstickTests {
             let kind = try #require(record["copy_kind"] as? String)
             #expect(memcpy > 0 && streaming > 0)
             #expect(copy == max(memcpy, streaming))
-            #expect(kind == (memcpy >= streaming ? "memcpy" : "streaming") || kind.hasPrefix("memcpy (no AVX2"), "\(record)")
+            #expect(
+                kind == (memcpy >= streaming ? "memcpy" : "streaming") || kind.hasPrefix("memcpy (no AVX2"), "\(record)"
+            )
         }
         #expect(outcome.output.contains("copy GB/s"))
     }

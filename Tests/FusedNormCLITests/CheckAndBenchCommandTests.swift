@@ -1,6 +1,7 @@
 import Foundation
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 @testable import FusedNormCLI
 
 /// `check` and `bench` through the command layer, at tiny sizes.
@@ -21,7 +22,8 @@ struct CheckAndBenchCommandTests {
     @Test
     func checkReportsAWrongResultAsAFailure() {
         // A tolerance of zero cannot be met by a float16 output; the case must fail, not crash.
-        var result = CheckResult(testCase: CheckCase(variant: CheckVariant.all[0], dtype: .float16, shape: CheckShape(columns: 3)))
+        var result = CheckResult(
+            testCase: CheckCase(variant: CheckVariant.all[0], dtype: .float16, shape: CheckShape(columns: 3)))
         result.comparisons = [CheckComparison(output: "y", error: 1e-3, tolerance: 1e-4)]
         #expect(!result.passed)
         #expect(result.failures == ["y error 1.0e-03 > tolerance 1.0e-04"])
@@ -33,7 +35,9 @@ struct CheckAndBenchCommandTests {
         defer { folder.remove() }
         // The FUSEDNORM_* variables in effect (a test's stand-in for the process's) and the CPU kernels
         // that ran go into every record.
-        let outcome = EnvironmentVariable.$override.withValue(["FUSEDNORM_CPU_KERNELS": "portable", "FUSEDNORM_CUDA_WAVES": "2"]) {
+        let outcome = EnvironmentVariable.$override.withValue([
+            "FUSEDNORM_CPU_KERNELS": "portable", "FUSEDNORM_CUDA_WAVES": "2",
+        ]) {
             CPUSettings.$requestedKernels.withValue(.portable) {
                 runFusedNorm([
                     "bench", "--device", "cpu", "--ops", BenchOperation.allCases.map(\.rawValue).joined(separator: ","),
@@ -47,14 +51,18 @@ struct CheckAndBenchCommandTests {
         let records = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
         #expect(records.count == BenchOperation.allCases.count * 2 * 2)
         let keys = [
-            "op", "dtype", "device", "rows", "cols", "median_seconds", "microseconds", "bytes", "gbps", "copy_gbps", "fraction_of_copy",
+            "op", "dtype", "device", "rows", "cols", "median_seconds", "microseconds", "bytes", "gbps", "copy_gbps",
+            "fraction_of_copy",
             "cpu_kernels", "environment",
         ]
         for record in records {
             for key in keys { #expect(record[key] != nil, "missing \(key)") }
             #expect((record["gbps"] as? Double ?? 0) > 0)
             #expect(record["cpu_kernels"] as? String == "portable")
-            #expect(record["environment"] as? [String: String] == ["FUSEDNORM_CPU_KERNELS": "portable", "FUSEDNORM_CUDA_WAVES": "2"])
+            #expect(
+                record["environment"] as? [String: String] == [
+                    "FUSEDNORM_CPU_KERNELS": "portable", "FUSEDNORM_CUDA_WAVES": "2",
+                ])
         }
         #expect(records.first?["rows"] as? Int == 16)  // 256 elements / 16 columns
         #expect(Set(records.compactMap { $0["op"] as? String }) == Set(BenchOperation.allCases.map(\.rawValue)))
@@ -69,7 +77,8 @@ struct CheckAndBenchCommandTests {
         defer { folder.remove() }
         let outcome = EnvironmentVariable.$override.withValue([:]) {
             runFusedNorm([
-                "bench", "--device", "cpu", "--ops", "rmsnorm", "--dtypes", "float32", "--cols", "16", "--elements", "64",
+                "bench", "--device", "cpu", "--ops", "rmsnorm", "--dtypes", "float32", "--cols", "16", "--elements",
+                "64",
                 "--repeats", "1", "--json", folder.file("bench.json"),
             ])
         }
@@ -80,12 +89,18 @@ struct CheckAndBenchCommandTests {
         #expect(records.first?["cpu_kernels"] as? String == CPUSettings.kernels.rawValue)
     }
 
-    @Test("Operations are spelled with hyphens; the underscore spelling is accepted", arguments: [
-        "rmsnorm-backward,layernorm-backward,rmsnorm-residual", "rmsnorm_backward,layernorm_backward,rmsnorm_residual",
-    ])
+    @Test(
+        "Operations are spelled with hyphens; the underscore spelling is accepted",
+        arguments: [
+            "rmsnorm-backward,layernorm-backward,rmsnorm-residual",
+            "rmsnorm_backward,layernorm_backward,rmsnorm_residual",
+        ])
     func operationSpellings(text: String) throws {
         #expect(try BenchOperation.list(text) == [.rmsnormBackward, .layernormBackward, .rmsnormResidual])
-        #expect(try CheckOperation.list(text + ",qk-norm,qk_norm") == [.rmsnormBackward, .layernormBackward, .rmsnormResidual, .qkNorm, .qkNorm])
+        #expect(
+            try CheckOperation.list(text + ",qk-norm,qk_norm") == [
+                .rmsnormBackward, .layernormBackward, .rmsnormResidual, .qkNorm, .qkNorm,
+            ])
         #expect(CheckOperation.allCases.allSatisfy { !$0.rawValue.contains("_") })
         #expect(BenchOperation.allCases.allSatisfy { !$0.rawValue.contains("_") })
     }
@@ -97,21 +112,27 @@ struct CheckAndBenchCommandTests {
             ["check", "--device", "cpu", "--ops", "rmsnorm", "--cols", "3"],
             ["run", "rmsnorm", "--x", "/nonexistent/x.npy", "--out", "/nonexistent/y.npy", "--device", "cpu"],
         ] {
-            let outcome = EnvironmentVariable.$override.withValue(["FUSEDNORM_CUDA_BACKWARD_WAVES": "0"]) { runFusedNorm(arguments) }
+            let outcome = EnvironmentVariable.$override.withValue(["FUSEDNORM_CUDA_BACKWARD_WAVES": "0"]) {
+                runFusedNorm(arguments)
+            }
             #expect(outcome.status == 1, "\(arguments[0]): \(outcome.error)")
             #expect(
-                outcome.error.hasPrefix("error: environment variable FUSEDNORM_CUDA_BACKWARD_WAVES=0 is not valid: out of range"),
+                outcome.error.hasPrefix(
+                    "error: environment variable FUSEDNORM_CUDA_BACKWARD_WAVES=0 is not valid: out of range"),
                 "\(arguments[0]): \(outcome.error)")
         }
     }
 
     @Test
     func infoShowsTheVariablesSet() {
-        let good = EnvironmentVariable.$override.withValue(["FUSEDNORM_CPU_KERNELS": "avx2", "FUSEDNORM_CPU_KERNEL": "x"]) {
+        let good = EnvironmentVariable.$override.withValue([
+            "FUSEDNORM_CPU_KERNELS": "avx2", "FUSEDNORM_CPU_KERNEL": "x",
+        ]) {
             runFusedNorm(["info"])
         }
         #expect(good.status == 0, "\(good.error)")
-        #expect(good.output.contains("Environment\n  FUSEDNORM_CPU_KERNELS=avx2: The CPU row kernels"), "\(good.output)")
+        #expect(
+            good.output.contains("Environment\n  FUSEDNORM_CPU_KERNELS=avx2: The CPU row kernels"), "\(good.output)")
         #expect(good.output.contains("FUSEDNORM_CPU_KERNEL=x: not read by FusedNorm"))
         let none = EnvironmentVariable.$override.withValue([:]) { runFusedNorm(["info"]) }
         #expect(none.output.contains("no FUSEDNORM_* variable set"))
@@ -127,7 +148,8 @@ struct CheckAndBenchCommandTests {
         defer { folder.remove() }
         let outcome = runFusedNorm([
             "bench", "--device", "cpu", "--ops", "rmsnorm_backward,layernorm", "--dtypes", "float16", "--cols", "8",
-            "--rows", "3,6", "--heads", "3", "--row-step", "2", "--elements", "512", "--repeats", "3", "--json", folder.file("bench.json"),
+            "--rows", "3,6", "--heads", "3", "--row-step", "2", "--elements", "512", "--repeats", "3", "--json",
+            folder.file("bench.json"),
         ])
         #expect(outcome.status == 0, "\(outcome.error)")
         let data = try Data(contentsOf: URL(fileURLWithPath: folder.file("bench.json")))

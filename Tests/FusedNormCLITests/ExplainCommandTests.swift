@@ -1,6 +1,7 @@
-import FusedNorm
 import Foundation
+import FusedNorm
 import Testing
+
 @testable import FusedNormCLI
 
 /// `fusednorm explain`: the walkthrough's numbers for the reference matrix, its outputs against `fusednorm run`,
@@ -8,7 +9,9 @@ import Testing
 @Suite
 struct ExplainCommandTests {
     /// The walkthrough of the reference matrix, from `explain --json`.
-    static func walkthrough(_ arguments: [String] = [], in folder: TemporaryFolder) throws -> (Walkthrough, [DevicePlan], CommandOutcome) {
+    static func walkthrough(_ arguments: [String] = [], in folder: TemporaryFolder) throws -> (
+        Walkthrough, [DevicePlan], CommandOutcome
+    ) {
         let path = folder.file("explain.json")
         let outcome = runFusedNorm(["explain"] + arguments + ["--json", path])
         #expect(outcome.status == 0, "\(outcome.error)")
@@ -53,7 +56,8 @@ struct ExplainCommandTests {
     }
 
     static let runCases: [(String, [String])] = [
-        ("rmsnorm", []), ("rmsnorm", ["--dtype", "bfloat16"]), ("rmsnorm", ["--rows", "5", "--cols", "37", "--seed", "3"]),
+        ("rmsnorm", []), ("rmsnorm", ["--dtype", "bfloat16"]),
+        ("rmsnorm", ["--rows", "5", "--cols", "37", "--seed", "3"]),
         ("rmsnorm", ["--rows", "3", "--cols", "64", "--dtype", "float16"]),
         ("layernorm", ["--rows", "4", "--cols", "24"]), ("rmsnorm-residual", ["--rows", "2", "--cols", "16"]),
         ("rmsnorm-backward", ["--rows", "3", "--cols", "12"]),
@@ -69,41 +73,73 @@ struct ExplainCommandTests {
         let outputs = w.steps.flatMap(\.output), rstd = w.steps.map(\.rstd)
         switch operation {
         case "rmsnorm", "layernorm", "rmsnorm-residual":
-            var run = ["run", operation == "layernorm" ? "layernorm" : "rmsnorm", "--x", x, "--out", folder.file("y.npy"), "--rstd", folder.file("r.npy")] + dtype
+            var run =
+                [
+                    "run", operation == "layernorm" ? "layernorm" : "rmsnorm", "--x", x, "--out", folder.file("y.npy"),
+                    "--rstd", folder.file("r.npy"),
+                ] + dtype
             if let residual = w.residual {
-                run += ["--residual", try folder.write("res.npy", NPYArray(shape: [w.rows, w.columns], floats: residual.flatMap { $0 }))]
+                run += [
+                    "--residual",
+                    try folder.write("res.npy", NPYArray(shape: [w.rows, w.columns], floats: residual.flatMap { $0 })),
+                ]
             }
             let outcome = runFusedNorm(run)
             #expect(outcome.status == 0, "\(outcome.error)")
-            #expect(try NPYFile.read(path: folder.file("y.npy")).values.map { Float($0) }.map(\.bitPattern) == outputs.map(\.bitPattern))
-            #expect(try NPYFile.read(path: folder.file("r.npy")).values.map { Float($0) }.map(\.bitPattern) == rstd.map(\.bitPattern))
+            #expect(
+                try NPYFile.read(path: folder.file("y.npy")).values.map { Float($0) }.map(\.bitPattern)
+                    == outputs.map(\.bitPattern))
+            #expect(
+                try NPYFile.read(path: folder.file("r.npy")).values.map { Float($0) }.map(\.bitPattern)
+                    == rstd.map(\.bitPattern))
         default:
-            let dy = try folder.write("dy.npy", NPYArray(shape: [w.rows, w.columns], floats: w.outputGradient!.flatMap { $0 }))
+            let dy = try folder.write(
+                "dy.npy", NPYArray(shape: [w.rows, w.columns], floats: w.outputGradient!.flatMap { $0 }))
             let weight = try folder.write("w.npy", NPYArray(shape: [w.columns], floats: w.weight!))
             let outcome = runFusedNorm(
-                ["run", "rmsnorm-backward", "--x", x, "--dy", dy, "--weight", weight, "--dx", folder.file("dx.npy"), "--dweight", folder.file("dw.npy")] + dtype)
+                [
+                    "run", "rmsnorm-backward", "--x", x, "--dy", dy, "--weight", weight, "--dx", folder.file("dx.npy"),
+                    "--dweight", folder.file("dw.npy"),
+                ] + dtype)
             #expect(outcome.status == 0, "\(outcome.error)")
-            #expect(try NPYFile.read(path: folder.file("dx.npy")).values.map { Float($0) }.map(\.bitPattern) == outputs.map(\.bitPattern))
-            #expect(try NPYFile.read(path: folder.file("dw.npy")).values.map { Float($0) }.map(\.bitPattern) == w.weightGradient!.map(\.bitPattern))
+            #expect(
+                try NPYFile.read(path: folder.file("dx.npy")).values.map { Float($0) }.map(\.bitPattern)
+                    == outputs.map(\.bitPattern))
+            #expect(
+                try NPYFile.read(path: folder.file("dw.npy")).values.map { Float($0) }.map(\.bitPattern)
+                    == w.weightGradient!.map(\.bitPattern))
         }
     }
 
-    @Test("--gpu h100 prints the GPU plan offline, the heuristic's own", arguments: [(8, 3), (4096, 1024), (262_144, 16)])
+    @Test(
+        "--gpu h100 prints the GPU plan offline, the heuristic's own", arguments: [(8, 3), (4096, 1024), (262_144, 16)])
     func gpuPlanOffline(_ columns: Int, _ rows: Int) throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
-        let (_, plans, outcome) = try Self.walkthrough(["--rows", "\(rows)", "--cols", "\(columns)", "--gpu", "h100", "--dtype", "bfloat16"], in: folder)
+        let (_, plans, outcome) = try Self.walkthrough(
+            ["--rows", "\(rows)", "--cols", "\(columns)", "--gpu", "h100", "--dtype", "bfloat16"], in: folder)
         let plan = try #require(plans.first { $0.device == "h100 (offline)" })
         #expect(outcome.output.contains("h100 (offline): H100 SXM"))
         let settings = Dictionary(uniqueKeysWithValues: plan.settings.map { ($0[0], $0[1]) })
-        for key in ["threads per row", "rows per block", "vector width", "vectors per thread", "cluster size", "row storage", "staging"] {
+        for key in [
+            "threads per row", "rows per block", "vector width", "vectors per thread", "cluster size", "row storage",
+            "staging",
+        ] {
             #expect(settings[key] != nil, "\(key) missing")
             #expect(outcome.output.contains(key))
         }
         #expect(settings["vector width"] == "8 elements")  // 16 bytes of bfloat16, N a multiple of 8
-        if columns == 262_144 { #expect(settings["cluster size"]?.hasPrefix("1 ") == false, "N = 262144 uses a cluster on sm_90") }
-        if columns == 8 { #expect(outcome.output.contains("Row 0:")) } else { #expect(outcome.output.contains("too large for step tables")) }
-        if columns > 64 { #expect(try Self.walkthrough(["--rows", "\(rows)", "--cols", "\(columns)"], in: folder).0.truncated) }
+        if columns == 262_144 {
+            #expect(settings["cluster size"]?.hasPrefix("1 ") == false, "N = 262144 uses a cluster on sm_90")
+        }
+        if columns == 8 {
+            #expect(outcome.output.contains("Row 0:"))
+        } else {
+            #expect(outcome.output.contains("too large for step tables"))
+        }
+        if columns > 64 {
+            #expect(try Self.walkthrough(["--rows", "\(rows)", "--cols", "\(columns)"], in: folder).0.truncated)
+        }
         #expect(plans.first?.device == "cpu")
     }
 
@@ -117,18 +153,27 @@ struct ExplainCommandTests {
         let page = try String(contentsOfFile: folder.file("page.html"), encoding: .utf8)
         #expect(!page.contains(ExplainPage.placeholder))
         #expect(page.contains("\"rstdBits\":\"0x3f1b422a\""))
-        for outside in ["http://", "https://", "<link", "src=", "@import", "url("] { #expect(!page.contains(outside), "\(outside)") }
-        for control in ["id=\"random\"", "id=\"run\"", "id=\"step\"", "id=\"reset\"", "id=\"block\"", "id=\"epsilon\"", "id=\"traffic-table\""] {
+        for outside in ["http://", "https://", "<link", "src=", "@import", "url("] {
+            #expect(!page.contains(outside), "\(outside)")
+        }
+        for control in [
+            "id=\"random\"", "id=\"run\"", "id=\"step\"", "id=\"reset\"", "id=\"block\"", "id=\"epsilon\"",
+            "id=\"traffic-table\"",
+        ] {
             #expect(page.contains(control))
         }
     }
 
-    @Test("bad input: a clear error, a non-zero exit, no file written", arguments: [
-        ["--block", "0"], ["--epsilon", "0"], ["--epsilon", "nan"], ["--rows", "3"], ["--rows", "0", "--cols", "4"],
-        ["--x", "IN/absent.npy"], ["--x", "IN/x.npy", "--rows", "2", "--cols", "2"], ["--weight", "IN/w5.npy", "--x", "IN/x.npy"],
-        ["--gpu", "a100"], ["layernorm", "--dy", "IN/x.npy"], ["softmax"], ["--json", "OUT/page.html"],
-        ["--html", "OUT/missing-folder/page.html"],
-    ])
+    @Test(
+        "bad input: a clear error, a non-zero exit, no file written",
+        arguments: [
+            ["--block", "0"], ["--epsilon", "0"], ["--epsilon", "nan"], ["--rows", "3"],
+            ["--rows", "0", "--cols", "4"],
+            ["--x", "IN/absent.npy"], ["--x", "IN/x.npy", "--rows", "2", "--cols", "2"],
+            ["--weight", "IN/w5.npy", "--x", "IN/x.npy"],
+            ["--gpu", "a100"], ["layernorm", "--dy", "IN/x.npy"], ["softmax"], ["--json", "OUT/page.html"],
+            ["--html", "OUT/missing-folder/page.html"],
+        ])
     func badInput(_ arguments: [String]) throws {
         let input = try TemporaryFolder(), output = try TemporaryFolder()
         defer {
@@ -137,7 +182,10 @@ struct ExplainCommandTests {
         }
         try input.write("x.npy", NPYArray(shape: [2, 4], values: testValues(8)))
         try input.write("w5.npy", NPYArray(shape: [5], values: testValues(5)))
-        let resolved = arguments.map { $0.replacingOccurrences(of: "IN/", with: input.path + "/").replacingOccurrences(of: "OUT/", with: output.path + "/") }
+        let resolved = arguments.map {
+            $0.replacingOccurrences(of: "IN/", with: input.path + "/").replacingOccurrences(
+                of: "OUT/", with: output.path + "/")
+        }
         // The page's --html first: an --html among `arguments` replaces it.
         let outcome = runFusedNorm(["explain", "--html", output.file("page.html")] + resolved)
         #expect(outcome.status != 0)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import FusedNormCLI
 
 /// The .npy reader and writer: what is written is read back exactly, whatever the element type, shape
@@ -21,7 +22,8 @@ struct NPYRoundTripTests {
 
     @Test(arguments: [UInt8(1), 2, 3])
     func dataStartsOnA64ByteBoundary(version: UInt8) throws {
-        let bytes = try NPYFile.encode(NPYArray(shape: [3], values: [1, 2, 3], elementType: .float32), version: version)
+        let bytes = try NPYFile.encode(
+            NPYArray(shape: [3], values: [1, 2, 3], elementType: .float32), version: version)
         #expect((bytes.count - 12) % 64 == 0)
         #expect(bytes[6] == version)
     }
@@ -50,13 +52,15 @@ struct NPYRoundTripTests {
     @Test
     func float16AndFloat64ValuesAreDecodedExactly() throws {
         let halfBits: [UInt16] = [0x3C00, 0xC000, 0x7C00, 0x0001]  // 1, -2, +inf, smallest subnormal
-        let half = try NPYFile.decode(handmadeNPY(
-            header: "{'descr': '<f2', 'fortran_order': False, 'shape': (4,), }",
-            data: halfBits.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }))
+        let half = try NPYFile.decode(
+            handmadeNPY(
+                header: "{'descr': '<f2', 'fortran_order': False, 'shape': (4,), }",
+                data: halfBits.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }))
         #expect(half.values == [1, -2, .infinity, Double(Float16.leastNonzeroMagnitude)])
-        let double = try NPYFile.decode(handmadeNPY(
-            header: "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
-            data: withUnsafeBytes(of: (0.1).bitPattern.littleEndian, Array.init)))
+        let double = try NPYFile.decode(
+            handmadeNPY(
+                header: "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
+                data: withUnsafeBytes(of: (0.1).bitPattern.littleEndian, Array.init)))
         #expect(double.values == [0.1])
     }
 

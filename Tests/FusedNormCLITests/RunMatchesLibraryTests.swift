@@ -1,6 +1,7 @@
-import FusedNorm
 import Foundation
+import FusedNorm
 import Testing
+
 @testable import FusedNormCLI
 
 /// `fusednorm run` writes exactly what the library computes in the chosen dtype, in the input's shape.
@@ -24,14 +25,20 @@ struct RunMatchesLibraryTests {
         let shape = [2, 3, 5]
         let xValues = testValues(30), residualValues = testValues(30, seed: 2), weightValues = testValues(5, seed: 3)
         try folder.write("x.npy", NPYArray(shape: shape, values: xValues))  // float64
-        try folder.write("r.npy", NPYArray(shape: shape, values: residualValues.map { Double(Float($0)) }, elementType: .float32))
-        try folder.write("w.npy", NPYArray(shape: [5], values: weightValues.map { Double(Float16($0)) }, elementType: .float16), version: 2)
+        try folder.write(
+            "r.npy", NPYArray(shape: shape, values: residualValues.map { Double(Float($0)) }, elementType: .float32))
+        try folder.write(
+            "w.npy", NPYArray(shape: [5], values: weightValues.map { Double(Float16($0)) }, elementType: .float16),
+            version: 2)
 
-        let outcome = runFusedNorm([
-            "run", "rmsnorm", "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"), "--residual", folder.file("r.npy"),
-            "--epsilon", "1e-5", "--dtype", dtype.rawValue, "--device", "cpu",
-            "--out", folder.file("y.npy"), "--residual-out", folder.file("s.npy"), "--rstd", folder.file("rstd.npy"),
-        ] + (styleName.map { ["--style", $0] } ?? []))
+        let outcome = runFusedNorm(
+            [
+                "run", "rmsnorm", "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"), "--residual",
+                folder.file("r.npy"),
+                "--epsilon", "1e-5", "--dtype", dtype.rawValue, "--device", "cpu",
+                "--out", folder.file("y.npy"), "--residual-out", folder.file("s.npy"), "--rstd",
+                folder.file("rstd.npy"),
+            ] + (styleName.map { ["--style", $0] } ?? []))
         // No --style: the library's default, .standard.
         #expect(outcome.status == 0, "\(outcome.error)")
 
@@ -39,7 +46,8 @@ struct RunMatchesLibraryTests {
             try tensor(xValues, shape, dtype), residual: try tensor(residualValues, shape, dtype),
             weight: try tensor(weightValues.map { Double(Float16($0)) }, [5], dtype), epsilon: 1e-5,
             style: try #require(RMSNormStyle(presetName: styleName ?? "standard")))
-        let y = try readOutput(folder.file("y.npy")), s = try readOutput(folder.file("s.npy")), rstd = try readOutput(folder.file("rstd.npy"))
+        let y = try readOutput(folder.file("y.npy")), s = try readOutput(folder.file("s.npy")),
+            rstd = try readOutput(folder.file("rstd.npy"))
         #expect(y.shape == shape && s.shape == shape && rstd.shape == [2, 3])
         #expect(y.values == (try expected.output.toArray()).map(Double.init))
         #expect(s.values == (try expected.residual!.toArray()).map(Double.init))
@@ -74,7 +82,8 @@ struct RunMatchesLibraryTests {
         try folder.write("w.npy", NPYArray(shape: [7], values: testValues(7, seed: 6)))
         try folder.write("b.npy", NPYArray(shape: [7], values: testValues(7, seed: 7)))
         let outcome = runFusedNorm([
-            "run", "layernorm-backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"),
+            "run", "layernorm-backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight",
+            folder.file("w.npy"),
             "--bias", folder.file("b.npy"), "--dtype", dtype.rawValue, "--device", "cpu", "--dx", folder.file("dx.npy"),
             "--dweight", folder.file("dw.npy"), "--dbias", folder.file("db.npy"),
         ])
@@ -82,7 +91,8 @@ struct RunMatchesLibraryTests {
         // dbias is float32 whatever --dtype is (a destination of the weight's shape).
         let expected = try layerNormBackward(
             try tensor(testValues(28, seed: 5), shape, dtype), input: try tensor(testValues(28), shape, dtype),
-            weight: try tensor(testValues(7, seed: 6), [7], dtype), bias: try tensor(testValues(7, seed: 7), [7], dtype),
+            weight: try tensor(testValues(7, seed: 6), [7], dtype),
+            bias: try tensor(testValues(7, seed: 7), [7], dtype),
             biasGradient: try Tensor.zeros([7]))
         #expect(try readOutput(folder.file("dx.npy")).values == (try expected.input.toArray()).map(Double.init))
         #expect(try readOutput(folder.file("dw.npy")).values == (try expected.weight!.toArray()).map(Double.init))
@@ -93,8 +103,10 @@ struct RunMatchesLibraryTests {
         let withoutBias = try TemporaryFolder()
         defer { withoutBias.remove() }
         let again = runFusedNorm([
-            "run", "layernorm_backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"),
-            "--dtype", dtype.rawValue, "--device", "cpu", "--dx", withoutBias.file("dx.npy"), "--dbias", withoutBias.file("db.npy"),
+            "run", "layernorm_backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight",
+            folder.file("w.npy"),
+            "--dtype", dtype.rawValue, "--device", "cpu", "--dx", withoutBias.file("dx.npy"), "--dbias",
+            withoutBias.file("db.npy"),
         ])
         #expect(again.status == 0, "\(again.error)")
         let dbiasWithoutBias = try readOutput(withoutBias.file("db.npy"))
@@ -119,7 +131,9 @@ struct RunMatchesLibraryTests {
         let dy = testValues(36, seed: 4).map { Double(Float($0)) }
         for column in 0..<6 {
             let sum = stride(from: column, to: 36, by: 6).reduce(0.0) { $0 + dy[$1] }
-            #expect(abs(dbias.values[column] - sum) <= 1e-5 * max(1, abs(sum)), "column \(column): \(dbias.values[column]) vs \(sum)")
+            #expect(
+                abs(dbias.values[column] - sum) <= 1e-5 * max(1, abs(sum)),
+                "column \(column): \(dbias.values[column]) vs \(sum)")
         }
     }
 
@@ -132,8 +146,10 @@ struct RunMatchesLibraryTests {
         try folder.write("dy.npy", NPYArray(shape: shape, values: testValues(48, seed: 1)))
         try folder.write("w.npy", NPYArray(shape: [2, 8], values: testValues(16, seed: 2)))  // per head
         let outcome = runFusedNorm([
-            "run", "rmsnorm-backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight", folder.file("w.npy"),
-            "--style", "gemma", "--dtype", "bf16", "--device", "cpu", "--dx", folder.file("dx.npy"), "--dweight", folder.file("dw.npy"),
+            "run", "rmsnorm-backward", "--dy", folder.file("dy.npy"), "--x", folder.file("x.npy"), "--weight",
+            folder.file("w.npy"),
+            "--style", "gemma", "--dtype", "bf16", "--device", "cpu", "--dx", folder.file("dx.npy"), "--dweight",
+            folder.file("dw.npy"),
         ])
         #expect(outcome.status == 0, "\(outcome.error)")
         let expected = try rmsNormBackward(

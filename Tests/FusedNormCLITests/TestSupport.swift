@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+
 @testable import FusedNormCLI
 
 /// What one `fusednorm` invocation printed, and its exit status.

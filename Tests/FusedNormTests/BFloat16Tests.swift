@@ -10,18 +10,20 @@ struct BFloat16Tests {
         return UInt16(truncatingIfNeeded: roundUp ? upper + 1 : upper)
     }
 
-    @Test("Exact ties round to the even neighbour", arguments: [
-        // (Float bits, expected bf16 bits)
-        (UInt32(0x3F80_8000), UInt16(0x3F80)),  // 1 + 2^-8: between 0x3F80 (even) and 0x3F81
-        (0x3F81_8000, 0x3F82),                  // between 0x3F81 and 0x3F82 (even): up
-        (0xBF80_8000, 0xBF80),                  // negative ties likewise
-        (0xBF81_8000, 0xBF82),
-        (0x4049_8000, 0x404A),                  // ~3.14: odd 0x4049 rounds up
-        (0x0000_8000, 0x0000),                  // subnormal tie to zero
-        (0x0001_8000, 0x0002),                  // subnormal tie up to even
-        (0x7F7F_8000, 0x7F80),                  // tie above the largest finite bf16: to even, which is Inf
-        (0x3FFF_8000, 0x4000),                  // tie that carries into the exponent
-    ])
+    @Test(
+        "Exact ties round to the even neighbour",
+        arguments: [
+            // (Float bits, expected bf16 bits)
+            (UInt32(0x3F80_8000), UInt16(0x3F80)),  // 1 + 2^-8: between 0x3F80 (even) and 0x3F81
+            (0x3F81_8000, 0x3F82),  // between 0x3F81 and 0x3F82 (even): up
+            (0xBF80_8000, 0xBF80),  // negative ties likewise
+            (0xBF81_8000, 0xBF82),
+            (0x4049_8000, 0x404A),  // ~3.14: odd 0x4049 rounds up
+            (0x0000_8000, 0x0000),  // subnormal tie to zero
+            (0x0001_8000, 0x0002),  // subnormal tie up to even
+            (0x7F7F_8000, 0x7F80),  // tie above the largest finite bf16: to even, which is Inf
+            (0x3FFF_8000, 0x4000),  // tie that carries into the exponent
+        ])
     func ties(floatBits: UInt32, expected: UInt16) {
         let value = Float(bitPattern: floatBits)
         #expect(BFloat16(value).bitPattern == expected, "BFloat16(\(value)) [0x\(String(floatBits, radix: 16))]")
@@ -35,9 +37,12 @@ struct BFloat16Tests {
         #expect(BFloat16(Float(bitPattern: 0xBF80_8001)).bitPattern == 0xBF81)
     }
 
-    @Test("NaN stays NaN with its sign, quiet, whatever its payload", arguments: [
-        UInt32(0x7FC0_0000), 0xFFC0_0000, 0x7F80_0001, 0xFF80_0001, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x7F80_FFFF, 0x7FBF_FFFF,
-    ])
+    @Test(
+        "NaN stays NaN with its sign, quiet, whatever its payload",
+        arguments: [
+            UInt32(0x7FC0_0000), 0xFFC0_0000, 0x7F80_0001, 0xFF80_0001, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x7F80_FFFF,
+            0x7FBF_FFFF,
+        ])
     func nan(bits: UInt32) {
         let converted = BFloat16(Float(bitPattern: bits))
         let label = "NaN 0x\(String(bits, radix: 16)) -> 0x\(String(converted.bitPattern, radix: 16))"
@@ -53,7 +58,9 @@ struct BFloat16Tests {
         #expect(BFloat16(-Float.infinity).bitPattern == 0xFF80)
         #expect(BFloat16(Float.greatestFiniteMagnitude).bitPattern == 0x7F80, "Float.max overflows to Inf")
         #expect(BFloat16(-Float.greatestFiniteMagnitude).bitPattern == 0xFF80, "-Float.max overflows to -Inf")
-        #expect(BFloat16(Float(bitPattern: 0x7F7F_7FFF)).bitPattern == 0x7F7F, "just below the tie stays the largest finite")
+        #expect(
+            BFloat16(Float(bitPattern: 0x7F7F_7FFF)).bitPattern == 0x7F7F, "just below the tie stays the largest finite"
+        )
         #expect(BFloat16(Float(bitPattern: 0x7F7F_0000)).floatValue == Float(bitPattern: 0x7F7F_0000))
         #expect(BFloat16(Float(0)).bitPattern == 0x0000)
         #expect(BFloat16(-Float(0)).bitPattern == 0x8000, "negative zero keeps its sign")
@@ -78,16 +85,21 @@ struct BFloat16Tests {
         var failures: [String] = []
         for pattern in 0...UInt16.max {
             let value = BFloat16(bitPattern: pattern).floatValue
-            if value.bitPattern != UInt32(pattern) << 16 { failures.append("0x\(String(pattern, radix: 16)) widened to 0x\(String(value.bitPattern, radix: 16))") }
+            if value.bitPattern != UInt32(pattern) << 16 {
+                failures.append("0x\(String(pattern, radix: 16)) widened to 0x\(String(value.bitPattern, radix: 16))")
+            }
             let back = BFloat16(value)
             if value.isNaN {
                 if !back.floatValue.isNaN || back.bitPattern & 0x8000 != pattern & 0x8000 {
-                    failures.append("NaN 0x\(String(pattern, radix: 16)) came back as 0x\(String(back.bitPattern, radix: 16))")
+                    failures.append(
+                        "NaN 0x\(String(pattern, radix: 16)) came back as 0x\(String(back.bitPattern, radix: 16))")
                 }
             } else if back.bitPattern != pattern {
                 failures.append("0x\(String(pattern, radix: 16)) came back as 0x\(String(back.bitPattern, radix: 16))")
             }
-            if Float(BFloat16(bitPattern: pattern)).bitPattern != value.bitPattern { failures.append("Float(_:) of 0x\(String(pattern, radix: 16))") }
+            if Float(BFloat16(bitPattern: pattern)).bitPattern != value.bitPattern {
+                failures.append("Float(_:) of 0x\(String(pattern, radix: 16))")
+            }
         }
         #expect(failures.isEmpty, "\(failures.count) failures, first: \(failures.prefix(5))")
     }
@@ -121,7 +133,9 @@ struct BFloat16Tests {
     @Test("DType.round and tensor storage agree with BFloat16 and Float16")
     func dtypeRoundAgrees() throws {
         var rng = SplitMix64(seed: 7)
-        let values = (0..<4096).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0xBFFF_FFFF) }  // finite magnitudes < 2
+        let values =
+            // finite magnitudes < 2
+            (0..<4096).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0xBFFF_FFFF) }
             + [0, -0.0, 1, 65504, 65520, 1e-8, 3e38, .infinity, -.infinity]
         for dtype in DType.allCases {
             let expected: [Float] = values.map {

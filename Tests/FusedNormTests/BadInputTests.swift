@@ -39,7 +39,9 @@ struct BadInputTests {
         let tensor = try Tensor.zeros([2, 3])
         expectError(.countMismatch, "write of 5 values into [2, 3]") { try tensor.write([1, 2, 3, 4, 5]) }
         let view = try Tensor.zeros([6, 3]).rows(0..<6, step: 2)
-        expectError(.countMismatch, "write of 18 values into a view of 9") { try view.write([Float](repeating: 1, count: 18)) }
+        expectError(.countMismatch, "write of 18 values into a view of 9") {
+            try view.write([Float](repeating: 1, count: 18))
+        }
     }
 
     // MARK: Views
@@ -59,22 +61,34 @@ struct BadInputTests {
         expectError(.rankZero, "reshaped([])") { try tensor.reshaped([]) }
         expectError(.emptyRows, "reshaped([24, 0])") { try tensor.reshaped([24, 0]) }
         let strided = try tensor.rows(0..<4, step: 2)
-        expectError(.invalidArgument, argument: "shape", "changing the last dimension of a strided view") { try strided.reshaped([12]) }
+        expectError(.invalidArgument, argument: "shape", "changing the last dimension of a strided view") {
+            try strided.reshaped([12])
+        }
         let narrow = try tensor.columns(1..<4)
-        expectError(.invalidArgument, argument: "shape", "changing the last dimension of a column view") { try narrow.reshaped([3, 4]) }
+        expectError(.invalidArgument, argument: "shape", "changing the last dimension of a column view") {
+            try narrow.reshaped([3, 4])
+        }
     }
 
     @Test("copy(into:) needs the same shape and dtype")
     func badCopy() throws {
         let source = try Tensor.ones([2, 3])
-        expectError(.shapeMismatch, argument: "destination", "copy into [3, 2]") { try source.copy(into: Tensor.zeros([3, 2])) }
-        expectError(.shapeMismatch, argument: "destination", "copy into [6]") { try source.copy(into: Tensor.zeros([6])) }
-        expectError(.dtypeMismatch, argument: "destination", "copy into bf16") { try source.copy(into: Tensor.zeros([2, 3], dtype: .bfloat16)) }
+        expectError(.shapeMismatch, argument: "destination", "copy into [3, 2]") {
+            try source.copy(into: Tensor.zeros([3, 2]))
+        }
+        expectError(.shapeMismatch, argument: "destination", "copy into [6]") {
+            try source.copy(into: Tensor.zeros([6]))
+        }
+        expectError(.dtypeMismatch, argument: "destination", "copy into bf16") {
+            try source.copy(into: Tensor.zeros([2, 3], dtype: .bfloat16))
+        }
     }
 
     // MARK: Names
 
-    @Test("Unknown device names parse to nil; known ones parse", arguments: ["tpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1.5", "", "cpu0", "metal"])
+    @Test(
+        "Unknown device names parse to nil; known ones parse",
+        arguments: ["tpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1.5", "", "cpu0", "metal"])
     func unknownDeviceName(name: String) {
         #expect(Device(name: name) == nil, "Device(name: \"\(name)\") should be nil")
     }
@@ -99,11 +113,15 @@ struct BadInputTests {
 
     @Test("Known dtype names parse")
     func knownDTypeNames() {
-        for (names, dtype) in [(["float32", "fp32", "f32", "float", "FP32"], DType.float32),
-                               (["float16", "fp16", "f16", "half"], .float16), (["bfloat16", "bf16", "BF16"], .bfloat16)] {
+        for (names, dtype) in [
+            (["float32", "fp32", "f32", "float", "FP32"], DType.float32),
+            (["float16", "fp16", "f16", "half"], .float16), (["bfloat16", "bf16", "BF16"], .bfloat16),
+        ] {
             for name in names { #expect(DType(name: name) == dtype, "DType(name: \"\(name)\")") }
         }
-        for dtype in DType.allCases { #expect(DType(name: dtype.description) == dtype, "description round trip of \(dtype)") }
+        for dtype in DType.allCases {
+            #expect(DType(name: dtype.description) == dtype, "description round trip of \(dtype)")
+        }
         #expect(DType.float32.byteCount == 4 && DType.float16.byteCount == 2 && DType.bfloat16.byteCount == 2)
     }
 
@@ -123,9 +141,13 @@ struct BadInputTests {
         expectError(.deviceUnavailable, "RMSNorm layer on .cuda(0)") { try RMSNorm(dimensions: 8, device: .cuda(0)) }
     }
 
-    @Test("A device that is not there throws deviceUnavailable", arguments: [1000, -1] + (CUDA.status.devices.count <= 7 ? [7] : []))
+    @Test(
+        "A device that is not there throws deviceUnavailable",
+        arguments: [1000, -1] + (CUDA.status.devices.count <= 7 ? [7] : []))
     func missingDevice(index: Int) throws {
-        let error = expectError(.deviceUnavailable, "Tensor on .cuda(\(index))") { try Tensor([1, 2], device: .cuda(index)) }
+        let error = expectError(.deviceUnavailable, "Tensor on .cuda(\(index))") {
+            try Tensor([1, 2], device: .cuda(index))
+        }
         if case .deviceUnavailable(let device, _)? = error { #expect(device == .cuda(index)) }
         expectError(.deviceUnavailable, "copy to .cuda(\(index))") { try Tensor.ones([2]).to(.cuda(index)) }
     }
@@ -135,12 +157,22 @@ struct BadInputTests {
         let x = try Tensor.ones([2, 8], device: .cuda(0))
         let cpuWeight = try Tensor.ones([8])
         expectError(.deviceMismatch, argument: "weight", "GPU x, CPU weight") { try rmsNorm(x, weight: cpuWeight) }
-        expectError(.deviceMismatch, argument: "residual", "GPU x, CPU residual") { try rmsNorm(x, residual: Tensor.ones([2, 8])) }
+        expectError(.deviceMismatch, argument: "residual", "GPU x, CPU residual") {
+            try rmsNorm(x, residual: Tensor.ones([2, 8]))
+        }
         expectError(.deviceMismatch, argument: "bias", "GPU x, CPU bias") { try layerNorm(x, bias: cpuWeight) }
-        expectError(.deviceMismatch, argument: "output", "GPU x, CPU output") { try rmsNormForward(x, output: Tensor.zeros([2, 8])) }
-        expectError(.deviceMismatch, argument: "outputGradient", "GPU x, CPU dy") { try rmsNormBackward(Tensor.ones([2, 8]), input: x) }
-        expectError(.deviceMismatch, argument: "rstd", "GPU x, CPU rstd") { try rmsNormBackward(x, input: x, rstd: Tensor.ones([2])) }
-        expectError(.deviceMismatch, argument: "destination", "copy from GPU into CPU") { try x.copy(into: Tensor.zeros([2, 8])) }
+        expectError(.deviceMismatch, argument: "output", "GPU x, CPU output") {
+            try rmsNormForward(x, output: Tensor.zeros([2, 8]))
+        }
+        expectError(.deviceMismatch, argument: "outputGradient", "GPU x, CPU dy") {
+            try rmsNormBackward(Tensor.ones([2, 8]), input: x)
+        }
+        expectError(.deviceMismatch, argument: "rstd", "GPU x, CPU rstd") {
+            try rmsNormBackward(x, input: x, rstd: Tensor.ones([2]))
+        }
+        expectError(.deviceMismatch, argument: "destination", "copy from GPU into CPU") {
+            try x.copy(into: Tensor.zeros([2, 8]))
+        }
         // The other way round.
         expectError(.deviceMismatch, argument: "weight", "CPU x, GPU weight") {
             try rmsNorm(Tensor.ones([2, 8]), weight: Tensor.ones([8], device: .cuda(0)))
@@ -154,8 +186,12 @@ struct BadInputTests {
         let x = try Tensor.ones([3, 8], device: device)
         for shape in [[7], [9], [1, 8], [2, 8], [8, 1], [3, 7], [1]] {
             let weight = try Tensor.ones(shape, device: device)
-            expectError(.shapeMismatch, argument: "weight", "RMSNorm weight \(shape) for x [3, 8] on \(device)") { try rmsNorm(x, weight: weight) }
-            expectError(.shapeMismatch, argument: "weight", "LayerNorm weight \(shape) on \(device)") { try layerNorm(x, weight: weight) }
+            expectError(.shapeMismatch, argument: "weight", "RMSNorm weight \(shape) for x [3, 8] on \(device)") {
+                try rmsNorm(x, weight: weight)
+            }
+            expectError(.shapeMismatch, argument: "weight", "LayerNorm weight \(shape) on \(device)") {
+                try layerNorm(x, weight: weight)
+            }
             expectError(.shapeMismatch, argument: "bias", "LayerNorm bias \(shape) on \(device)") {
                 try layerNorm(x, weight: Tensor.ones([8], device: device), bias: weight)
             }
@@ -165,16 +201,24 @@ struct BadInputTests {
         }
         for shape in [[3, 7], [2, 8], [8, 3], [24], [1, 3, 8], [3, 8, 1]] {
             let residual = try Tensor.ones(shape, device: device)
-            expectError(.shapeMismatch, argument: "residual", "residual \(shape) for x [3, 8] on \(device)") { try rmsNorm(x, residual: residual) }
-            expectError(.shapeMismatch, argument: "residual", "LayerNorm residual \(shape) on \(device)") { try layerNorm(x, residual: residual) }
-            expectError(.shapeMismatch, argument: "outputGradient", "dy \(shape) on \(device)") { try rmsNormBackward(residual, input: x) }
+            expectError(.shapeMismatch, argument: "residual", "residual \(shape) for x [3, 8] on \(device)") {
+                try rmsNorm(x, residual: residual)
+            }
+            expectError(.shapeMismatch, argument: "residual", "LayerNorm residual \(shape) on \(device)") {
+                try layerNorm(x, residual: residual)
+            }
+            expectError(.shapeMismatch, argument: "outputGradient", "dy \(shape) on \(device)") {
+                try rmsNormBackward(residual, input: x)
+            }
             expectError(.shapeMismatch, argument: "residualGradient", "residualGradient \(shape) on \(device)") {
                 try layerNormBackward(x, input: x, residualGradient: residual)
             }
         }
     }
 
-    @Test("Weight and bias must agree: per-head (H, D) with shared (D) is rejected in either order", arguments: TestDevices.all)
+    @Test(
+        "Weight and bias must agree: per-head (H, D) with shared (D) is rejected in either order",
+        arguments: TestDevices.all)
     func weightAndBiasAgree(device: Device) throws {
         let x = try Tensor.ones([2, 4, 8], device: device)
         let shared = try Tensor.ones([8], device: device), perHead = try Tensor.ones([4, 8], device: device)
@@ -208,7 +252,9 @@ struct BadInputTests {
         ] as [(String, () throws -> Void)] {
             let error = expectError(.invalidEpsilon, "\(name) with \(label)") { try call() }
             if case .invalidEpsilon(let reported)? = error {
-                #expect(reported.bitPattern == epsilon.bitPattern || (reported.isNaN && epsilon.isNaN), "\(name) reported \(reported)")
+                #expect(
+                    reported.bitPattern == epsilon.bitPattern || (reported.isNaN && epsilon.isNaN),
+                    "\(name) reported \(reported)")
             }
         }
     }
@@ -216,9 +262,15 @@ struct BadInputTests {
     @Test("A style's weightOffset must be finite", arguments: [Float.nan, .infinity, -.infinity])
     func badWeightOffset(offset: Float) throws {
         let x = try Tensor.ones([2, 4]), style = RMSNormStyle(weightOffset: offset)
-        expectError(.invalidArgument, argument: "weightOffset", "rmsNorm offset \(offset)") { try rmsNorm(x, style: style) }
-        expectError(.invalidArgument, argument: "weightOffset", "backward offset \(offset)") { try rmsNormBackward(x, input: x, style: style) }
-        expectError(.invalidArgument, argument: "weightOffset", "layer offset \(offset)") { try RMSNorm(dimensions: 4, style: style) }
+        expectError(.invalidArgument, argument: "weightOffset", "rmsNorm offset \(offset)") {
+            try rmsNorm(x, style: style)
+        }
+        expectError(.invalidArgument, argument: "weightOffset", "backward offset \(offset)") {
+            try rmsNormBackward(x, input: x, style: style)
+        }
+        expectError(.invalidArgument, argument: "weightOffset", "layer offset \(offset)") {
+            try RMSNorm(dimensions: 4, style: style)
+        }
     }
 
     @Test("Statistics of the wrong shape, dtype or layout are rejected", arguments: TestDevices.all)
@@ -227,21 +279,37 @@ struct BadInputTests {
         let good = try Tensor.ones([2, 3], device: device)
         for shape in [[5], [7], [3, 2], [2, 3, 1], [1, 6]] {
             let rstd = try Tensor.ones(shape, device: device)
-            expectError(.shapeMismatch, argument: "rstd", "rstd \(shape) for x [2, 3, 8] on \(device)") { try rmsNormBackward(x, input: x, rstd: rstd) }
-            expectError(.shapeMismatch, argument: "mean", "mean \(shape) on \(device)") { try layerNormBackward(x, input: x, mean: rstd, rstd: good) }
+            expectError(.shapeMismatch, argument: "rstd", "rstd \(shape) for x [2, 3, 8] on \(device)") {
+                try rmsNormBackward(x, input: x, rstd: rstd)
+            }
+            expectError(.shapeMismatch, argument: "mean", "mean \(shape) on \(device)") {
+                try layerNormBackward(x, input: x, mean: rstd, rstd: good)
+            }
         }
         for dtype in [DType.bfloat16, .float16] {
             let rstd = try Tensor.ones([2, 3], dtype: dtype, device: device)
-            expectError(.dtypeMismatch, argument: "rstd", "rstd in \(dtype) on \(device)") { try rmsNormBackward(x, input: x, rstd: rstd) }
-            expectError(.dtypeMismatch, argument: "rstd", "LayerNorm rstd in \(dtype) on \(device)") { try layerNormBackward(x, input: x, mean: good, rstd: rstd) }
+            expectError(.dtypeMismatch, argument: "rstd", "rstd in \(dtype) on \(device)") {
+                try rmsNormBackward(x, input: x, rstd: rstd)
+            }
+            expectError(.dtypeMismatch, argument: "rstd", "LayerNorm rstd in \(dtype) on \(device)") {
+                try layerNormBackward(x, input: x, mean: good, rstd: rstd)
+            }
         }
         // x's row shape [2, 3], but rows 6 apart: statistics must be contiguous.
         let strided = try Tensor.ones([2, 6], device: device).columns(0..<3)
-        expectError(.shapeMismatch, argument: "rstd", "non-contiguous rstd on \(device)") { try rmsNormBackward(x, input: x, rstd: strided) }
+        expectError(.shapeMismatch, argument: "rstd", "non-contiguous rstd on \(device)") {
+            try rmsNormBackward(x, input: x, rstd: strided)
+        }
         // The flattened row count is accepted as well as the row shape.
-        #expect(throws: Never.self, "rstd of shape [6] on \(device)") { try rmsNormBackward(x, input: x, rstd: Tensor.ones([6], device: device)) }
-        expectError(.invalidArgument, argument: "mean", "LayerNorm mean without rstd on \(device)") { try layerNormBackward(x, input: x, mean: good) }
-        expectError(.invalidArgument, argument: "mean", "LayerNorm rstd without mean on \(device)") { try layerNormBackward(x, input: x, rstd: good) }
+        #expect(throws: Never.self, "rstd of shape [6] on \(device)") {
+            try rmsNormBackward(x, input: x, rstd: Tensor.ones([6], device: device))
+        }
+        expectError(.invalidArgument, argument: "mean", "LayerNorm mean without rstd on \(device)") {
+            try layerNormBackward(x, input: x, mean: good)
+        }
+        expectError(.invalidArgument, argument: "mean", "LayerNorm rstd without mean on \(device)") {
+            try layerNormBackward(x, input: x, rstd: good)
+        }
     }
 
     @Test("Preallocated outputs of the wrong shape or dtype are rejected", arguments: TestDevices.all)
@@ -250,8 +318,12 @@ struct BadInputTests {
         let residual = try Tensor.ones([3, 8], dtype: .float32, device: device)
         for shape in [[3, 7], [8, 3], [24], [1, 3, 8]] {
             let output = try Tensor.zeros(shape, dtype: .bfloat16, device: device)
-            expectError(.shapeMismatch, argument: "output", "output \(shape) on \(device)") { try rmsNormForward(x, output: output) }
-            expectError(.shapeMismatch, argument: "output", "LayerNorm output \(shape) on \(device)") { try layerNormForward(x, output: output) }
+            expectError(.shapeMismatch, argument: "output", "output \(shape) on \(device)") {
+                try rmsNormForward(x, output: output)
+            }
+            expectError(.shapeMismatch, argument: "output", "LayerNorm output \(shape) on \(device)") {
+                try layerNormForward(x, output: output)
+            }
             expectError(.shapeMismatch, argument: "residualOutput", "residualOutput \(shape) on \(device)") {
                 try rmsNormForward(x, residual: residual, residualOutput: output)
             }
@@ -269,13 +341,17 @@ struct BadInputTests {
         expectError(.dtypeMismatch, argument: "output", "LayerNorm fp16 output for outputDType fp32 on \(device)") {
             try layerNormForward(x, outputDType: .float32, output: fp16)
         }
-        expectError(.dtypeMismatch, argument: "residualOutput", "fp16 residualOutput for residualDType fp32 on \(device)") {
+        expectError(
+            .dtypeMismatch, argument: "residualOutput", "fp16 residualOutput for residualDType fp32 on \(device)"
+        ) {
             try rmsNormForward(x, residual: residual, residualDType: .float32, residualOutput: fp16)
         }
         expectError(.invalidArgument, argument: "residualOutput", "residualOutput without a residual on \(device)") {
             try rmsNormForward(x, residualOutput: fp16)
         }
-        expectError(.invalidArgument, argument: "residualOutput", "LayerNorm residualOutput without a residual on \(device)") {
+        expectError(
+            .invalidArgument, argument: "residualOutput", "LayerNorm residualOutput without a residual on \(device)"
+        ) {
             try layerNormForward(x, residualOutput: fp16)
         }
         expectError(.invalidArgument, argument: "residualDType", "residualDType without a residual on \(device)") {
@@ -287,8 +363,12 @@ struct BadInputTests {
     func badLayers() {
         expectError(.emptyRows, "RMSNorm(dimensions: 0)") { try RMSNorm(dimensions: 0) }
         expectError(.invalidShape, "RMSNorm(dimensions: -4)") { try RMSNorm(dimensions: -4) }
-        expectError(.invalidArgument, argument: "heads", "RMSNorm(dimensions: 8, heads: -2)") { try RMSNorm(dimensions: 8, heads: -2) }
-        expectError(.invalidArgument, argument: "heads", "RMSNorm(dimensions: 8, heads: 0)") { try RMSNorm(dimensions: 8, heads: 0) }
+        expectError(.invalidArgument, argument: "heads", "RMSNorm(dimensions: 8, heads: -2)") {
+            try RMSNorm(dimensions: 8, heads: -2)
+        }
+        expectError(.invalidArgument, argument: "heads", "RMSNorm(dimensions: 8, heads: 0)") {
+            try RMSNorm(dimensions: 8, heads: 0)
+        }
         expectError(.emptyRows, "LayerNorm(dimensions: 0)") { try LayerNorm(dimensions: 0) }
         expectError(.invalidShape, "LayerNorm(dimensions: -1)") { try LayerNorm(dimensions: -1) }
     }
@@ -296,8 +376,12 @@ struct BadInputTests {
     @Test("A layer applied to x with the wrong N throws shapeMismatch", arguments: TestDevices.all)
     func layerWrongWidth(device: Device) throws {
         let x = try Tensor.ones([2, 12], device: device)
-        expectError(.shapeMismatch, argument: "weight", "RMSNorm(8) on N = 12, \(device)") { try RMSNorm(dimensions: 8, device: device)(x) }
-        expectError(.shapeMismatch, argument: "weight", "LayerNorm(8) on N = 12, \(device)") { try LayerNorm(dimensions: 8, device: device)(x) }
+        expectError(.shapeMismatch, argument: "weight", "RMSNorm(8) on N = 12, \(device)") {
+            try RMSNorm(dimensions: 8, device: device)(x)
+        }
+        expectError(.shapeMismatch, argument: "weight", "LayerNorm(8) on N = 12, \(device)") {
+            try LayerNorm(dimensions: 8, device: device)(x)
+        }
     }
 
     // MARK: Nothing is written when a call fails
@@ -311,22 +395,56 @@ struct BadInputTests {
         let output = try Tensor(repeating: .nan, shape: [3, 16], dtype: .bfloat16, device: device)
         let residualOutput = try Tensor(repeating: .nan, shape: [3, 16], device: device)
         let failures: [(String, () throws -> Void)] = [
-            ("RMSNorm, bad weight", { _ = try rmsNormForward(x, residual: residual, weight: badWeight, output: output, residualOutput: residualOutput) }),
-            ("RMSNorm, bad epsilon", { _ = try rmsNormForward(x, residual: residual, epsilon: 0, output: output, residualOutput: residualOutput) }),
-            ("LayerNorm, bad bias", { _ = try layerNormForward(x, residual: residual, bias: badWeight, output: output, residualOutput: residualOutput) }),
-            ("RMSNorm, bad residual output dtype", {
-                _ = try rmsNormForward(x, residual: residual, residualDType: .float16, output: output, residualOutput: residualOutput)
-            }),
-            ("RMSNorm backward, bad weight", { _ = try rmsNormBackward(x, input: x, weight: badWeight, inputGradient: output) }),
-            ("RMSNorm backward, bad rstd", { _ = try rmsNormBackward(x, input: x, rstd: Tensor.ones([4], device: device), inputGradient: output) }),
-            ("LayerNorm backward, bad residual gradient", {
-                _ = try layerNormBackward(x, input: x, residualGradient: Tensor.ones([16, 3], device: device), inputGradient: output)
-            }),
+            (
+                "RMSNorm, bad weight",
+                {
+                    _ = try rmsNormForward(
+                        x, residual: residual, weight: badWeight, output: output, residualOutput: residualOutput)
+                }
+            ),
+            (
+                "RMSNorm, bad epsilon",
+                {
+                    _ = try rmsNormForward(
+                        x, residual: residual, epsilon: 0, output: output, residualOutput: residualOutput)
+                }
+            ),
+            (
+                "LayerNorm, bad bias",
+                {
+                    _ = try layerNormForward(
+                        x, residual: residual, bias: badWeight, output: output, residualOutput: residualOutput)
+                }
+            ),
+            (
+                "RMSNorm, bad residual output dtype",
+                {
+                    _ = try rmsNormForward(
+                        x, residual: residual, residualDType: .float16, output: output, residualOutput: residualOutput)
+                }
+            ),
+            (
+                "RMSNorm backward, bad weight",
+                { _ = try rmsNormBackward(x, input: x, weight: badWeight, inputGradient: output) }
+            ),
+            (
+                "RMSNorm backward, bad rstd",
+                { _ = try rmsNormBackward(x, input: x, rstd: Tensor.ones([4], device: device), inputGradient: output) }
+            ),
+            (
+                "LayerNorm backward, bad residual gradient",
+                {
+                    _ = try layerNormBackward(
+                        x, input: x, residualGradient: Tensor.ones([16, 3], device: device), inputGradient: output)
+                }
+            ),
         ]
         for (name, call) in failures {
             #expect(throws: FusedNormError.self, "\(name) on \(device)") { try call() }
-            let written = try output.toArray().filter { !$0.isNaN }.count + residualOutput.toArray().filter { !$0.isNaN }.count
-            #expect(written == 0, "\(name) on \(device): \(written) poisoned elements were overwritten by a failed call")
+            let written =
+                try output.toArray().filter { !$0.isNaN }.count + residualOutput.toArray().filter { !$0.isNaN }.count
+            #expect(
+                written == 0, "\(name) on \(device): \(written) poisoned elements were overwritten by a failed call")
         }
     }
 }

@@ -104,7 +104,8 @@ struct BatchInvarianceTests {
             return (0..<indices.count).map { Array(values[$0 * n..<($0 + 1) * n]) }
         }
         return RowResults(
-            y: try rows(forward.output), s: try forward.residual.map(rows) ?? [], mean: try forward.mean?.toArray() ?? [],
+            y: try rows(forward.output), s: try forward.residual.map(rows) ?? [],
+            mean: try forward.mean?.toArray() ?? [],
             rstd: try forward.rstd.toArray(), dx: try rows(gradients.input))
     }
 
@@ -121,11 +122,15 @@ struct BatchInvarianceTests {
         for subset in subsets {
             let part = try run(c, inputs, rows: subset, device: device)
             let differences = part.differences(from: all.rows(subset))
-            #expect(differences.isEmpty, "rows \(subset.prefix(4)) of \(total) on \(device): \(differences) differ from the whole call")
+            #expect(
+                differences.isEmpty,
+                "rows \(subset.prefix(4)) of \(total) on \(device): \(differences) differ from the whole call")
         }
     }
 
-    @Test("CPU: each row's y, s, mean, rstd and dx are the same bits alone, among 3, or among 64", arguments: cases(columns: columnCounts))
+    @Test(
+        "CPU: each row's y, s, mean, rstd and dx are the same bits alone, among 3, or among 64",
+        arguments: cases(columns: columnCounts))
     func cpu(_ c: Case) throws {
         try Self.check(c, total: c.columns >= 16384 ? 16 : 64, device: .cpu)
     }
@@ -137,7 +142,9 @@ struct BatchInvarianceTests {
         try CPUSettings.$requestedKernels.withValue(kernels) { try Self.check(c, total: 64, device: .cpu) }
     }
 
-    @Test("CUDA: each row's results are the same bits alone, among 3, or among 4096", .requiresCUDA, arguments: cases(columns: columnCounts))
+    @Test(
+        "CUDA: each row's results are the same bits alone, among 3, or among 4096", .requiresCUDA,
+        arguments: cases(columns: columnCounts))
     func cuda(_ c: Case) throws {
         try Self.check(c, total: c.columns >= 16384 ? 256 : 4096, device: .cuda(0))
     }

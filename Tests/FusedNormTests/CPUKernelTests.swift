@@ -1,6 +1,6 @@
+import Foundation
 import FusedNorm
 import FusedNormReference
-import Foundation
 import Testing
 
 /// The CPU backend has three implementations of its row kernels (``CPUSettings/Kernels``): the C kernels
@@ -10,10 +10,12 @@ import Testing
 /// directly: the two C builds bit for bit, C against Swift within rounding.
 @Suite("CPU kernels: the portable path, the two C builds and the choice between them")
 struct CPUKernelTests {
-    static let forwardCases = RMSNormForwardCases.shapes + RMSNormForwardCases.dtypeCombinations + RMSNormForwardCases.others
+    static let forwardCases =
+        RMSNormForwardCases.shapes + RMSNormForwardCases.dtypeCombinations + RMSNormForwardCases.others
         + LayerNormForwardCases.shapes + LayerNormForwardCases.dtypeCombinations + LayerNormForwardCases.others
         + ResidualCases.dtypeCombinations + ResidualCases.mixed + ResidualCases.others + PerHeadCases.forward
-    static let backwardCases = BackwardCases.rmsSweep + BackwardCases.rmsDTypes + BackwardCases.rmsOthers
+    static let backwardCases =
+        BackwardCases.rmsSweep + BackwardCases.rmsDTypes + BackwardCases.rmsOthers
         + BackwardCases.layerSweep + BackwardCases.layerDTypes + BackwardCases.layerOthers + PerHeadCases.backward
     /// The C builds this CPU runs, other than the default (which the other suites run).
     static let otherCBuilds = CPUSettings.availableKernels.filter { $0 != .portable && $0 != CPUSettings.kernels }
@@ -30,8 +32,9 @@ struct CPUKernelTests {
         try CPUSettings.$requestedKernels.withValue(.portable) { try checkBackward(c, on: .cpu) }
     }
 
-    @Test("forward cases of every suite on the C builds other than the default, asked for explicitly",
-          .enabled(if: !otherCBuilds.isEmpty), arguments: forwardCases, otherCBuilds)
+    @Test(
+        "forward cases of every suite on the C builds other than the default, asked for explicitly",
+        .enabled(if: !otherCBuilds.isEmpty), arguments: forwardCases, otherCBuilds)
     func otherBuildForward(_ c: ForwardCase, kernels: CPUSettings.Kernels) throws {
         try CPUSettings.$requestedKernels.withValue(kernels) {
             #expect(CPUSettings.kernels == kernels)
@@ -39,8 +42,9 @@ struct CPUKernelTests {
         }
     }
 
-    @Test("backward cases of every suite on the C builds other than the default, asked for explicitly",
-          .enabled(if: !otherCBuilds.isEmpty), arguments: backwardCases, otherCBuilds)
+    @Test(
+        "backward cases of every suite on the C builds other than the default, asked for explicitly",
+        .enabled(if: !otherCBuilds.isEmpty), arguments: backwardCases, otherCBuilds)
     func otherBuildBackward(_ c: BackwardCase, kernels: CPUSettings.Kernels) throws {
         try CPUSettings.$requestedKernels.withValue(kernels) {
             #expect(CPUSettings.kernels == kernels)
@@ -48,7 +52,9 @@ struct CPUKernelTests {
         }
     }
 
-    @Test("The setting picks the kernels it names where the CPU has them (as /proc/cpuinfo lists its flags), else the next fastest")
+    @Test(
+        "The setting picks the kernels it names where the CPU has them (as /proc/cpuinfo lists its flags), else the next fastest"
+    )
     func choice() throws {
         #expect(CPUSettings.$requestedKernels.withValue(.portable) { CPUSettings.kernels } == .portable)
         #expect(CPUSettings.availableKernels.last == .portable)
@@ -56,19 +62,25 @@ struct CPUKernelTests {
         let avx2 = CPUSettings.availableKernels.contains(.avx2), avx512 = CPUSettings.availableKernels.contains(.avx512)
         #expect(!avx512 || avx2, "AVX-512 kernels need the AVX2 ones' instructions too")
         #expect(CPUSettings.$requestedKernels.withValue(.avx2) { CPUSettings.kernels } == (avx2 ? .avx2 : .portable))
-        #expect(CPUSettings.$requestedKernels.withValue(.avx512) { CPUSettings.kernels } == (avx512 ? .avx512 : avx2 ? .avx2 : .portable))
+        #expect(
+            CPUSettings.$requestedKernels.withValue(.avx512) { CPUSettings.kernels }
+                == (avx512 ? .avx512 : avx2 ? .avx2 : .portable))
         #if arch(x86_64) && os(Linux)
-        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let flags = Set(info.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
-        let expectAVX2 = ["avx2", "fma", "f16c"].allSatisfy(flags.contains)
-        let expectAVX512 = expectAVX2 && ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16"].allSatisfy(flags.contains)
-        #expect(avx2 == expectAVX2, "flags say \(expectAVX2), the C library says \(avx2)")
-        #expect(avx512 == expectAVX512, "flags say \(expectAVX512), the C library says \(avx512)")
+            let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+            let flags = Set(
+                info.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init)
+                    ?? [])
+            let expectAVX2 = ["avx2", "fma", "f16c"].allSatisfy(flags.contains)
+            let expectAVX512 =
+                expectAVX2 && ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512_bf16"].allSatisfy(flags.contains)
+            #expect(avx2 == expectAVX2, "flags say \(expectAVX2), the C library says \(avx2)")
+            #expect(avx512 == expectAVX512, "flags say \(expectAVX512), the C library says \(avx512)")
         #endif
     }
 
-    @Test("bfloat16 rounding in the kernels (s and y): subnormals, ties, NaN, Inf and overflow give BFloat16's bits, on every build",
-          arguments: CPUSettings.availableKernels)
+    @Test(
+        "bfloat16 rounding in the kernels (s and y): subnormals, ties, NaN, Inf and overflow give BFloat16's bits, on every build",
+        arguments: CPUSettings.availableKernels)
     func bfloat16Rounding(kernels: CPUSettings.Kernels) throws {
         // Values whose rounding a shortcut would get wrong: fp32 subnormals (which vcvtneps2bf16 flushes
         // to zero), ties to even either way, the largest values below and at the overflow to Inf, Inf,
@@ -92,7 +104,10 @@ struct CPUKernelTests {
         }
         let expected = x.map { BFloat16($0 + 0).floatValue }
         let wrong = x.indices.filter { s[$0].bitPattern != expected[$0].bitPattern }
-        #expect(wrong.isEmpty, "\(kernels): s at \(wrong.prefix(5).map { "x[\($0)] = \(x[$0]) (0x\(String(x[$0].bitPattern, radix: 16))) -> 0x\(String(s[$0].bitPattern, radix: 16)), expected 0x\(String(expected[$0].bitPattern, radix: 16))" })")
+        #expect(
+            wrong.isEmpty,
+            "\(kernels): s at \(wrong.prefix(5).map { "x[\($0)] = \(x[$0]) (0x\(String(x[$0].bitPattern, radix: 16))) -> 0x\(String(s[$0].bitPattern, radix: 16)), expected 0x\(String(expected[$0].bitPattern, radix: 16))" })"
+        )
 
         // y = x·rstd with rstd exactly 1: 248 values of ±1 and 8 tiny ones, epsilon = 8/256 (mean(x²) +
         // epsilon = 1 up to 1e-11, so rstd rounds to 1). y's rounding goes through the kernels' other
@@ -109,7 +124,10 @@ struct CPUKernelTests {
         }
         let expectedY = row.map { BFloat16($0).floatValue }
         let wrongY = row.indices.filter { y[$0].bitPattern != expectedY[$0].bitPattern }
-        #expect(wrongY.isEmpty, "\(kernels): y at \(wrongY.prefix(5).map { "\($0): 0x\(String(y[$0].bitPattern, radix: 16)), expected 0x\(String(expectedY[$0].bitPattern, radix: 16))" })")
+        #expect(
+            wrongY.isEmpty,
+            "\(kernels): y at \(wrongY.prefix(5).map { "\($0): 0x\(String(y[$0].bitPattern, radix: 16)), expected 0x\(String(expectedY[$0].bitPattern, radix: 16))" })"
+        )
     }
 
     /// Outputs of both paths for one problem; they differ only by the order of additions in the sums.
@@ -124,7 +142,9 @@ struct CPUKernelTests {
         sweptColumns.flatMap { n in DType.allCases.map { PathCase(norm: norm, columns: n, dtype: $0) } }
     }
 
-    @Test("The C builds give the same bits; C and Swift agree within the dtype's tolerance (y, s, rstd, dx, dweight)", arguments: pathCases)
+    @Test(
+        "The C builds give the same bits; C and Swift agree within the dtype's tolerance (y, s, rstd, dx, dweight)",
+        arguments: pathCases)
     func pathsAgree(_ c: PathCase) throws {
         func outputs() throws -> [String: [Float]] {
             var rng = SplitMix64(label: c.testDescription)
@@ -138,22 +158,32 @@ struct CPUKernelTests {
             case .rms:
                 let forward = try rmsNormForward(x, residual: residual, weight: weight, style: .llama)
                 let gradients = try rmsNormBackward(dy, input: forward.residual!, weight: weight, rstd: forward.rstd)
-                return ["y": try forward.output.toArray(), "s": try forward.residual!.toArray(), "rstd": try forward.rstd.toArray(),
-                        "dx": try gradients.input.toArray(), "dweight": try gradients.weight!.toArray()]
+                return [
+                    "y": try forward.output.toArray(), "s": try forward.residual!.toArray(),
+                    "rstd": try forward.rstd.toArray(),
+                    "dx": try gradients.input.toArray(), "dweight": try gradients.weight!.toArray(),
+                ]
             case .layer:
                 let forward = try layerNormForward(x, residual: residual, weight: weight, bias: bias)
                 let gradients = try layerNormBackward(dy, input: forward.residual!, weight: weight, bias: bias)
-                return ["y": try forward.output.toArray(), "s": try forward.residual!.toArray(), "rstd": try forward.rstd.toArray(),
-                        "mean": try forward.mean!.toArray(), "dx": try gradients.input.toArray(),
-                        "dweight": try gradients.weight!.toArray(), "dbias": try gradients.bias!.toArray()]
+                return [
+                    "y": try forward.output.toArray(), "s": try forward.residual!.toArray(),
+                    "rstd": try forward.rstd.toArray(),
+                    "mean": try forward.mean!.toArray(), "dx": try gradients.input.toArray(),
+                    "dweight": try gradients.weight!.toArray(), "dbias": try gradients.bias!.toArray(),
+                ]
             }
         }
         let portable = try CPUSettings.$requestedKernels.withValue(.portable) { try outputs() }
-        let builds = try Self.cBuilds.map { kernels in try CPUSettings.$requestedKernels.withValue(kernels) { try outputs() } }
+        let builds = try Self.cBuilds.map { kernels in
+            try CPUSettings.$requestedKernels.withValue(kernels) { try outputs() }
+        }
         // The C builds compute the same operations: the same bits.
         for (kernels, outputs) in zip(Self.cBuilds, builds).dropFirst() {
             for (name, values) in builds[0] {
-                #expect(differingBits(values, outputs[name] ?? []) == 0, "\(c): \(name) differs between \(Self.cBuilds[0]) and \(kernels)")
+                #expect(
+                    differingBits(values, outputs[name] ?? []) == 0,
+                    "\(c): \(name) differs between \(Self.cBuilds[0]) and \(kernels)")
             }
         }
         guard let vector = builds.first else { return }
@@ -167,13 +197,20 @@ struct CPUKernelTests {
             }
             // Twice the dtype's tolerance (each path is within it of the float64 reference; the llama
             // rounding of ŝ to the dtype may flip one ulp of it).
-            let tolerance = 2 * (name == "rstd" || name == "mean" ? Reference.tolerance(.float32) : Reference.tolerance(c.dtype, rounding: .twice))
+            let tolerance =
+                2
+                * (name == "rstd" || name == "mean"
+                    ? Reference.tolerance(.float32) : Reference.tolerance(c.dtype, rounding: .twice))
             let error = Reference.relativeError(other, values.map(Double.init))
-            #expect(error <= tolerance, "\(c): \(name) of the vector path differs from the portable path by \(error) > \(tolerance)")
+            #expect(
+                error <= tolerance,
+                "\(c): \(name) of the vector path differs from the portable path by \(error) > \(tolerance)")
         }
     }
 
-    @Test("The C builds give the same bits for the statistics of x itself (no residual): y, mean, rstd", arguments: pathCases)
+    @Test(
+        "The C builds give the same bits for the statistics of x itself (no residual): y, mean, rstd",
+        arguments: pathCases)
     func buildsAgreeOnStatistics(_ c: PathCase) throws {
         func outputs() throws -> [String: [Float]] {
             var rng = SplitMix64(label: "statistics \(c.testDescription)")
@@ -188,19 +225,27 @@ struct CPUKernelTests {
                 return ["y": try forward.output.toArray(), "rstd": try forward.rstd.toArray()]
             case .layer:
                 let forward = try layerNormForward(x, weight: weight, bias: bias)
-                return ["y": try forward.output.toArray(), "mean": try forward.mean!.toArray(), "rstd": try forward.rstd.toArray()]
+                return [
+                    "y": try forward.output.toArray(), "mean": try forward.mean!.toArray(),
+                    "rstd": try forward.rstd.toArray(),
+                ]
             }
         }
-        let builds = try Self.cBuilds.map { kernels in try CPUSettings.$requestedKernels.withValue(kernels) { try outputs() } }
+        let builds = try Self.cBuilds.map { kernels in
+            try CPUSettings.$requestedKernels.withValue(kernels) { try outputs() }
+        }
         for (kernels, outputs) in zip(Self.cBuilds, builds).dropFirst() {
             for (name, values) in builds[0] {
-                #expect(differingBits(values, outputs[name] ?? []) == 0, "\(c): \(name) differs between \(Self.cBuilds[0]) and \(kernels)")
+                #expect(
+                    differingBits(values, outputs[name] ?? []) == 0,
+                    "\(c): \(name) differs between \(Self.cBuilds[0]) and \(kernels)")
             }
         }
     }
 
-    @Test("NaN and Inf in 16-bit outputs: the same bits on each C build as on the portable path where no NaN payload is chosen, NaN exactly where the reference has it",
-          arguments: [DType.bfloat16, .float16], [5, 4096, 5120])
+    @Test(
+        "NaN and Inf in 16-bit outputs: the same bits on each C build as on the portable path where no NaN payload is chosen, NaN exactly where the reference has it",
+        arguments: [DType.bfloat16, .float16], [5, 4096, 5120])
     func nonFiniteOutputs(dtype: DType, columns n: Int) throws {
         for kernels in Self.cBuilds { try nonFiniteOutputs(dtype: dtype, columns: n, kernels: kernels) }
     }
@@ -225,8 +270,12 @@ struct CPUKernelTests {
         let vector = try CPUSettings.$requestedKernels.withValue(kernels) { try y() }
         // Row 1's bits depend on no sum (rstd is exactly 0), so both paths must agree on every one.
         let infRow = Array(vector[n..<(2 * n)])
-        #expect(differingBits(Array(portable[n..<(2 * n)]), infRow) == 0, "\(kernels) \(dtype) N=\(n): the paths differ in row 1")
-        #expect(infRow.indices.filter { infRow[$0].isNaN } == positions, "\(kernels) \(dtype) N=\(n): NaN where there was no Inf")
+        #expect(
+            differingBits(Array(portable[n..<(2 * n)]), infRow) == 0,
+            "\(kernels) \(dtype) N=\(n): the paths differ in row 1")
+        #expect(
+            infRow.indices.filter { infRow[$0].isNaN } == positions,
+            "\(kernels) \(dtype) N=\(n): NaN where there was no Inf")
         #expect(infRow.enumerated().allSatisfy { positions.contains($0.offset) || $0.element == 0 })
         // A NaN row is NaN throughout, on both paths (a 16-bit rounding that forgot NaN would carry the payload into
         // the exponent or sign and leave a number). Which payload a NaN keeps is not specified: at the NaN inputs
@@ -234,11 +283,17 @@ struct CPUKernelTests {
         // vendors (AMD kept x's, an Intel Xeon r's, with the same binary).
         let nanRow = Array(vector[(3 * n)..<(4 * n)])
         #expect(nanRow.allSatisfy { $0.isNaN }, "\(kernels) \(dtype) N=\(n): a row with NaN should be NaN throughout")
-        #expect(portable[(3 * n)..<(4 * n)].allSatisfy { $0.isNaN }, "\(kernels) \(dtype) N=\(n): a row with NaN should be NaN throughout")
-        let reference = Reference.rmsNorm(x: x, residual: nil, weight: try weight.toArray(), rows: rows, columns: n, epsilon: 1e-6)
+        #expect(
+            portable[(3 * n)..<(4 * n)].allSatisfy { $0.isNaN },
+            "\(kernels) \(dtype) N=\(n): a row with NaN should be NaN throughout")
+        let reference = Reference.rmsNorm(
+            x: x, residual: nil, weight: try weight.toArray(), rows: rows, columns: n, epsilon: 1e-6)
         for r in [0, 2] {
-            let error = Reference.relativeError(Array(vector[(r * n)..<((r + 1) * n)]), Array(reference.output[(r * n)..<((r + 1) * n)]))
-            #expect(error <= Reference.tolerance(dtype), "\(kernels) \(dtype) N=\(n): clean row \(r) relative error \(error)")
+            let error = Reference.relativeError(
+                Array(vector[(r * n)..<((r + 1) * n)]), Array(reference.output[(r * n)..<((r + 1) * n)]))
+            #expect(
+                error <= Reference.tolerance(dtype),
+                "\(kernels) \(dtype) N=\(n): clean row \(r) relative error \(error)")
         }
     }
 }

@@ -1,6 +1,7 @@
 import CFusedNormCPU
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// The CPU backend's row conversions (``DType/decode(_:count:into:)`` and ``DType/encode(_:count:into:)``,
 /// the C converters of `CFusedNormCPU`, AVX2/F16C where the CPU has them) against Swift's scalar
@@ -33,15 +34,19 @@ struct ConversionTests {
     /// The row converters of `format`: the dtype's (dispatched) and the portable C ones.
     static func converters(_ format: Format) -> [(String, Widen, Narrow)] {
         [
-            ("dispatched (vector code: \(cfn_uses_vector_conversions() != 0))",
-             { format.dtype.decode(UnsafeRawPointer($0), count: $2, into: $1) },
-             { format.dtype.encode($0, count: $2, into: UnsafeMutableRawPointer($1)) }),
-            ("dispatched, streaming stores",
-             { format.dtype.decode(UnsafeRawPointer($0), count: $2, into: $1) },
-             {
-                 format.dtype.encode($0, count: $2, into: UnsafeMutableRawPointer($1), streaming: true)
-                 DType.fenceStreamingStores()
-             }),
+            (
+                "dispatched (vector code: \(cfn_uses_vector_conversions() != 0))",
+                { format.dtype.decode(UnsafeRawPointer($0), count: $2, into: $1) },
+                { format.dtype.encode($0, count: $2, into: UnsafeMutableRawPointer($1)) }
+            ),
+            (
+                "dispatched, streaming stores",
+                { format.dtype.decode(UnsafeRawPointer($0), count: $2, into: $1) },
+                {
+                    format.dtype.encode($0, count: $2, into: UnsafeMutableRawPointer($1), streaming: true)
+                    DType.fenceStreamingStores()
+                }
+            ),
             ("portable", format.widenScalar, format.narrowScalar),
         ]
     }
@@ -59,7 +64,10 @@ struct ConversionTests {
                     floats.withUnsafeMutableBufferPointer { widen(source.baseAddress! + start, $0.baseAddress!, count) }
                 }
                 let mismatches = (0..<count).filter { floats[$0].bitPattern != expected[start + $0] }
-                #expect(mismatches.isEmpty, "\(format) \(name), start \(start): \(mismatches.count) mismatches, first 0x\(String(patterns[start + (mismatches.first ?? 0)], radix: 16))")
+                #expect(
+                    mismatches.isEmpty,
+                    "\(format) \(name), start \(start): \(mismatches.count) mismatches, first 0x\(String(patterns[start + (mismatches.first ?? 0)], radix: 16))"
+                )
             }
         }
     }
@@ -84,10 +92,14 @@ struct ConversionTests {
         // Specials.
         let specials: [Float] = [
             0, -0, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
-            .leastNonzeroMagnitude, .leastNormalMagnitude, 65504, 65519.996, 65520, 65536, 0x1p-14, 0x1p-24, 0x1p-25, 0x1.8p-25,
+            .leastNonzeroMagnitude, .leastNormalMagnitude, 65504, 65519.996, 65520, 65536, 0x1p-14, 0x1p-24, 0x1p-25,
+            0x1.8p-25,
         ]
         bits += specials.map(\.bitPattern)
-        bits += [0x7FC0_0000, 0xFFC0_0000, 0x7F80_0001, 0xFF80_0001, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x7FA0_0000, 0x7F80_2000, 0x7F80_1FFF]
+        bits += [
+            0x7FC0_0000, 0xFFC0_0000, 0x7F80_0001, 0xFF80_0001, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x7FA0_0000, 0x7F80_2000,
+            0x7F80_1FFF,
+        ]
         // Random patterns (SplitMix64).
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         for _ in 0..<1_000_000 {
@@ -109,11 +121,18 @@ struct ConversionTests {
                 let count = floats.count - start - start * 5
                 var halves = [UInt16](repeating: 0xAAAA, count: count)
                 floats.withUnsafeBufferPointer { source in
-                    halves.withUnsafeMutableBufferPointer { narrow(source.baseAddress! + start, $0.baseAddress!, count) }
+                    halves.withUnsafeMutableBufferPointer {
+                        narrow(source.baseAddress! + start, $0.baseAddress!, count)
+                    }
                 }
                 let mismatches = (0..<count).filter { halves[$0] != expected[start + $0] }
-                let first = mismatches.first.map { "0x\(String(floats[start + $0].bitPattern, radix: 16)) -> 0x\(String(halves[$0], radix: 16)), expected 0x\(String(expected[start + $0], radix: 16))" } ?? ""
-                #expect(mismatches.isEmpty, "\(format) \(name), start \(start): \(mismatches.count) of \(count) differ; first \(first)")
+                let first =
+                    mismatches.first.map {
+                        "0x\(String(floats[start + $0].bitPattern, radix: 16)) -> 0x\(String(halves[$0], radix: 16)), expected 0x\(String(expected[start + $0], radix: 16))"
+                    } ?? ""
+                #expect(
+                    mismatches.isEmpty,
+                    "\(format) \(name), start \(start): \(mismatches.count) of \(count) differ; first \(first)")
             }
         }
     }
@@ -124,7 +143,9 @@ struct ConversionTests {
             let floats = (0..<count).map { Float($0) * 1.37 - 20 }
             var halves = [UInt16](repeating: 0xAAAA, count: count + 1)
             floats.withUnsafeBufferPointer { source in
-                halves.withUnsafeMutableBufferPointer { format.dtype.encode(source.baseAddress!, count: count, into: $0.baseAddress!) }
+                halves.withUnsafeMutableBufferPointer {
+                    format.dtype.encode(source.baseAddress!, count: count, into: $0.baseAddress!)
+                }
             }
             #expect(Array(halves.prefix(count)) == floats.map(format.fromFloat), "\(format) encode, count \(count)")
             #expect(halves[count] == 0xAAAA, "\(format) encode, count \(count): wrote past the end")
@@ -132,18 +153,27 @@ struct ConversionTests {
                 var streamed = [UInt16](repeating: 0xAAAA, count: count + offset + 1)
                 floats.withUnsafeBufferPointer { source in
                     streamed.withUnsafeMutableBufferPointer {
-                        format.dtype.encode(source.baseAddress!, count: count, into: $0.baseAddress! + offset, streaming: true)
+                        format.dtype.encode(
+                            source.baseAddress!, count: count, into: $0.baseAddress! + offset, streaming: true)
                     }
                 }
                 DType.fenceStreamingStores()
-                #expect(Array(streamed[offset..<offset + count]) == Array(halves.prefix(count)), "\(format) streaming, count \(count), offset \(offset)")
-                #expect(streamed[..<offset].allSatisfy { $0 == 0xAAAA } && streamed[offset + count] == 0xAAAA, "\(format) streaming, count \(count), offset \(offset): wrote outside")
+                #expect(
+                    Array(streamed[offset..<offset + count]) == Array(halves.prefix(count)),
+                    "\(format) streaming, count \(count), offset \(offset)")
+                #expect(
+                    streamed[..<offset].allSatisfy { $0 == 0xAAAA } && streamed[offset + count] == 0xAAAA,
+                    "\(format) streaming, count \(count), offset \(offset): wrote outside")
             }
             var back = [Float](repeating: -1, count: count + 1)
             halves.withUnsafeBufferPointer { source in
-                back.withUnsafeMutableBufferPointer { format.dtype.decode(source.baseAddress!, count: count, into: $0.baseAddress!) }
+                back.withUnsafeMutableBufferPointer {
+                    format.dtype.decode(source.baseAddress!, count: count, into: $0.baseAddress!)
+                }
             }
-            #expect(Array(back.prefix(count)).map(\.bitPattern) == halves.prefix(count).map { format.toFloat($0).bitPattern }, "\(format) decode, count \(count)")
+            #expect(
+                Array(back.prefix(count)).map(\.bitPattern)
+                    == halves.prefix(count).map { format.toFloat($0).bitPattern }, "\(format) decode, count \(count)")
             #expect(back[count] == -1, "\(format) decode, count \(count): wrote past the end")
         }
     }

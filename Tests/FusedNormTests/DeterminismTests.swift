@@ -15,7 +15,8 @@ struct DeterminismTests {
         /// Elements whose bit patterns differ from `other`'s, per output (empty when identical).
         func differences(from other: Outputs) -> [String: Int] {
             let pairs: [(String, [Float], [Float])] = [
-                ("y", y, other.y), ("rstd", rstd, other.rstd), ("mean", mean ?? [], other.mean ?? []), ("dx", dx, other.dx),
+                ("y", y, other.y), ("rstd", rstd, other.rstd), ("mean", mean ?? [], other.mean ?? []),
+                ("dx", dx, other.dx),
                 ("dweight", dweight, other.dweight), ("dbias", dbias ?? [], other.dbias ?? []),
             ]
             return Dictionary(uniqueKeysWithValues: pairs.map { ($0.0, differingBits($0.1, $0.2)) }.filter { $0.1 > 0 })
@@ -61,16 +62,19 @@ struct DeterminismTests {
             gradients = try rmsNormBackward(dy, input: x, weight: weight, rstd: forward.rstd)
         case .layer:
             forward = try layerNormForward(x, weight: weight, bias: bias)
-            gradients = try layerNormBackward(dy, input: x, weight: weight, bias: bias, mean: forward.mean, rstd: forward.rstd)
+            gradients = try layerNormBackward(
+                dy, input: x, weight: weight, bias: bias, mean: forward.mean, rstd: forward.rstd)
         }
         let outputs = Outputs(
             y: try forward.output.toArray(), rstd: try forward.rstd.toArray(), mean: try forward.mean?.toArray(),
-            dx: try gradients.input.toArray(), dweight: try gradients.weight!.toArray(), dbias: try gradients.bias?.toArray())
+            dx: try gradients.input.toArray(), dweight: try gradients.weight!.toArray(),
+            dbias: try gradients.bias?.toArray())
         return (outputs, gradients, try x.toArray(), try dy.toArray(), try weight.toArray())
     }
 
-    @Test("dweight, dbias, dx and y are bit-identical for 1, 2, 3 and 7 threads and from run to run, with either CPU kernels",
-          arguments: problems, CPUSettings.Kernels.allCases)
+    @Test(
+        "dweight, dbias, dx and y are bit-identical for 1, 2, 3 and 7 threads and from run to run, with either CPU kernels",
+        arguments: problems, CPUSettings.Kernels.allCases)
     func threadCountsAgree(_ p: Problem, kernels: CPUSettings.Kernels) throws {
         try CPUSettings.$requestedKernels.withValue(kernels) { try threadCountsAgree(p) }
     }
@@ -79,13 +83,17 @@ struct DeterminismTests {
         let (baseline, gradients, x, dy, weight) = try run(p, threads: 1)
         // Not vacuous: the baseline must be right.
         let rows = x.count / p.shape.last!, weightRows = p.perHead ? p.shape[p.shape.count - 2] : 1
-        let reference = switch p.norm {
-        case .rms:
-            Reference.rmsNormBackward(outputGradient: dy, x: x, weight: weight, rows: rows, columns: p.shape.last!, weightRows: weightRows, epsilon: 1e-6)
-        case .layer:
-            Reference.layerNormBackward(outputGradient: dy, x: x, weight: weight, hasBias: true, rows: rows, columns: p.shape.last!,
-                                        weightRows: weightRows, epsilon: 1e-5)
-        }
+        let reference =
+            switch p.norm {
+            case .rms:
+                Reference.rmsNormBackward(
+                    outputGradient: dy, x: x, weight: weight, rows: rows, columns: p.shape.last!,
+                    weightRows: weightRows, epsilon: 1e-6)
+            case .layer:
+                Reference.layerNormBackward(
+                    outputGradient: dy, x: x, weight: weight, hasBias: true, rows: rows, columns: p.shape.last!,
+                    weightRows: weightRows, epsilon: 1e-5)
+            }
         let dwError = Reference.relativeError(try gradients.weight!.toArray(), reference.weight!)
         #expect(dwError <= Reference.tolerance(.float32), "\(p): dweight relative error \(dwError)")
         if let dbias = gradients.bias {
@@ -95,7 +103,8 @@ struct DeterminismTests {
         for threads in Self.threadCounts + [CPUSettings.coreCount] {
             let (outputs, _, _, _, _) = try run(p, threads: threads)
             let differences = outputs.differences(from: baseline)
-            #expect(differences.isEmpty, "\(p): elements differing with \(threads) threads from 1 thread: \(differences)")
+            #expect(
+                differences.isEmpty, "\(p): elements differing with \(threads) threads from 1 thread: \(differences)")
         }
         let (again, _, _, _, _) = try run(p, threads: 3)
         let (yetAgain, _, _, _, _) = try run(p, threads: 3)

@@ -1,6 +1,7 @@
 import Foundation
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 @Suite("FUSEDNORM_* environment variables")
 struct EnvironmentVariableTests {
@@ -11,7 +12,9 @@ struct EnvironmentVariableTests {
         #expect(names.count == 12)
         for variable in EnvironmentVariable.all {
             #expect(variable.name.hasPrefix(EnvironmentVariable.prefix))
-            #expect(!variable.meaning.isEmpty && !variable.defaultValue.isEmpty && !variable.acceptedValues.isEmpty, "\(variable)")
+            #expect(
+                !variable.meaning.isEmpty && !variable.defaultValue.isEmpty && !variable.acceptedValues.isEmpty,
+                "\(variable)")
         }
         // The reading sites read through the table.
         #expect(NVRTC.overrideVariable == EnvironmentVariable.nvrtc.name)
@@ -21,8 +24,11 @@ struct EnvironmentVariableTests {
     @Test("The DocC article's table lists every variable with the code's accepted values")
     func articleListsEveryVariable() throws {
         let article = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Sources/FusedNorm/FusedNorm.docc/EnvironmentVariables.md")
-        let rows = try String(contentsOf: article, encoding: .utf8).split(separator: "\n").filter { $0.hasPrefix("| `FUSEDNORM_") }
+            .deletingLastPathComponent().appendingPathComponent(
+                "Sources/FusedNorm/FusedNorm.docc/EnvironmentVariables.md")
+        let rows = try String(contentsOf: article, encoding: .utf8).split(separator: "\n").filter {
+            $0.hasPrefix("| `FUSEDNORM_")
+        }
         #expect(rows.count == EnvironmentVariable.all.count)
         for variable in EnvironmentVariable.all {
             let row = rows.first { $0.hasPrefix("| `\(variable.name)` |") }
@@ -50,26 +56,36 @@ struct EnvironmentVariableTests {
         }
         let variable = try #require(EnvironmentVariable.all.first { $0.name == name })
         let description = error?.description ?? ""
-        #expect(description.contains("\(name)=\(value)") && description.contains(variable.acceptedValues), "\(description)")
+        #expect(
+            description.contains("\(name)=\(value)") && description.contains(variable.acceptedValues), "\(description)")
     }
 
     @Test("Accepted values pass, and an empty value counts as unset")
     func goodValuesPass() throws {
         let environment = [
             "FUSEDNORM_CPU_KERNELS": "portable", "FUSEDNORM_CUDA_STAGE": "0", "FUSEDNORM_CUDA_WAVES": "64",
-            "FUSEDNORM_CUDA_DECODE_THREADS": "1024", "FUSEDNORM_CUDA_BACKWARD_VECTORS": "1", "FUSEDNORM_CUDA_BACKWARD_WAVES": "16",
-            "FUSEDNORM_CUDA_BACKWARD_REGISTERS": "32", "FUSEDNORM_CUDA_PARAMETERS": "0", "FUSEDNORM_CUDA_FORWARD_VECTORS": "16",
+            "FUSEDNORM_CUDA_DECODE_THREADS": "1024", "FUSEDNORM_CUDA_BACKWARD_VECTORS": "1",
+            "FUSEDNORM_CUDA_BACKWARD_WAVES": "16",
+            "FUSEDNORM_CUDA_BACKWARD_REGISTERS": "32", "FUSEDNORM_CUDA_PARAMETERS": "0",
+            "FUSEDNORM_CUDA_FORWARD_VECTORS": "16",
             "FUSEDNORM_CUDA_LOG": "1", "FUSEDNORM_KERNEL_CACHE": "/tmp/any folder", "FUSEDNORM_NVRTC": "",
         ]
         try EnvironmentVariable.check(environment)
         #expect(try EnvironmentVariable.nvrtc.value(in: environment) == nil)
-        #expect(try EnvironmentVariable.nvrtc.value(in: ["FUSEDNORM_NVRTC": "libnvrtc.so.13"]) == "libnvrtc.so.13")  // the loader's
+        // a bare library name is kept as it is, for the loader to search its path
+        #expect(try EnvironmentVariable.nvrtc.value(in: ["FUSEDNORM_NVRTC": "libnvrtc.so.13"]) == "libnvrtc.so.13")
         #expect(try EnvironmentVariable.cudaWaves.integer(in: environment) == 64)
         let tuning = try LaunchConfiguration.Tuning(environment: environment)
-        #expect(tuning.staging == 0 && tuning.forwardWaves == 64 && tuning.decodeThreads == 1024 && tuning.backwardVectors == 1)
-        #expect(tuning.backwardWaves == 16 && tuning.backwardRegisters == 32 && !tuning.parameters && tuning.forwardVectors == 16)
+        #expect(
+            tuning.staging == 0 && tuning.forwardWaves == 64 && tuning.decodeThreads == 1024
+                && tuning.backwardVectors == 1)
+        #expect(
+            tuning.backwardWaves == 16 && tuning.backwardRegisters == 32 && !tuning.parameters
+                && tuning.forwardVectors == 16)
         #expect(try LaunchConfiguration.Tuning(environment: [:]) == LaunchConfiguration.Tuning())
-        #expect(throws: FusedNormError.self) { try LaunchConfiguration.Tuning(environment: ["FUSEDNORM_CUDA_WAVES": "x"]) }
+        #expect(throws: FusedNormError.self) {
+            try LaunchConfiguration.Tuning(environment: ["FUSEDNORM_CUDA_WAVES": "x"])
+        }
     }
 
     @Test("active lists the variables set in table order, then unknown FUSEDNORM_ names")
@@ -108,7 +124,9 @@ struct EnvironmentVariableTests {
                 try EnvironmentVariable.check(for: .cuda(0))
             }
             if let gpuTensor = try? x.to(.cuda(0)) {
-                expectError(.invalidEnvironmentVariable, argument: "FUSEDNORM_CUDA_STAGE", "rmsNorm on cuda:0") { try rmsNorm(gpuTensor) }
+                expectError(.invalidEnvironmentVariable, argument: "FUSEDNORM_CUDA_STAGE", "rmsNorm on cuda:0") {
+                    try rmsNorm(gpuTensor)
+                }
             }
         }
     }

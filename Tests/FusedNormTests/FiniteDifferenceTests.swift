@@ -88,12 +88,14 @@ struct GradientInputs {
     }
 
     func loss(_ c: GradientCase) -> Loss64 {
-        Loss64(norm: c.norm, rows: c.rows, columns: c.columns, weightRows: c.heads, epsilon: Double(c.epsilon),
-               weightOffset: Double(c.weightOffset), dy: doubles(dy), ds: ds.map(doubles))
+        Loss64(
+            norm: c.norm, rows: c.rows, columns: c.columns, weightRows: c.heads, epsilon: Double(c.epsilon),
+            weightOffset: Double(c.weightOffset), dy: doubles(dy), ds: ds.map(doubles))
     }
 
     /// dL/dx, dL/dw, dL/db by central differences in float64.
-    func finiteDifferences(_ c: GradientCase, step: Double = 1e-5) -> (x: [Double], weight: [Double]?, bias: [Double]?) {
+    func finiteDifferences(_ c: GradientCase, step: Double = 1e-5) -> (x: [Double], weight: [Double]?, bias: [Double]?)
+    {
         let loss = loss(c)
         let x64 = doubles(x), w64 = weight.map(doubles), b64 = bias.map(doubles)
         let dx = loss.gradient(of: x64, step: step) { loss(x: $0, weight: w64, bias: b64) }
@@ -113,18 +115,23 @@ func gradientError(_ a: [Double], _ b: [Double]) -> Double {
 
 @Suite("Gradients against central finite differences")
 struct FiniteDifferenceTests {
-    @Test("The float64 reference backward matches finite differences of the float64 forward", arguments: GradientCase.all)
+    @Test(
+        "The float64 reference backward matches finite differences of the float64 forward", arguments: GradientCase.all)
     func referenceBackward(_ c: GradientCase) throws {
         let inputs = GradientInputs(c)
         let fd = inputs.finiteDifferences(c)
-        let reference = switch c.norm {
-        case .rms:
-            Reference.rmsNormBackward(outputGradient: inputs.dy, x: inputs.x, weight: inputs.weight, rows: c.rows, columns: c.columns,
-                                      weightRows: c.heads, epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset), residualGradient: inputs.ds)
-        case .layer:
-            Reference.layerNormBackward(outputGradient: inputs.dy, x: inputs.x, weight: inputs.weight, hasBias: c.bias, rows: c.rows,
-                                        columns: c.columns, weightRows: c.heads, epsilon: c.epsilon, residualGradient: inputs.ds)
-        }
+        let reference =
+            switch c.norm {
+            case .rms:
+                Reference.rmsNormBackward(
+                    outputGradient: inputs.dy, x: inputs.x, weight: inputs.weight, rows: c.rows, columns: c.columns,
+                    weightRows: c.heads, epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset),
+                    residualGradient: inputs.ds)
+            case .layer:
+                Reference.layerNormBackward(
+                    outputGradient: inputs.dy, x: inputs.x, weight: inputs.weight, hasBias: c.bias, rows: c.rows,
+                    columns: c.columns, weightRows: c.heads, epsilon: c.epsilon, residualGradient: inputs.ds)
+            }
         let dxError = gradientError(reference.input, fd.x)
         #expect(dxError <= 1e-7, "\(c): reference dx vs finite differences: \(dxError)")
         if let fdWeight = fd.weight {
@@ -136,25 +143,31 @@ struct FiniteDifferenceTests {
             #expect(error <= 1e-7, "\(c): reference dbias vs finite differences: \(error)")
         }
         // The forward the loss is built from must agree with the reference forward, or both could be wrong together.
-        let forward = switch c.norm {
-        case .rms:
-            Reference.rmsNorm(x: inputs.x, weight: inputs.weight, rows: c.rows, columns: c.columns, weightRows: c.heads,
-                              epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset))
-        case .layer:
-            Reference.layerNorm(x: inputs.x, weight: inputs.weight, bias: inputs.bias, rows: c.rows, columns: c.columns,
-                                weightRows: c.heads, epsilon: c.epsilon)
-        }
+        let forward =
+            switch c.norm {
+            case .rms:
+                Reference.rmsNorm(
+                    x: inputs.x, weight: inputs.weight, rows: c.rows, columns: c.columns, weightRows: c.heads,
+                    epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset))
+            case .layer:
+                Reference.layerNorm(
+                    x: inputs.x, weight: inputs.weight, bias: inputs.bias, rows: c.rows, columns: c.columns,
+                    weightRows: c.heads, epsilon: c.epsilon)
+            }
         var loss = inputs.loss(c)
         loss.ds = nil
         let expected = zip(inputs.dy, forward.output).reduce(0) { $0 + Double($1.0) * $1.1 }
         let actual = loss(x: doubles(inputs.x), weight: inputs.weight.map(doubles), bias: inputs.bias.map(doubles))
-        #expect(abs(actual - expected) <= 1e-12 * max(1, abs(expected)), "\(c): loss \(actual) vs Σ dy·y of the reference \(expected)")
+        #expect(
+            abs(actual - expected) <= 1e-12 * max(1, abs(expected)),
+            "\(c): loss \(actual) vs Σ dy·y of the reference \(expected)")
     }
 
     @Test("The library's float32 backward matches finite differences", arguments: GradientCase.all)
     func libraryBackwardCPU(_ c: GradientCase) throws { try checkLibrary(c, on: .cpu) }
 
-    @Test("The library's float32 backward matches finite differences (CUDA)", .requiresCUDA, arguments: GradientCase.all)
+    @Test(
+        "The library's float32 backward matches finite differences (CUDA)", .requiresCUDA, arguments: GradientCase.all)
     func libraryBackwardCUDA(_ c: GradientCase) throws { try checkLibrary(c, on: .cuda(0)) }
 
     func checkLibrary(_ c: GradientCase, on device: Device) throws {
@@ -162,16 +175,21 @@ struct FiniteDifferenceTests {
         let fd = inputs.finiteDifferences(c)
         let shape = c.heads > 1 ? [c.rows / c.heads, c.heads, c.columns] : [c.rows, c.columns]
         let parameterShape = c.heads > 1 ? [c.heads, c.columns] : [c.columns]
-        let x = try Tensor(inputs.x, shape: shape, device: device), dy = try Tensor(inputs.dy, shape: shape, device: device)
+        let x = try Tensor(inputs.x, shape: shape, device: device),
+            dy = try Tensor(inputs.dy, shape: shape, device: device)
         let weight = try inputs.weight.map { try Tensor($0, shape: parameterShape, device: device) }
         let bias = try inputs.bias.map { try Tensor($0, shape: parameterShape, device: device) }
         let ds = try inputs.ds.map { try Tensor($0, shape: shape, device: device) }
-        let gradients = switch c.norm {
-        case .rms:
-            try rmsNormBackward(dy, input: x, weight: weight, residualGradient: ds, epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset))
-        case .layer:
-            try layerNormBackward(dy, input: x, weight: weight, bias: bias, residualGradient: ds, epsilon: c.epsilon)
-        }
+        let gradients =
+            switch c.norm {
+            case .rms:
+                try rmsNormBackward(
+                    dy, input: x, weight: weight, residualGradient: ds, epsilon: c.epsilon,
+                    style: RMSNormStyle(weightOffset: c.weightOffset))
+            case .layer:
+                try layerNormBackward(
+                    dy, input: x, weight: weight, bias: bias, residualGradient: ds, epsilon: c.epsilon)
+            }
         let label = "\(c) on \(device)"
         // Loose: fp32 arithmetic against float64 differences.
         let tolerance = 1e-3

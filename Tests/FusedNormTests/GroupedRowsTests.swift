@@ -1,9 +1,12 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 @Suite("Grouped rows (two strides)")
 struct GroupedRowsTests {
-    @Test("q of a fused qkv projection seen as (T, H, D) without a copy: per-head norm equals the packed copy", arguments: DType.allCases)
+    @Test(
+        "q of a fused qkv projection seen as (T, H, D) without a copy: per-head norm equals the packed copy",
+        arguments: DType.allCases)
     func qkvHeads(dtype: DType) throws {
         var rng = SplitMix64(label: "qkv \(dtype)")
         let (t, h, d) = (5, 4, 24)
@@ -24,7 +27,8 @@ struct GroupedRowsTests {
 
         let dy = try Tensor(rng.values(t * h * d), shape: [t, h, d], dtype: dtype)
         let grouped = try rmsNormBackward(dy, input: q, weight: weight)
-        let reference = try rmsNormBackward(dy, input: try Tensor(q.toArray(), shape: [t, h, d], dtype: dtype), weight: weight)
+        let reference = try rmsNormBackward(
+            dy, input: try Tensor(q.toArray(), shape: [t, h, d], dtype: dtype), weight: weight)
         #expect(try elementBits(grouped.input) == (try elementBits(reference.input)))
         #expect(try elementBits(grouped.weight!) == (try elementBits(reference.weight!)))
     }

@@ -1,9 +1,12 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 @Suite("Host caching allocator")
 struct HostMemoryCacheTests {
-    @Test("size classes: at least the request, at most 25% over, 64-byte multiples", arguments: [1, 63, 64, 65, 1000, 4096, 5000, 1 << 20, (1 << 20) + 1, 67_108_864, 100_000_007])
+    @Test(
+        "size classes: at least the request, at most 25% over, 64-byte multiples",
+        arguments: [1, 63, 64, 65, 1000, 4096, 5000, 1 << 20, (1 << 20) + 1, 67_108_864, 100_000_007])
     func sizeClasses(request: Int) {
         let size = HostMemoryCache.sizeClass(request)
         #expect(size >= request && size % 64 == 0)

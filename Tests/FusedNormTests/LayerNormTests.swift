@@ -11,7 +11,8 @@ enum LayerNormForwardCases {
         Layout.allCases.enumerated().map { j, layout in
             let k = 4 * i + j
             return ForwardCase(
-                norm: .layer, shape: sweptShape(columns: n, variant: j), x: dtypes[k % 3], weight: parameters[(i + j) % 4],
+                norm: .layer, shape: sweptShape(columns: n, variant: j), x: dtypes[k % 3],
+                weight: parameters[(i + j) % 4],
                 bias: parameters[(i + 2 * j + 1) % 4], output: dtypes[(k / 3 + j) % 3], xLayout: layout,
                 outputLayout: Layout.allCases[(i + j + 1) % 4], epsilon: [1e-5, 1e-6, 0.1][k % 3])
         }
@@ -30,20 +31,34 @@ enum LayerNormForwardCases {
 
     static let others: [ForwardCase] = [
         ForwardCase(norm: .layer, shape: [2, 4096], x: .bfloat16, weight: .bfloat16, bias: .bfloat16, api: .plain),
-        ForwardCase(norm: .layer, shape: [3, 33], x: .float16, weight: nil, bias: nil, output: .float32, xLayout: .shiftedColumns, api: .plain),
+        ForwardCase(
+            norm: .layer, shape: [3, 33], x: .float16, weight: nil, bias: nil, output: .float32,
+            xLayout: .shiftedColumns, api: .plain),
         ForwardCase(norm: .layer, shape: [3, 127], x: .float32, weight: .float32, bias: .float32, scale: 1000),
-        ForwardCase(norm: .layer, shape: [3, 127], x: .float32, weight: .float32, bias: .float32, epsilon: 1e-6, scale: 1e-3),
-        ForwardCase(norm: .layer, shape: [3, 127], x: .float16, weight: .float32, bias: .bfloat16, weightLayout: .shiftedColumns),
-        ForwardCase(norm: .layer, shape: [2, 1025], x: .bfloat16, weight: .bfloat16, bias: .float32, xLayout: .everyThirdRow),
-        ForwardCase(norm: .layer, shape: [2, 2047], x: .float32, weight: .float32, bias: .float32, residual: .bfloat16, outputLayout: .shiftedColumns),
-        ForwardCase(norm: .layer, shape: [300, 8], x: .bfloat16, weight: .float32, bias: .float32, xLayout: .everyThirdRow, outputLayout: .shiftedColumns),
+        ForwardCase(
+            norm: .layer, shape: [3, 127], x: .float32, weight: .float32, bias: .float32, epsilon: 1e-6, scale: 1e-3),
+        ForwardCase(
+            norm: .layer, shape: [3, 127], x: .float16, weight: .float32, bias: .bfloat16, weightLayout: .shiftedColumns
+        ),
+        ForwardCase(
+            norm: .layer, shape: [2, 1025], x: .bfloat16, weight: .bfloat16, bias: .float32, xLayout: .everyThirdRow),
+        ForwardCase(
+            norm: .layer, shape: [2, 2047], x: .float32, weight: .float32, bias: .float32, residual: .bfloat16,
+            outputLayout: .shiftedColumns),
+        ForwardCase(
+            norm: .layer, shape: [300, 8], x: .bfloat16, weight: .float32, bias: .float32, xLayout: .everyThirdRow,
+            outputLayout: .shiftedColumns),
     ]
 
     /// Means large against the spread: 10^5 ± 2 (the GPU's plain fp32 sum moved the mean by 7e-3 and y by 4e-3 in S31).
     static let largeMeans: [ForwardCase] = [
         ForwardCase(norm: .layer, shape: [3, 4096], x: .float32, weight: .float32, bias: .float32, xOffset: 1e5),
-        ForwardCase(norm: .layer, shape: [2, 4095], x: .float32, weight: .bfloat16, bias: .float32, output: .bfloat16, xOffset: 1e5),
-        ForwardCase(norm: .layer, shape: [2, 2047], x: .float32, weight: .float32, bias: .float32, residual: .float32, xOffset: 1e5),
+        ForwardCase(
+            norm: .layer, shape: [2, 4095], x: .float32, weight: .bfloat16, bias: .float32, output: .bfloat16,
+            xOffset: 1e5),
+        ForwardCase(
+            norm: .layer, shape: [2, 2047], x: .float32, weight: .float32, bias: .float32, residual: .float32,
+            xOffset: 1e5),
         ForwardCase(norm: .layer, shape: [2, 65536], x: .float32, weight: .float32, bias: .float32, xOffset: 1e5),
         // 16-bit rows, whose sums are first taken around 0 and must be taken again around the mean: one block
         // of statistics, and two.
@@ -64,13 +79,17 @@ struct LayerNormTests {
     @Test("forward: every dtype of x, weight, bias, output (CPU)", arguments: LayerNormForwardCases.dtypeCombinations)
     func forwardDTypesCPU(_ c: ForwardCase) throws { try checkForward(c, on: .cpu) }
 
-    @Test("forward: every dtype of x, weight, bias, output (CUDA)", .requiresCUDA, arguments: LayerNormForwardCases.dtypeCombinations)
+    @Test(
+        "forward: every dtype of x, weight, bias, output (CUDA)", .requiresCUDA,
+        arguments: LayerNormForwardCases.dtypeCombinations)
     func forwardDTypesCUDA(_ c: ForwardCase) throws { try checkForward(c, on: .cuda(0)) }
 
     @Test("forward: strided weights, magnitudes, plain API (CPU)", arguments: LayerNormForwardCases.others)
     func forwardOthersCPU(_ c: ForwardCase) throws { try checkForward(c, on: .cpu) }
 
-    @Test("forward: strided weights, magnitudes, plain API (CUDA)", .requiresCUDA, arguments: LayerNormForwardCases.others)
+    @Test(
+        "forward: strided weights, magnitudes, plain API (CUDA)", .requiresCUDA, arguments: LayerNormForwardCases.others
+    )
     func forwardOthersCUDA(_ c: ForwardCase) throws { try checkForward(c, on: .cuda(0)) }
 
     @Test("backward: every N and layout (CPU)", arguments: BackwardCases.layerSweep)
@@ -97,12 +116,14 @@ struct LayerNormTests {
     @Test("forward: means large against the spread (CPU)", arguments: LayerNormForwardCases.largeMeans)
     func forwardLargeMeansCPU(_ c: ForwardCase) throws { try checkForward(c, on: .cpu) }
 
-    @Test("forward: means large against the spread (CUDA)", .requiresCUDA, .disabled(Self.cudaMeanLimitation),
-          arguments: LayerNormForwardCases.largeMeans)
+    @Test(
+        "forward: means large against the spread (CUDA)", .requiresCUDA, .disabled(Self.cudaMeanLimitation),
+        arguments: LayerNormForwardCases.largeMeans)
     func forwardLargeMeansCUDA(_ c: ForwardCase) throws { try checkForward(c, on: .cuda(0)) }
 
-    @Test("backward: means large against the spread (CUDA)", .requiresCUDA, .disabled(Self.cudaMeanLimitation),
-          arguments: BackwardCases.layerLargeMeans)
+    @Test(
+        "backward: means large against the spread (CUDA)", .requiresCUDA, .disabled(Self.cudaMeanLimitation),
+        arguments: BackwardCases.layerLargeMeans)
     func backwardLargeMeansCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
 
     /// Why the CUDA kernels fail the large-mean cases (docs/notes/gpu-layernorm-mean.md).
@@ -128,23 +149,30 @@ struct LayerNormTests {
         }
     }
 
-    @Test("dbias is computed from a destination alone, without the bias values", arguments: TestDevices.all, [false, true])
+    @Test(
+        "dbias is computed from a destination alone, without the bias values", arguments: TestDevices.all,
+        [false, true])
     func biasGradientWithoutBias(device: Device, perHead: Bool) throws {
         var rng = SplitMix64(label: "dbias without bias \(perHead)")
         let shape = perHead ? [5, 3, 40] : [7, 40], parameterShape = perHead ? [3, 40] : [40]
         let count = shape.reduce(1, *), parameters = parameterShape.reduce(1, *)
         let x = try Tensor(rng.values(count), shape: shape, dtype: .bfloat16, device: device)
         let dy = try Tensor(rng.values(count, -1, 1), shape: shape, dtype: .bfloat16, device: device)
-        let weight = try Tensor(rng.values(parameters, 0.5, 1.5), shape: parameterShape, dtype: .bfloat16, device: device)
+        let weight = try Tensor(
+            rng.values(parameters, 0.5, 1.5), shape: parameterShape, dtype: .bfloat16, device: device)
         let bias = try Tensor(rng.values(parameters), shape: parameterShape, dtype: .float32, device: device)
         let destination = try Tensor.zeros(parameterShape, dtype: .float32, device: device)
         let gradients = try layerNormBackward(dy, input: x, weight: weight, biasGradient: destination)
         let dbias = try #require(gradients.bias, "no dbias returned on \(device)")
         #expect(dbias.shape == parameterShape && dbias.dtype == .float32)
-        #expect(try differingBits(dbias.toArray(), destination.toArray()) == 0, "dbias was not written into the destination")
+        #expect(
+            try differingBits(dbias.toArray(), destination.toArray()) == 0, "dbias was not written into the destination"
+        )
         // The same bits as with a bias of its dtype, and the same dx and dweight as without dbias.
         let withBias = try layerNormBackward(dy, input: x, weight: weight, bias: bias)
-        #expect(try differingBits(dbias.toArray(), withBias.bias!.toArray()) == 0, "dbias with and without the bias on \(device)")
+        #expect(
+            try differingBits(dbias.toArray(), withBias.bias!.toArray()) == 0,
+            "dbias with and without the bias on \(device)")
         #expect(try differingBits(gradients.input.toArray(), withBias.input.toArray()) == 0)
         #expect(try differingBits(gradients.weight!.toArray(), withBias.weight!.toArray()) == 0)
         let reference = Reference.layerNormBackward(
@@ -153,16 +181,19 @@ struct LayerNormTests {
         let error = Reference.relativeError(try dbias.toArray(), reference.bias!)
         #expect(error <= Reference.tolerance(.float32), "dbias relative error \(error) on \(device)")
         // Without a weight too; a destination of another shape than the weight's is refused.
-        let noWeight = try layerNormBackward(dy, input: x, biasGradient: try Tensor.zeros(parameterShape, device: device))
+        let noWeight = try layerNormBackward(
+            dy, input: x, biasGradient: try Tensor.zeros(parameterShape, device: device))
         let noWeightError = Reference.relativeError(try noWeight.bias!.toArray(), reference.bias!)
-        #expect(noWeightError <= Reference.tolerance(.float32), "dbias without a weight: relative error \(noWeightError)")
+        #expect(
+            noWeightError <= Reference.tolerance(.float32), "dbias without a weight: relative error \(noWeightError)")
         expectError(.shapeMismatch, argument: "biasGradient", "dbias of another shape on \(device)") {
             try layerNormBackward(dy, input: x, weight: weight, biasGradient: try Tensor.zeros([41], device: device))
         }
     }
 
-    @Test("Gradients of rows whose mean is exact but large against the spread keep x − mean exact (CPU; CUDA: see cudaMeanLimitation)",
-          arguments: DType.allCases)
+    @Test(
+        "Gradients of rows whose mean is exact but large against the spread keep x − mean exact (CPU; CUDA: see cudaMeanLimitation)",
+        arguments: DType.allCases)
     func exactMeanFarFromZero(dxDType: DType) throws {
         let device = Device.cpu  // the CUDA kernels fail this (cudaMeanLimitation)
         // x = 10^5 ± k/128 in pairs: the mean is exactly 10^5 (no rounding error for the kernels to carry), while
@@ -176,7 +207,8 @@ struct LayerNormTests {
         let dy = rng.values(rows * n, -1, 1), weight = rng.values(n, 0.5, 1.5)
         let gradients = try layerNormBackward(
             Tensor(dy, shape: [rows, n], device: device), input: Tensor(x, shape: [rows, n], device: device),
-            weight: Tensor(weight, device: device), inputGradient: Tensor.zeros([rows, n], dtype: dxDType, device: device))
+            weight: Tensor(weight, device: device),
+            inputGradient: Tensor.zeros([rows, n], dtype: dxDType, device: device))
         let reference = Reference.layerNormBackward(
             outputGradient: dy, x: x, weight: weight, hasBias: false, rows: rows, columns: n, epsilon: 1e-5)
         let dxError = Reference.relativeError(try gradients.input.toArray(), reference.input)
@@ -193,9 +225,13 @@ struct LayerNormTests {
         let weight = try Tensor(rng.values(96, 0.5, 1.5), device: device)
         let bias = try Tensor(rng.values(96, -0.5, 0.5), device: device)
         let forward = try layerNormForward(x, weight: weight, bias: bias)
-        let saved = try layerNormBackward(dy, input: x, weight: weight, bias: bias, mean: forward.mean, rstd: forward.rstd)
+        let saved = try layerNormBackward(
+            dy, input: x, weight: weight, bias: bias, mean: forward.mean, rstd: forward.rstd)
         let recomputed = try layerNormBackward(dy, input: x, weight: weight, bias: bias)
-        for (name, a, b) in [("dx", saved.input, recomputed.input), ("dweight", saved.weight!, recomputed.weight!), ("dbias", saved.bias!, recomputed.bias!)] {
+        for (name, a, b) in [
+            ("dx", saved.input, recomputed.input), ("dweight", saved.weight!, recomputed.weight!),
+            ("dbias", saved.bias!, recomputed.bias!),
+        ] {
             let error = Reference.relativeError(try a.toArray(), doubles(try b.toArray()))
             #expect(error <= 1e-5, "\(name) with saved vs recomputed statistics on \(device): \(error)")
         }

@@ -1,6 +1,7 @@
 import CFusedNormCPU
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// LayerNorm forward of 16-bit rows reads its weight and bias packed in the rows' dtype when every value is
 /// exact in it (`cfn_pack_weight_bias`, ``PackedWeightBias``). The packed row is the same numbers in fewer
@@ -58,14 +59,16 @@ struct PackedParametersTests {
         return Array(output.prefix(n))
     }
 
-    @Test("The packed parameters give the same bits as the Floats, head, vector loop and tail, on every C build",
-          arguments: [DType.float16, .bfloat16], [1, 3, 33, 4095, 4096, 5120])
+    @Test(
+        "The packed parameters give the same bits as the Floats, head, vector loop and tail, on every C build",
+        arguments: [DType.float16, .bfloat16], [1, 3, 33, 4095, 4096, 5120])
     func sameBits(dtype: DType, columns n: Int) throws {
         var rng = SplitMix64(label: "packed \(dtype) \(n)")
         let x = rng.values(n, -2, 3).map { Self.bits($0, dtype) }
         // Parameters exact in the dtype, with the values a decoder could get wrong among them: zeros of
         // both signs, negatives, the dtype's subnormals, its largest values, Inf.
-        let specials: [Float] = dtype == .float16
+        let specials: [Float] =
+            dtype == .float16
             ? [0, -0.0, -1.5, 0x1p-24, -0x1p-20, 65504, -.infinity, 0x1p-14]
             : [0, -0.0, -1.5, 0x1p-133, -0x1p-127, 0x1.FEp127, .infinity, 0x1p-126]
         var weight = rng.values(n, 0.5, 1.5), bias = rng.values(n, -0.5, 0.5)
@@ -87,13 +90,17 @@ struct PackedParametersTests {
                     x: x, weight: weight, bias: bias, packed: packed, dtype: dtype, shift: shift, poison: 0x7E02,
                     kernels: kernels)
                 let differing = (0..<n).filter { floats[$0] != fromPacked[$0] }
-                #expect(differing.count == 0, "build \(kernels), shift \(shift): \(differing.count) of \(n) differ, first at \(differing.first ?? -1)")
+                #expect(
+                    differing.count == 0,
+                    "build \(kernels), shift \(shift): \(differing.count) of \(n) differ, first at \(differing.first ?? -1)"
+                )
             }
         }
     }
 
-    @Test("Outputs in float32's subnormal range: the same bits from the packed parameters as from the Floats, and on every C build",
-          arguments: [DType.float16, .bfloat16], [64, 4096])
+    @Test(
+        "Outputs in float32's subnormal range: the same bits from the packed parameters as from the Floats, and on every C build",
+        arguments: [DType.float16, .bfloat16], [64, 4096])
     func subnormalOutputs(dtype: DType, columns n: Int) throws {
         // y = ŝ·w with |ŝ| < 4 and weights of 2^-127 and below: float32 subnormals (a bfloat16 row of them takes
         // the exact rounding: vcvtne2ps2bf16 would flush them to zero), mixed with normal weights in some
@@ -110,9 +117,12 @@ struct PackedParametersTests {
             let floats = Self.row(
                 x: x, weight: weight, bias: bias, packed: nil, dtype: dtype, shift: 0, poison: 0x7E01, kernels: kernels)
             let fromPacked = Self.row(
-                x: x, weight: weight, bias: bias, packed: packed, dtype: dtype, shift: 0, poison: 0x7E02, kernels: kernels)
+                x: x, weight: weight, bias: bias, packed: packed, dtype: dtype, shift: 0, poison: 0x7E02,
+                kernels: kernels)
             let differing = (0..<n).filter { floats[$0] != fromPacked[$0] }
-            #expect(differing.count == 0, "build \(kernels): \(differing.count) of \(n) differ, first at \(differing.first ?? -1)")
+            #expect(
+                differing.count == 0,
+                "build \(kernels): \(differing.count) of \(n) differ, first at \(differing.first ?? -1)")
             outputs.append(fromPacked)
         }
         for (kernels, output) in zip(Self.builds, outputs).dropFirst() {
@@ -124,7 +134,8 @@ struct PackedParametersTests {
         }
     }
 
-    @Test("Packing refuses a weight or bias that the dtype does not hold exactly", arguments: [DType.float16, .bfloat16])
+    @Test(
+        "Packing refuses a weight or bias that the dtype does not hold exactly", arguments: [DType.float16, .bfloat16])
     func refusesInexactValues(dtype: DType) {
         let n = 40
         let exactWeight = [Float](repeating: 1.5, count: n), exactBias = [Float](repeating: -0.25, count: n)

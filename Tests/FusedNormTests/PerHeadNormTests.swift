@@ -7,7 +7,9 @@ import Testing
 enum PerHeadCases {
     static let dtypes = DType.allCases
     /// (tokens, heads, head dimension)
-    static let shapes: [[Int]] = [[1, 2, 64], [3, 4, 128], [5, 8, 8], [2, 3, 3], [4, 2, 1], [64, 8, 16], [1, 32, 256]]
+    static let shapes: [[Int]] = [
+        [1, 2, 64], [3, 4, 128], [5, 8, 8], [2, 3, 3], [4, 2, 1], [64, 8, 16], [1, 32, 256],
+    ]
 
     static let forward: [ForwardCase] = shapes.enumerated().flatMap { i, shape in
         [true, false].enumerated().flatMap { j, perHead in
@@ -17,7 +19,8 @@ enum PerHeadCases {
                     norm: norm, shape: shape, x: dtypes[k % 3], weight: [.float32, .bfloat16, .float16][(k / 3) % 3],
                     bias: norm == .layer ? dtypes[(k + 1) % 3] : nil, perHead: perHead,
                     weightOffset: norm == .rms ? Float(k % 2) : 0, rounding: (i + j) % 2 == 0 ? .twice : .once,
-                    output: dtypes[(k / 2) % 3], xLayout: Layout.allCases[k % 4], outputLayout: Layout.allCases[(k + 1) % 4])
+                    output: dtypes[(k / 2) % 3], xLayout: Layout.allCases[k % 4],
+                    outputLayout: Layout.allCases[(k + 1) % 4])
             }
         }
     }
@@ -53,7 +56,9 @@ struct PerHeadNormTests {
     @Test("backward: dweight (H, D) sums each head's rows (CUDA)", .requiresCUDA, arguments: PerHeadCases.backward)
     func backwardCUDA(_ c: BackwardCase) throws { try checkBackward(c, on: .cuda(0)) }
 
-    @Test("Head h uses weight row h: a per-head weight equals normalizing each head with its own row", arguments: TestDevices.all)
+    @Test(
+        "Head h uses weight row h: a per-head weight equals normalizing each head with its own row",
+        arguments: TestDevices.all)
     func headsUseTheirRow(device: Device) throws {
         var rng = SplitMix64(label: "heads")
         let (tokens, heads, d) = (3, 4, 32)
@@ -67,9 +72,11 @@ struct PerHeadNormTests {
             for t in 0..<tokens { rows += row(xValues, t * heads + h, columns: d) }
             let single = try rmsNorm(
                 Tensor(rows, shape: [tokens, d], device: device),
-                weight: Tensor(row(weightValues, h, columns: d), device: device)).toArray()
+                weight: Tensor(row(weightValues, h, columns: d), device: device)
+            ).toArray()
             for t in 0..<tokens {
-                let error = Reference.relativeError(row(y, t * heads + h, columns: d), doubles(row(single, t, columns: d)))
+                let error = Reference.relativeError(
+                    row(y, t * heads + h, columns: d), doubles(row(single, t, columns: d)))
                 #expect(error <= 1e-6, "token \(t) head \(h) on \(device): relative error \(error)")
             }
         }

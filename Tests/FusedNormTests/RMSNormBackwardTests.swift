@@ -22,13 +22,15 @@ enum BackwardCases {
                 let k = 4 * i + j
                 let weight = weights[(i + j) % 4]
                 return BackwardCase(
-                    norm: norm, shape: sweptShape(columns: n, variant: j), x: dtypes[k % 3], dy: dtypes[(k / 3 + j) % 3],
+                    norm: norm, shape: sweptShape(columns: n, variant: j), x: dtypes[k % 3],
+                    dy: dtypes[(k / 3 + j) % 3],
                     weight: weight, bias: norm == .layer && j % 2 == 0 ? dtypes[(k + 1) % 3] : nil,
                     weightOffset: norm == .rms ? Float((i / 2 + j) % 2) : 0, savedStatistics: (i + j) % 2 == 1,
                     residualGradient: k % 3 == 0 ? dtypes[(k / 3) % 3] : nil,
                     inputGradient: j == 0 ? nil : dtypes[(i + j) % 3],
                     xLayout: layout, dyLayout: Layout.allCases[(i + j + 1) % 4],
-                    residualGradientLayout: Layout.allCases[(i + j + 2) % 4], inputGradientLayout: Layout.allCases[(i + j + 3) % 4],
+                    residualGradientLayout: Layout.allCases[(i + j + 2) % 4],
+                    inputGradientLayout: Layout.allCases[(i + j + 3) % 4],
                     epsilon: epsilon(norm, columns: n, variant: k))
             }
         }
@@ -54,7 +56,9 @@ enum BackwardCases {
     /// LayerNorm rows whose mean is large against their spread (recomputed statistics: a saved fp32 mean would
     /// itself be off by half its ulp, more than the tolerances).
     static let layerLargeMeans = [
-        BackwardCase(norm: .layer, shape: [2, 4095], x: .float32, dy: .bfloat16, bias: .float32, inputGradient: .float16, xOffset: 1e5),
+        BackwardCase(
+            norm: .layer, shape: [2, 4095], x: .float32, dy: .bfloat16, bias: .float32, inputGradient: .float16,
+            xOffset: 1e5),
         BackwardCase(norm: .layer, shape: [2, 1025], x: .float32, inputGradient: .bfloat16, xOffset: 1e6),
         BackwardCase(norm: .layer, shape: [2, 4096], x: .float32, bias: .float32, xOffset: 1e5),
         BackwardCase(norm: .layer, shape: [2, 4095], x: .float16, weight: .bfloat16, bias: .float32, xOffset: 200),
@@ -63,13 +67,20 @@ enum BackwardCases {
     /// Either side of a 1024-element block, and many rows (work split over threads, several gradient groups).
     static func others(_ norm: Norm) -> [BackwardCase] {
         [
-            BackwardCase(norm: norm, shape: [2, 1023], x: .bfloat16, weight: .float32, bias: norm == .layer ? .float32 : nil, savedStatistics: true),
-            BackwardCase(norm: norm, shape: [2, 1025], x: .float32, dy: .bfloat16, weight: .bfloat16, weightOffset: norm == .rms ? 1 : 0,
-                         residualGradient: .float32, inputGradient: .float32, inputGradientLayout: .shiftedColumns),
-            BackwardCase(norm: norm, shape: [300, 24], x: .float16, weight: .float32, bias: norm == .layer ? .bfloat16 : nil,
-                         savedStatistics: true, xLayout: .everyThirdRow),
-            BackwardCase(norm: norm, shape: [100, 4, 16], x: .bfloat16, weight: .float32, bias: norm == .layer ? .float32 : nil, perHead: true,
-                         inputGradient: .bfloat16, inputGradientLayout: .everyThirdRow),
+            BackwardCase(
+                norm: norm, shape: [2, 1023], x: .bfloat16, weight: .float32, bias: norm == .layer ? .float32 : nil,
+                savedStatistics: true),
+            BackwardCase(
+                norm: norm, shape: [2, 1025], x: .float32, dy: .bfloat16, weight: .bfloat16,
+                weightOffset: norm == .rms ? 1 : 0,
+                residualGradient: .float32, inputGradient: .float32, inputGradientLayout: .shiftedColumns),
+            BackwardCase(
+                norm: norm, shape: [300, 24], x: .float16, weight: .float32, bias: norm == .layer ? .bfloat16 : nil,
+                savedStatistics: true, xLayout: .everyThirdRow),
+            BackwardCase(
+                norm: norm, shape: [100, 4, 16], x: .bfloat16, weight: .float32, bias: norm == .layer ? .float32 : nil,
+                perHead: true,
+                inputGradient: .bfloat16, inputGradientLayout: .everyThirdRow),
         ]
     }
 
@@ -113,7 +124,8 @@ struct RMSNormBackwardTests {
         let dxError = Reference.relativeError(try saved.input.toArray(), doubles(try recomputed.input.toArray()))
         let dwError = Reference.relativeError(try saved.weight!.toArray(), doubles(try recomputed.weight!.toArray()))
         #expect(dxError <= Reference.tolerance(.bfloat16), "dx with saved vs recomputed rstd on \(device): \(dxError)")
-        #expect(dwError <= Reference.tolerance(.float32), "dweight with saved vs recomputed rstd on \(device): \(dwError)")
+        #expect(
+            dwError <= Reference.tolerance(.float32), "dweight with saved vs recomputed rstd on \(device): \(dwError)")
     }
 
     @Test("A residual gradient is added to dx, and a zero one changes nothing", arguments: TestDevices.all)
@@ -124,8 +136,10 @@ struct RMSNormBackwardTests {
         let ds = rng.values(3 * 50, -1, 1)
         let weight = try Tensor(rng.values(50, 0.5, 1.5), device: device)
         let plain = try rmsNormBackward(dy, input: x, weight: weight).input.toArray()
-        let withZero = try rmsNormBackward(dy, input: x, weight: weight, residualGradient: Tensor.zeros([3, 50], device: device))
-        let withGradient = try rmsNormBackward(dy, input: x, weight: weight, residualGradient: Tensor(ds, shape: [3, 50], device: device))
+        let withZero = try rmsNormBackward(
+            dy, input: x, weight: weight, residualGradient: Tensor.zeros([3, 50], device: device))
+        let withGradient = try rmsNormBackward(
+            dy, input: x, weight: weight, residualGradient: Tensor(ds, shape: [3, 50], device: device))
         #expect(try withZero.input.toArray() == plain, "a zero residual gradient changed dx on \(device)")
         let expected = zip(plain, ds).map { Double($0) + Double($1) }
         let error = Reference.relativeError(try withGradient.input.toArray(), expected)

@@ -37,7 +37,9 @@ enum RMSNormForwardCases {
             dtypes.flatMap { output in
                 RMSNormStyle.Rounding.allCases.flatMap { rounding in
                     (weight == nil ? [Float(0)] : [0, 1]).map { offset in
-                        ForwardCase(norm: .rms, shape: [3, 33], x: x, weight: weight, weightOffset: offset, rounding: rounding, output: output)
+                        ForwardCase(
+                            norm: .rms, shape: [3, 33], x: x, weight: weight, weightOffset: offset, rounding: rounding,
+                            output: output)
                     }
                 }
             }
@@ -46,20 +48,29 @@ enum RMSNormForwardCases {
 
     /// A strided, misaligned weight; large and small magnitudes (ε comparable to the mean square); the plain API.
     static let others: [ForwardCase] = [
-        ForwardCase(norm: .rms, shape: [2, 4, 64], x: .bfloat16, weight: .bfloat16, perHead: true, weightLayout: .shiftedEveryOtherRow),
+        ForwardCase(
+            norm: .rms, shape: [2, 4, 64], x: .bfloat16, weight: .bfloat16, perHead: true,
+            weightLayout: .shiftedEveryOtherRow),
         ForwardCase(norm: .rms, shape: [3, 127], x: .float16, weight: .float32, weightLayout: .shiftedColumns),
         ForwardCase(norm: .rms, shape: [3, 127], x: .float32, scale: 1000),
         ForwardCase(norm: .rms, shape: [3, 127], x: .bfloat16, rounding: .twice, scale: 1000),
         ForwardCase(norm: .rms, shape: [3, 127], x: .float32, epsilon: 1e-6, scale: 1e-3),
         ForwardCase(norm: .rms, shape: [3, 127], x: .float16, output: .float32, epsilon: 1e-6, scale: 1e-3),
         ForwardCase(norm: .rms, shape: [2, 4096], x: .bfloat16, weight: .bfloat16, rounding: .twice, api: .plain),
-        ForwardCase(norm: .rms, shape: [3, 33], x: .float16, weight: nil, output: .float32, xLayout: .everyThirdRow, api: .plain),
+        ForwardCase(
+            norm: .rms, shape: [3, 33], x: .float16, weight: nil, output: .float32, xLayout: .everyThirdRow, api: .plain
+        ),
         ForwardCase(norm: .rms, shape: [65537], x: .float32, weight: .bfloat16, weightOffset: 1, api: .plain),
         // Either side of a 1024-element block.
-        ForwardCase(norm: .rms, shape: [2, 1023], x: .float16, weight: .bfloat16, rounding: .twice, xLayout: .shiftedColumns),
-        ForwardCase(norm: .rms, shape: [2, 1025], x: .bfloat16, weight: .float32, residual: .float32, output: .float32, outputLayout: .everyThirdRow),
+        ForwardCase(
+            norm: .rms, shape: [2, 1023], x: .float16, weight: .bfloat16, rounding: .twice, xLayout: .shiftedColumns),
+        ForwardCase(
+            norm: .rms, shape: [2, 1025], x: .bfloat16, weight: .float32, residual: .float32, output: .float32,
+            outputLayout: .everyThirdRow),
         // Many short rows (work split over threads).
-        ForwardCase(norm: .rms, shape: [300, 8], x: .bfloat16, weight: .float32, rounding: .twice, xLayout: .shiftedColumns, outputLayout: .everyThirdRow),
+        ForwardCase(
+            norm: .rms, shape: [300, 8], x: .bfloat16, weight: .float32, rounding: .twice, xLayout: .shiftedColumns,
+            outputLayout: .everyThirdRow),
     ]
 }
 
@@ -83,7 +94,9 @@ struct RMSNormForwardTests {
     @Test("strided weights, magnitudes, plain API (CUDA)", .requiresCUDA, arguments: RMSNormForwardCases.others)
     func othersCUDA(_ c: ForwardCase) throws { try checkForward(c, on: .cuda(0)) }
 
-    @Test("The llama style rounds ŝ to the input dtype before the weight; the standard style does not", arguments: TestDevices.all)
+    @Test(
+        "The llama style rounds ŝ to the input dtype before the weight; the standard style does not",
+        arguments: TestDevices.all)
     func roundingDiffers(device: Device) throws {
         // x in bf16, output float32, weight 1.5: under llama, y/1.5 must be exactly a bf16 value; under
         // standard (one rounding, to float32) most elements are not.
@@ -95,7 +108,9 @@ struct RMSNormForwardTests {
         let llamaOffGrid = llama.filter { DType.bfloat16.round($0 / 1.5) != $0 / 1.5 }.count
         let gemmaOffGrid = gemma.filter { DType.bfloat16.round($0 / 1.5) != $0 / 1.5 }.count
         #expect(llamaOffGrid == 0, "llama style on \(device): \(llamaOffGrid) of 256 values of y/w are not bf16 values")
-        #expect(gemmaOffGrid > 128, "standard style on \(device): only \(gemmaOffGrid) of 256 values of y/w are off the bf16 grid")
+        #expect(
+            gemmaOffGrid > 128,
+            "standard style on \(device): only \(gemmaOffGrid) of 256 values of y/w are off the bf16 grid")
     }
 
     @Test("A weight offset of 1 adds one to the stored weight", arguments: TestDevices.all)

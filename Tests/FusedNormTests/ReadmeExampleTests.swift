@@ -24,7 +24,9 @@ struct ReadmeExampleTests {
         let llamaReference = Reference.rmsNorm(
             x: try x.toArray(), weight: try weight.toArray(), rows: tokens, columns: hidden, epsilon: 1e-6,
             style: .llama, roundingDType: .bfloat16)
-        #expect(Reference.relativeError(try l.toArray(), llamaReference.output) <= Reference.tolerance(.bfloat16, rounding: .twice))
+        #expect(
+            Reference.relativeError(try l.toArray(), llamaReference.output)
+                <= Reference.tolerance(.bfloat16, rounding: .twice))
 
         let g = try rmsNorm(x, weight: weight, style: .gemma)
         #expect(g.shape == x.shape)

@@ -11,8 +11,9 @@ enum ResidualCases {
         dtypes.flatMap { residual in
             residualDTypes.flatMap { residualDType in
                 dtypes.map { output in
-                    ForwardCase(norm: .rms, shape: [3, 33], x: x, weight: .bfloat16, residual: residual,
-                                residualDType: residualDType, output: output)
+                    ForwardCase(
+                        norm: .rms, shape: [3, 33], x: x, weight: .bfloat16, residual: residual,
+                        residualDType: residualDType, output: output)
                 }
             }
         }
@@ -36,12 +37,24 @@ enum ResidualCases {
     }
 
     static let others: [ForwardCase] = [
-        ForwardCase(norm: .rms, shape: [2, 4096], x: .bfloat16, weight: .bfloat16, rounding: .twice, residual: .bfloat16, api: .plain),
-        ForwardCase(norm: .rms, shape: [3, 100], x: .bfloat16, weight: .bfloat16, residual: .float32, output: .float32, api: .plain),
-        ForwardCase(norm: .rms, shape: [3, 100], x: .float16, weight: .float32, weightOffset: 1, residual: .float32, residualDType: .bfloat16, api: .plain),
-        ForwardCase(norm: .layer, shape: [3, 100], x: .bfloat16, weight: .bfloat16, bias: .bfloat16, residual: .bfloat16, api: .plain),
-        ForwardCase(norm: .layer, shape: [3, 100], x: .float32, weight: .float32, bias: .float32, residual: .float16, residualDType: .float32, output: .bfloat16, api: .plain),
-        ForwardCase(norm: .rms, shape: [2, 4, 16], x: .bfloat16, weight: .float32, perHead: true, rounding: .twice, residual: .float32, residualDType: .bfloat16, output: .bfloat16),
+        ForwardCase(
+            norm: .rms, shape: [2, 4096], x: .bfloat16, weight: .bfloat16, rounding: .twice, residual: .bfloat16,
+            api: .plain),
+        ForwardCase(
+            norm: .rms, shape: [3, 100], x: .bfloat16, weight: .bfloat16, residual: .float32, output: .float32,
+            api: .plain),
+        ForwardCase(
+            norm: .rms, shape: [3, 100], x: .float16, weight: .float32, weightOffset: 1, residual: .float32,
+            residualDType: .bfloat16, api: .plain),
+        ForwardCase(
+            norm: .layer, shape: [3, 100], x: .bfloat16, weight: .bfloat16, bias: .bfloat16, residual: .bfloat16,
+            api: .plain),
+        ForwardCase(
+            norm: .layer, shape: [3, 100], x: .float32, weight: .float32, bias: .float32, residual: .float16,
+            residualDType: .float32, output: .bfloat16, api: .plain),
+        ForwardCase(
+            norm: .rms, shape: [2, 4, 16], x: .bfloat16, weight: .float32, perHead: true, rounding: .twice,
+            residual: .float32, residualDType: .bfloat16, output: .bfloat16),
     ]
 }
 
@@ -56,7 +69,9 @@ struct ResidualTests {
     @Test("bf16 block with fp32 residual stream, every N and layout (CPU)", arguments: ResidualCases.mixed)
     func mixedCPU(_ c: ForwardCase) throws { try checkForward(c, on: .cpu) }
 
-    @Test("bf16 block with fp32 residual stream, every N and layout (CUDA)", .requiresCUDA, arguments: ResidualCases.mixed)
+    @Test(
+        "bf16 block with fp32 residual stream, every N and layout (CUDA)", .requiresCUDA, arguments: ResidualCases.mixed
+    )
     func mixedCUDA(_ c: ForwardCase) throws { try checkForward(c, on: .cuda(0)) }
 
     @Test("plain API and per-head (CPU)", arguments: ResidualCases.others)
@@ -65,7 +80,9 @@ struct ResidualTests {
     @Test("plain API and per-head (CUDA)", .requiresCUDA, arguments: ResidualCases.others)
     func othersCUDA(_ c: ForwardCase) throws { try checkForward(c, on: .cuda(0)) }
 
-    @Test("The fused pass equals the unfused `s = x + residual; y = norm(s)`", arguments: TestDevices.all, [DType.bfloat16, .float32])
+    @Test(
+        "The fused pass equals the unfused `s = x + residual; y = norm(s)`", arguments: TestDevices.all,
+        [DType.bfloat16, .float32])
     func fusedEqualsUnfused(device: Device, residualDType: DType) throws {
         var rng = SplitMix64(label: "fused vs unfused \(residualDType)")
         let shape = [4, 320]
@@ -73,10 +90,14 @@ struct ResidualTests {
         let residual = try Tensor(rng.values(1280), shape: shape, dtype: .float32, device: device)
         let weight = try Tensor(rng.values(320, 0.5, 1.5), dtype: .bfloat16, device: device)
         let fused = try rmsNorm(x, residual: residual, weight: weight, style: .llama, residualDType: residualDType)
-        let unfusedS = try Tensor(zip(try x.toArray(), try residual.toArray()).map { $0 + $1 }, shape: shape, dtype: residualDType, device: device)
+        let unfusedS = try Tensor(
+            zip(try x.toArray(), try residual.toArray()).map { $0 + $1 }, shape: shape, dtype: residualDType,
+            device: device)
         let unfusedY = try rmsNorm(unfusedS, weight: weight, style: .llama, outputDType: .bfloat16)
         let label = "x bf16, residual fp32 -> \(residualDType) on \(device)"
-        #expect(try differingBits(fused.residual.toArray(), unfusedS.toArray()) == 0, "\(label): s differs from the unfused add")
+        #expect(
+            try differingBits(fused.residual.toArray(), unfusedS.toArray()) == 0,
+            "\(label): s differs from the unfused add")
         let y = try fused.output.toArray()
         #expect(fused.output.dtype == .bfloat16, "\(label): y should default to x's dtype, got \(fused.output.dtype)")
         // Documented as "exactly as the unfused ... would": bit for bit.
@@ -97,7 +118,8 @@ struct ResidualTests {
         #expect(ly.dtype == .float16 && ls.dtype == .bfloat16, "LayerNorm on \(device): y \(ly.dtype), s \(ls.dtype)")
     }
 
-    @Test("The backward pass of a fused block: dx and dresidual are dL/ds = backward(s) + ds", arguments: TestDevices.all)
+    @Test(
+        "The backward pass of a fused block: dx and dresidual are dL/ds = backward(s) + ds", arguments: TestDevices.all)
     func fusedBackward(device: Device) throws {
         var rng = SplitMix64(label: "fused backward")
         let shape = [3, 64]

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import FusedNorm
 
 /// The backward pass's partial buffers are kept from call to call (`ReusableMemory`).
@@ -29,8 +30,9 @@ struct ReusableMemoryTests {
         memory.clear()
     }
 
-    @Test("A backward pass gives the same bits whether it finds the kept partials of an earlier, larger call or fresh memory",
-          arguments: [Norm.rms, .layer])
+    @Test(
+        "A backward pass gives the same bits whether it finds the kept partials of an earlier, larger call or fresh memory",
+        arguments: [Norm.rms, .layer])
     func keptPartialsDoNotLeakIntoTheNextCall(_ norm: Norm) throws {
         var rng = SplitMix64(label: "kept partials \(norm)")
         func gradients(rows: Int, columns: Int) throws -> [[Float]] {
@@ -45,7 +47,8 @@ struct ReusableMemoryTests {
                 return [try g.input.toArray(), try g.weight!.toArray()]
             case .layer:
                 let forward = try layerNormForward(x, weight: weight, bias: bias)
-                let g = try layerNormBackward(dy, input: x, weight: weight, bias: bias, mean: forward.mean, rstd: forward.rstd)
+                let g = try layerNormBackward(
+                    dy, input: x, weight: weight, bias: bias, mean: forward.mean, rstd: forward.rstd)
                 return [try g.input.toArray(), try g.weight!.toArray(), try g.bias!.toArray()]
             }
         }

@@ -1,5 +1,6 @@
-@_spi(Benchmarking) @testable import FusedNorm
 import Testing
+
+@_spi(Benchmarking) @testable import FusedNorm
 
 /// The bench yardstick's copy with non-temporal stores copies exactly what `memcpy` copies, at any size and alignment.
 struct StreamingCopyTests {
@@ -7,7 +8,8 @@ struct StreamingCopyTests {
     /// aligned), the destination poisoned: every copied byte equals its source, every byte around is untouched.
     @Test(
         "bytes at odd offsets",
-        arguments: [1, 31, 32, 255, 256, 257, 1000, 4097, 65_536 + 13], [(0, 0), (1, 0), (0, 5), (3, 17), (31, 1), (16, 48)])
+        arguments: [1, 31, 32, 255, 256, 257, 1000, 4097, 65_536 + 13],
+        [(0, 0), (1, 0), (0, 5), (3, 17), (31, 1), (16, 48)])
     func copiesExactly(bytes: Int, offsets: (source: Int, destination: Int)) {
         let guardBytes = 64
         let source = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes + 2 * guardBytes, alignment: 64)
@@ -50,14 +52,20 @@ struct StreamingCopyTests {
     @Test
     func streamingCopyRejectsAMismatchedDestination() throws {
         let source = try Tensor.zeros([4, 8], dtype: .float32, device: .cpu)
-        #expect(throws: FusedNormError.self) { try source.copy(into: Tensor.zeros([4, 9], dtype: .float32, device: .cpu), method: .streaming) }
-        #expect(throws: FusedNormError.self) { try source.copy(into: Tensor.zeros([4, 8], dtype: .float16, device: .cpu), method: .streaming) }
+        #expect(throws: FusedNormError.self) {
+            try source.copy(into: Tensor.zeros([4, 9], dtype: .float32, device: .cpu), method: .streaming)
+        }
+        #expect(throws: FusedNormError.self) {
+            try source.copy(into: Tensor.zeros([4, 8], dtype: .float16, device: .cpu), method: .streaming)
+        }
     }
 
     @Test
     func methodNamesSayWhatRuns() {
         #expect(CopyMethod.library.name(on: .cpu) == "memcpy")
-        #expect(CopyMethod.streaming.name(on: .cpu) == (CPUBackend.copyStreams ? "streaming" : "memcpy (no AVX2 for streaming stores)"))
+        #expect(
+            CopyMethod.streaming.name(on: .cpu)
+                == (CPUBackend.copyStreams ? "streaming" : "memcpy (no AVX2 for streaming stores)"))
         #expect(CopyMethod.library.name(on: .cuda(0)) == "cuMemcpyDtoD")
         #expect(CopyMethod.streaming.name(on: .cuda(0)) == "copy_kernel")
     }

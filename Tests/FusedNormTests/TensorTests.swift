@@ -13,10 +13,18 @@ struct TensorTests {
         #expect(try t.toArray() == [1, 2, 3, 4, 5, 6], "\(label): values")
         let vector = try Tensor([7, 8, 9], dtype: dtype, device: device)
         #expect(vector.shape == [3] && vector.rows == 1 && vector.rowShape == [1], "\(label): rank 1 \(vector)")
-        #expect(try Tensor.zeros([2, 5], dtype: dtype, device: device).toArray() == [Float](repeating: 0, count: 10), "\(label): zeros")
-        #expect(try Tensor.ones([5], dtype: dtype, device: device).toArray() == [Float](repeating: 1, count: 5), "\(label): ones")
-        #expect(try Tensor(repeating: -2.5, shape: [3, 2], dtype: dtype, device: device).toArray() == [Float](repeating: -2.5, count: 6), "\(label): repeating")
-        #expect(t.description.contains("[2, 1, 3]") && t.description.contains(dtype.description), "\(label): description \(t.description)")
+        #expect(
+            try Tensor.zeros([2, 5], dtype: dtype, device: device).toArray() == [Float](repeating: 0, count: 10),
+            "\(label): zeros")
+        #expect(
+            try Tensor.ones([5], dtype: dtype, device: device).toArray() == [Float](repeating: 1, count: 5),
+            "\(label): ones")
+        #expect(
+            try Tensor(repeating: -2.5, shape: [3, 2], dtype: dtype, device: device).toArray()
+                == [Float](repeating: -2.5, count: 6), "\(label): repeating")
+        #expect(
+            t.description.contains("[2, 1, 3]") && t.description.contains(dtype.description),
+            "\(label): description \(t.description)")
     }
 
     @Test("Zero rows are allowed: empty values, empty outputs, zero dweight", arguments: TestDevices.all)
@@ -36,7 +44,8 @@ struct TensorTests {
         }
         let gradients = try rmsNormBackward(x, input: x, weight: Tensor.ones([8], dtype: .bfloat16, device: device))
         #expect(try gradients.weight?.toArray() == [Float](repeating: 0, count: 8), "dweight over no rows is zero")
-        let layer = try layerNormBackward(x, input: x, weight: Tensor.ones([8], device: device), bias: Tensor.ones([8], device: device))
+        let layer = try layerNormBackward(
+            x, input: x, weight: Tensor.ones([8], device: device), bias: Tensor.ones([8], device: device))
         #expect(try layer.bias?.toArray() == [Float](repeating: 0, count: 8), "dbias over no rows is zero")
     }
 
@@ -48,7 +57,9 @@ struct TensorTests {
         let back = try tensor.toArray()
         #expect(differingBits(back, values.map(dtype.round)) == 0, "\(dtype) on \(device)")
         // Values already in the dtype come back unchanged, and a second round trip changes nothing.
-        #expect(try differingBits(Tensor(back, dtype: dtype, device: device).toArray(), back) == 0, "\(dtype) on \(device): second trip")
+        #expect(
+            try differingBits(Tensor(back, dtype: dtype, device: device).toArray(), back) == 0,
+            "\(dtype) on \(device): second trip")
         if dtype != .float32 {
             #expect(back != values, "\(dtype) on \(device): rounding should change some values")
         }
@@ -66,7 +77,9 @@ struct TensorTests {
         let after = try parent.toArray()
         for r in 0..<10 {
             let expected: [Float] = [1, 4, 7].contains(r) ? [-1, -1, -1, -1] : (0..<4).map { Float(r * 4 + $0) }
-            #expect(row(after, r, columns: 4) == expected, "row \(r) of the parent after writing through the view on \(device)")
+            #expect(
+                row(after, r, columns: 4) == expected,
+                "row \(r) of the parent after writing through the view on \(device)")
         }
         // Rows of a rank-3 tensor flatten the leading dimensions.
         let cube = try Tensor((0..<24).map(Float.init), shape: [2, 3, 4], device: device)

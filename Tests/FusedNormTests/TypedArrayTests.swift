@@ -1,5 +1,6 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 @Suite("Typed arrays in and out, bit for bit")
 struct TypedArrayTests {
@@ -36,7 +37,9 @@ struct TypedArrayTests {
         let values = (0..<48).map { BFloat16(Float($0)) }
         let parent = try Tensor(values, shape: [4, 12])
         let view = try parent.columns(2..<8).reshaped([4, 2, 3])
-        #expect(try view.toArray(of: BFloat16.self).map(\.floatValue) == (0..<4).flatMap { r in (2..<8).map { Float(r * 12 + $0) } })
+        #expect(
+            try view.toArray(of: BFloat16.self).map(\.floatValue)
+                == (0..<4).flatMap { r in (2..<8).map { Float(r * 12 + $0) } })
         try view.write([BFloat16](repeating: BFloat16(-1), count: 24))
         let after = try parent.toArray()
         #expect(after.enumerated().allSatisfy { i, v in (2..<8).contains(i % 12) ? v == -1 : v == Float(i) })
@@ -45,8 +48,12 @@ struct TypedArrayTests {
     @Test("the element type must be the dtype's")
     func wrongType() throws {
         let tensor = try Tensor([1, 2, 3], dtype: .bfloat16)
-        expectError(.dtypeMismatch, argument: "type", "Float16 read of bfloat16") { try tensor.toArray(of: Float16.self) }
-        expectError(.dtypeMismatch, argument: "values", "Float write into bfloat16") { try tensor.write([Float16(1), 2, 3]) }
+        expectError(.dtypeMismatch, argument: "type", "Float16 read of bfloat16") {
+            try tensor.toArray(of: Float16.self)
+        }
+        expectError(.dtypeMismatch, argument: "values", "Float write into bfloat16") {
+            try tensor.write([Float16(1), 2, 3])
+        }
         expectError(.countMismatch, "too few values") { try Tensor([BFloat16(1)], shape: [2]) }
     }
 

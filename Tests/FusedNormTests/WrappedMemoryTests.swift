@@ -1,10 +1,13 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// One operation on caller memory: every tensor (x, residual, dy, outputs) lives in memory the test owns,
 /// laid out as `layout`; the result must equal, bit for bit, the same call on FusedNorm-allocated tensors.
 struct WrappedCase: Sendable, CustomStringConvertible {
-    enum Operation: String, Sendable, CaseIterable { case rmsForward, rmsResidualForward, layerForward, rmsBackward, layerBackward }
+    enum Operation: String, Sendable, CaseIterable {
+        case rmsForward, rmsResidualForward, layerForward, rmsBackward, layerBackward
+    }
     var operation: Operation
     var dtype: DType
     var layout: CallerLayout
@@ -26,7 +29,9 @@ struct WrappedCase: Sendable, CustomStringConvertible {
 
 @Suite("Tensors over caller memory (zero-copy)")
 struct WrappedMemoryTests {
-    @Test("every operation on wrapped memory, as inputs and preallocated outputs, equals the allocated call bit for bit", arguments: WrappedCase.all)
+    @Test(
+        "every operation on wrapped memory, as inputs and preallocated outputs, equals the allocated call bit for bit",
+        arguments: WrappedCase.all)
     func wrappedEqualsAllocated(_ c: WrappedCase) throws {
         var rng = SplitMix64(label: c.description)
         let count = c.shape.reduce(1, *)
@@ -42,7 +47,9 @@ struct WrappedMemoryTests {
             guard let layout else { return try Tensor(values, shape: shape, dtype: dtype) }
             let (rowStride, groupStride) = layout.strides(shape)
             let base = try Tensor(allocating: [layout.extent(shape)], dtype: dtype, on: .cpu)
-            let tensor = Tensor(shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, buffer: base.buffer, byteOffset: 0)
+            let tensor = Tensor(
+                shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, buffer: base.buffer,
+                byteOffset: 0)
             try tensor.write(values)
             return tensor
         }
@@ -73,23 +80,29 @@ struct WrappedMemoryTests {
                     return [out, rstd]
                 case .rmsResidualForward:
                     _ = try rmsNormForward(
-                        a, residual: b, weight: weight, style: .llama, output: out, residualOutput: out2, rstdOutput: rstd)
+                        a, residual: b, weight: weight, style: .llama, output: out, residualOutput: out2,
+                        rstdOutput: rstd)
                     return [out, out2, rstd]
                 case .layerForward:
-                    _ = try layerNormForward(a, weight: weight, bias: bias, output: out, meanOutput: mean, rstdOutput: rstd)
+                    _ = try layerNormForward(
+                        a, weight: weight, bias: bias, output: out, meanOutput: mean, rstdOutput: rstd)
                     return [out, mean, rstd]
                 case .rmsBackward:
                     let g = try rmsNormBackward(
-                        b, input: a, weight: weight, residualGradient: b, style: .gemma, inputGradient: out, weightGradient: dweight)
+                        b, input: a, weight: weight, residualGradient: b, style: .gemma, inputGradient: out,
+                        weightGradient: dweight)
                     #expect(g.input.dataAddress == out.dataAddress && g.weight?.dataAddress == dweight.dataAddress)
                     return [out, dweight]
                 case .layerBackward:
                     _ = try layerNormBackward(
-                        b, input: a, weight: weight, bias: bias, inputGradient: out, weightGradient: dweight, biasGradient: dbias)
+                        b, input: a, weight: weight, bias: bias, inputGradient: out, weightGradient: dweight,
+                        biasGradient: dbias)
                     return [out, dweight, dbias]
                 }
             }
-            #expect(counters.allocations == 0 && counters.copies == 0, "calls with every output given allocate and copy nothing")
+            #expect(
+                counters.allocations == 0 && counters.copies == 0,
+                "calls with every output given allocate and copy nothing")
             // The inputs were only read.
             #expect(try elementBits(a) == (try elementBits(Tensor(x, shape: c.shape, dtype: c.dtype))))
             return outputs
@@ -97,13 +110,17 @@ struct WrappedMemoryTests {
         let expected = try run(allocated)
         let results = try run(wrapped)
         let a = callerMemory[0]
-        #expect(a.tensor.dataAddress == UInt(bitPattern: a.owner.memory.baseAddress), "the tensor's data is the caller's memory")
+        #expect(
+            a.tensor.dataAddress == UInt(bitPattern: a.owner.memory.baseAddress),
+            "the tensor's data is the caller's memory")
         #expect(a.tensor.hasGroupedRows == (c.layout == .grouped || c.layout == .transposedHeads))
         for (result, reference) in zip(results, expected) {
             #expect(try elementBits(result) == (try elementBits(reference)), "\(c)")
         }
         // Read through the caller's pointer: the results are in the caller's memory, not in a copy.
-        #expect(callerMemory[2].bitsThroughCallerMemory() == (try elementBits(expected[0])), "\(c): read through the caller's pointer")
+        #expect(
+            callerMemory[2].bitsThroughCallerMemory() == (try elementBits(expected[0])),
+            "\(c): read through the caller's pointer")
     }
 
     @Test("the scoped form lends memory only inside the closure: a tensor kept past it throws on use")
@@ -133,7 +150,9 @@ struct WrappedMemoryTests {
                 let y = try rmsNorm(x)
                 #expect(try y.toArray().allSatisfy { abs($0 - 1) < 1e-6 })
                 expectError(.readOnly, argument: "output", "read-only output") { try rmsNorm(y, output: x) }
-                expectError(.readOnly, argument: "inputGradient", "read-only dx") { try rmsNormBackward(y, input: y, inputGradient: x) }
+                expectError(.readOnly, argument: "inputGradient", "read-only dx") {
+                    try rmsNormBackward(y, input: y, inputGradient: x)
+                }
                 let statistics = [Float](repeating: 0, count: 3)
                 _ = try statistics.withUnsafeBytes { statisticsMemory in
                     try Tensor.withWrapping(statisticsMemory, shape: [3], dtype: .float32) { rstd in
@@ -189,10 +208,12 @@ struct WrappedMemoryTests {
             try Tensor(unsafeWrapping: memory, shape: [3, 2, 8], dtype: .float32, rowStride: 8, groupStride: 121)
         }
         expectError(.misalignedAddress, argument: "memory", "odd address for float16") {
-            try Tensor(unsafeWrapping: UnsafeMutableRawBufferPointer(rebasing: memory[1...]), shape: [4], dtype: .float16)
+            try Tensor(
+                unsafeWrapping: UnsafeMutableRawBufferPointer(rebasing: memory[1...]), shape: [4], dtype: .float16)
         }
         expectError(.misalignedAddress, argument: "memory", "address 2 mod 4 for float32") {
-            try Tensor(unsafeWrapping: UnsafeMutableRawBufferPointer(rebasing: memory[2...]), shape: [4], dtype: .float32)
+            try Tensor(
+                unsafeWrapping: UnsafeMutableRawBufferPointer(rebasing: memory[2...]), shape: [4], dtype: .float32)
         }
         expectError(.invalidShape, argument: "memory", "overlapping rows") {
             try Tensor(unsafeWrapping: memory, shape: [4, 16], dtype: .float32, rowStride: 8)
@@ -214,7 +235,8 @@ struct WrappedMemoryTests {
     @Test("a wrapped device address on a machine without a usable GPU is deviceUnavailable", .requiresNoCUDA)
     func deviceMemoryWithoutGPU() {
         expectError(.deviceUnavailable, "wrapping device memory without a GPU") {
-            try Tensor(unsafeWrappingDeviceAddress: 0x1000, byteCount: 64, device: .cuda(0), shape: [16], dtype: .float32)
+            try Tensor(
+                unsafeWrappingDeviceAddress: 0x1000, byteCount: 64, device: .cuda(0), shape: [16], dtype: .float32)
         }
     }
 
@@ -248,7 +270,9 @@ struct ReadmeZeroCopyExampleTests {
         }
         #expect(activations == expected, "normalized in place, in the array's storage")
 
-        let qkv = try Tensor(random.values(tokens * 3 * heads * headDimension), shape: [tokens, 3 * heads * headDimension], dtype: .bfloat16)
+        let qkv = try Tensor(
+            random.values(tokens * 3 * heads * headDimension), shape: [tokens, 3 * heads * headDimension],
+            dtype: .bfloat16)
         let qNormWeight = try Tensor(random.values(headDimension, 0.5, 1.5), shape: [headDimension], dtype: .bfloat16)
         let q = try qkv.columns(0..<heads * headDimension).reshaped([tokens, heads, headDimension])
         let packed = try Tensor(q.toArray(of: BFloat16.self), shape: [tokens, heads, headDimension])
@@ -256,7 +280,8 @@ struct ReadmeZeroCopyExampleTests {
         #expect(try q.toArray(of: BFloat16.self) == rmsNorm(packed, weight: qNormWeight).toArray(of: BFloat16.self))
 
         let storage = CallerMemory(byteCount: 2 * (4096 + 64) * 2)
-        let wrapped = try Tensor(unsafeWrapping: storage.memory, shape: [2, 4096], dtype: .float16, rowStride: 4096 + 64, owner: storage)
+        let wrapped = try Tensor(
+            unsafeWrapping: storage.memory, shape: [2, 4096], dtype: .float16, rowStride: 4096 + 64, owner: storage)
         #expect(wrapped.rowStride == 4160 && wrapped.dataAddress == UInt(bitPattern: storage.memory.baseAddress))
 
         let t = try Tensor(activations, shape: [tokens, 4096])

@@ -8,7 +8,8 @@ extension CPUBackend {
     /// then over the groups in a fixed order, so they are bit-identical whatever the thread count.
     func run(_ problem: NormBackwardProblem) throws {
         precondition((problem.weight == nil) == (problem.dweight == nil), "dweight comes with a weight")
-        let weights = ParameterRows(problem.weight, rows: problem.weightRows, columns: problem.columns, offset: problem.weightOffset)
+        let weights = ParameterRows(
+            problem.weight, rows: problem.weightRows, columns: problem.columns, offset: problem.weightOffset)
         let groups = GradientGroups(rows: problem.rows, columns: problem.columns, weightRows: problem.weightRows)
         // One allocation for both partial buffers, the bias partials 64 bytes past a page boundary relative to
         // the weight partials: rows of the two that share their low 12 address bits (4K aliasing) would make
@@ -21,10 +22,12 @@ extension CPUBackend {
             let weightPartials = problem.dweight.map { _ in partialBuffer }
             let biasPartials = problem.dbias.map { _ in partialBuffer + partialStride }
             // Slicing a group's parameter rows over threads changes no sum, so it may follow the thread count.
-            let headSplits = min(problem.weightRows, max(1, (CPUSettings.threadCount + groups.count - 1) / groups.count))
+            let headSplits = min(
+                problem.weightRows, max(1, (CPUSettings.threadCount + groups.count - 1) / groups.count))
             let pass = BackwardPass(
                 problem: problem, weights: weights, groups: groups, headSplits: headSplits,
-                weightPartials: weightPartials.map { UInt(bitPattern: $0) }, biasPartials: biasPartials.map { UInt(bitPattern: $0) })
+                weightPartials: weightPartials.map { UInt(bitPattern: $0) },
+                biasPartials: biasPartials.map { UInt(bitPattern: $0) })
             let rowsPerTask = problem.rows / (groups.count * headSplits)
             if let code = CPUSettings.kernels.rowKernelCode {
                 let rows = VectorBackwardRows(
@@ -72,7 +75,8 @@ private struct BackwardPass: Sendable {
                 for batch in groups.batches(inGroup: group) {
                     for head in heads {
                         differentiate(
-                            row: batch * problem.weightRows + head, partialOffset: groups.partialOffset(group: group, head: head),
+                            row: batch * problem.weightRows + head,
+                            partialOffset: groups.partialOffset(group: group, head: head),
                             scratch: scratch)
                     }
                 }
@@ -108,7 +112,9 @@ private struct BackwardPass: Sendable {
         } else {
             stats = statistics.finish(epsilon: p.epsilon)
         }
-        let x = p.x.dtype == .float32 ? UnsafePointer(p.x.pointer(row: row).assumingMemoryBound(to: Float.self)) : UnsafePointer(xStash)
+        let x =
+            p.x.dtype == .float32
+            ? UnsafePointer(p.x.pointer(row: row).assumingMemoryBound(to: Float.self)) : UnsafePointer(xStash)
         let dy = p.dy.floats(row: row, column: 0, count: n, staging: scratch.row(1))
         let weight = weights?.row(row % p.weightRows)
 

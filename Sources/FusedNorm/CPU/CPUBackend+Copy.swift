@@ -7,6 +7,7 @@ extension CPUBackend {
     /// Copies `bytes` bytes from `source` to `destination` (host addresses, not overlapping) with non-temporal
     /// stores, fenced before it returns (`cfn_copy_streaming`).
     static func copyStreaming(bytes: Int, from source: UInt, to destination: UInt) {
-        cfn_copy_streaming(UnsafeMutableRawPointer(bitPattern: destination), UnsafeRawPointer(bitPattern: source), bytes)
+        cfn_copy_streaming(
+            UnsafeMutableRawPointer(bitPattern: destination), UnsafeRawPointer(bitPattern: source), bytes)
     }
 }

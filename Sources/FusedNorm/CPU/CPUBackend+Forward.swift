@@ -63,10 +63,14 @@ private struct ForwardPass: Sendable {
                     while start < rows.upperBound {
                         let group = start..<min(start + groupRows, rows.upperBound)
                         for (index, row) in group.enumerated() {
-                            prepared.initializeElement(at: index, to: prepare(row: row, stash: scratch.row(index), scratch: scratch))
+                            prepared.initializeElement(
+                                at: index, to: prepare(row: row, stash: scratch.row(index), scratch: scratch))
                         }
-                        forEachBlock(problem.columns, length: groupRows > 1 ? blockLength / 4 : blockLength) { start, count in
-                            for index in 0..<group.count { write(prepared[index], column: start, count: count, scratch: scratch) }
+                        forEachBlock(problem.columns, length: groupRows > 1 ? blockLength / 4 : blockLength) {
+                            start, count in
+                            for index in 0..<group.count {
+                                write(prepared[index], column: start, count: count, scratch: scratch)
+                            }
                         }
                         start = group.upperBound
                     }
@@ -97,14 +101,17 @@ private struct ForwardPass: Sendable {
                 let sums: BlockSums
                 if residualOutput.dtype == .float32 {
                     sums = ResidualAddKernel(
-                        x: x, residual: r, count: count, output: output.assumingMemoryBound(to: Float.self), rounded: block,
+                        x: x, residual: r, count: count, output: output.assumingMemoryBound(to: Float.self),
+                        rounded: block,
                         centered: statistics.centered, shift: statistics.shift
                     ).run()
                 } else {
                     // s in fp32 in the stash, stored in the 16-bit dtype and replaced by the stored values.
                     RowArithmetic.add(x, r, into: block, count: count)
                     residualOutput.dtype.store(block, count: count, into: output)
-                    sums = BlockSumsKernel(values: block, count: count, centered: statistics.centered, shift: statistics.shift).run()
+                    sums = BlockSumsKernel(
+                        values: block, count: count, centered: statistics.centered, shift: statistics.shift
+                    ).run()
                 }
                 statistics.add(block, count: count, sums: sums)
             }
@@ -113,7 +120,9 @@ private struct ForwardPass: Sendable {
             forEachBlock(n) { start, count in
                 _ = statistics.load(p.x, row: row, column: start, count: count, staging: stash + start)
             }
-            s = p.x.dtype == .float32 ? UnsafePointer(p.x.pointer(row: row).assumingMemoryBound(to: Float.self)) : UnsafePointer(stash)
+            s =
+                p.x.dtype == .float32
+                ? UnsafePointer(p.x.pointer(row: row).assumingMemoryBound(to: Float.self)) : UnsafePointer(stash)
         }
         let stats = statistics.finish(epsilon: p.epsilon)
         if let address = p.mean { UnsafeMutablePointer<Float>(bitPattern: address)![row] = stats.mean }
@@ -125,7 +134,8 @@ private struct ForwardPass: Sendable {
     /// (into a staging block when the output is 16-bit, then converted in one go with streaming stores).
     private func write(_ prepared: PreparedRow, column start: Int, count: Int, scratch: Scratch) {
         let p = problem, row = prepared.row
-        let weight = weights.map { $0.row(row % p.weightRows) + start }, bias = biases.map { $0.row(row % p.weightRows) + start }
+        let weight = weights.map { $0.row(row % p.weightRows) + start },
+            bias = biases.map { $0.row(row % p.weightRows) + start }
         let output = p.output.pointer(row: row, column: start)
         let direct = p.output.dtype == .float32
         let y = direct ? output.assumingMemoryBound(to: Float.self) : scratch.block(1)

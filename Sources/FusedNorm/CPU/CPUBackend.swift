@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The CPU backend: host memory, and the normalization passes on ``CPUSettings/threadCount`` threads,
@@ -12,11 +12,16 @@ final class CPUBackend: Backend {
 
     func allocate(byteCount: Int) throws -> any Buffer { HostBuffer(byteCount: byteCount) }
 
-    func upload(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourcePitch: Int, to address: UInt, pitch: Int) throws {
+    func upload(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourcePitch: Int, to address: UInt, pitch: Int)
+        throws
+    {
         Self.copyRows(rows, rowBytes, from: UInt(bitPattern: source), sourcePitch, to: address, pitch)
     }
 
-    func download(rows: Int, rowBytes: Int, from address: UInt, pitch: Int, to destination: UnsafeMutableRawPointer, destinationPitch: Int) throws {
+    func download(
+        rows: Int, rowBytes: Int, from address: UInt, pitch: Int, to destination: UnsafeMutableRawPointer,
+        destinationPitch: Int
+    ) throws {
         Self.copyRows(rows, rowBytes, from: address, pitch, to: UInt(bitPattern: destination), destinationPitch)
     }
 
@@ -32,7 +37,10 @@ final class CPUBackend: Backend {
     /// Copies `rows` rows of `rowBytes` bytes between host addresses with `memcpy`, split over
     /// ``CPUSettings/threadCount`` threads: a contiguous copy in chunks of pieces of ``copyPieceBytes``,
     /// a pitched copy in chunks of rows.
-    private static func copyRows(_ rows: Int, _ rowBytes: Int, from source: UInt, _ sourcePitch: Int, to destination: UInt, _ destinationPitch: Int) {
+    private static func copyRows(
+        _ rows: Int, _ rowBytes: Int, from source: UInt, _ sourcePitch: Int, to destination: UInt,
+        _ destinationPitch: Int
+    ) {
         guard rows > 0, rowBytes > 0 else { return }
         if rows == 1 || (sourcePitch == rowBytes && destinationPitch == rowBytes) {
             let total = rows * rowBytes

@@ -1,10 +1,11 @@
 import CFusedNormCPU
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Synchronization
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Settings of the CPU backend.
 public enum CPUSettings {
@@ -72,7 +73,8 @@ public enum CPUSettings {
     /// Override it for a scope (tests compare them) with `CPUSettings.$requestedKernels.withValue(.portable)
     /// { ... }`: a task-local value, so that other tasks running at the same time keep theirs.
     @TaskLocal public static var requestedKernels: Kernels =
-        (try? EnvironmentVariable.cpuKernels.value(in: EnvironmentVariable.process)).flatMap(Kernels.init(rawValue:)) ?? .avx512
+        (try? EnvironmentVariable.cpuKernels.value(in: EnvironmentVariable.process)).flatMap(Kernels.init(rawValue:))
+        ?? .avx512
 
     /// The kernels an operation started in the current task runs: the fastest of ``availableKernels`` that
     /// is not faster than ``requestedKernels``. The C kernels' two builds give the same bits; they and the
@@ -93,18 +95,18 @@ public enum CPUSettings {
     /// The vector width the CPU kernels compute with, for `fusednorm info`.
     public static var simdDescription: String {
         #if arch(x86_64)
-        switch kernels {
-        case .avx512:
-            "AVX-512 (VL, BW, DQ, BF16) row kernels (C, picked at run time): 8 float lanes per 256-bit register (16 per 512-bit register in the loops that write LayerNorm forward's float32 and bfloat16 y and the bfloat16 backward's dx), 32 registers, float16 and bfloat16 converted in registers, outputs stored non-temporally"
-        case .avx2:
-            "AVX2 + FMA + F16C row kernels (C, picked at run time): 8 float lanes per 256-bit register, float16 and bfloat16 converted in registers, outputs stored non-temporally"
-        case .portable:
-            "SIMD16<Float>: 16 lanes as 4 × 128-bit SSE2 registers (Swift's baseline x86_64 target); float16 and bfloat16 converted by the C converters (AVX2/F16C where present)"
-        }
+            switch kernels {
+            case .avx512:
+                "AVX-512 (VL, BW, DQ, BF16) row kernels (C, picked at run time): 8 float lanes per 256-bit register (16 per 512-bit register in the loops that write LayerNorm forward's float32 and bfloat16 y and the bfloat16 backward's dx), 32 registers, float16 and bfloat16 converted in registers, outputs stored non-temporally"
+            case .avx2:
+                "AVX2 + FMA + F16C row kernels (C, picked at run time): 8 float lanes per 256-bit register, float16 and bfloat16 converted in registers, outputs stored non-temporally"
+            case .portable:
+                "SIMD16<Float>: 16 lanes as 4 × 128-bit SSE2 registers (Swift's baseline x86_64 target); float16 and bfloat16 converted by the C converters (AVX2/F16C where present)"
+            }
         #elseif arch(arm64)
-        "SIMD16<Float>: 16 lanes as 4 × 128-bit NEON registers; float16 and bfloat16 converted in registers with integer lane operations"
+            "SIMD16<Float>: 16 lanes as 4 × 128-bit NEON registers; float16 and bfloat16 converted in registers with integer lane operations"
         #else
-        "SIMD16<Float>: 16 lanes, lowered to the target's vector registers; float16 and bfloat16 converted in registers with integer lane operations"
+            "SIMD16<Float>: 16 lanes, lowered to the target's vector registers; float16 and bfloat16 converted in registers with integer lane operations"
         #endif
     }
 }

@@ -51,7 +51,8 @@ struct GradientGroups: Sendable {
                 let start = block * blockLength, length = min(blockLength, groups.columns - start)
                 let total = partials + groups.partialOffset(group: 0, head: head) + start
                 for group in 1..<groups.count {
-                    RowArithmetic.add(partials + groups.partialOffset(group: group, head: head) + start, to: total, count: length)
+                    RowArithmetic.add(
+                        partials + groups.partialOffset(group: group, head: head) + start, to: total, count: length)
                 }
                 gradient.dtype.encode(total, count: length, into: gradient.pointer(row: head, column: start))
             }

@@ -26,7 +26,8 @@ final class ReusableMemory: Sendable {
             kept = nil
             return buffer
         }
-        let buffer = taken
+        let buffer =
+            taken
             ?? (UInt(bitPattern: UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64)), byteCount)
         defer { giveBack(buffer) }
         return try body(UnsafeMutableRawPointer(bitPattern: buffer.address)!)

@@ -82,12 +82,16 @@ extension DType {
     /// - Parameter streaming: the destination is not read again soon (a kernel's y or dx), which lets
     ///   16-bit stores bypass the cache; the thread must then call ``DType/fenceStreamingStores()``
     ///   before other threads may read the destination.
-    func encode(_ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer, streaming: Bool = false) {
+    func encode(
+        _ source: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer, streaming: Bool = false
+    ) {
         let halves = destination.assumingMemoryBound(to: UInt16.self)
         switch self {
         case .float32: destination.assumingMemoryBound(to: Float.self).update(from: source, count: count)
-        case .float16: streaming ? cfn_f32_to_f16_streaming(source, halves, count) : cfn_f32_to_f16(source, halves, count)
-        case .bfloat16: streaming ? cfn_f32_to_bf16_streaming(source, halves, count) : cfn_f32_to_bf16(source, halves, count)
+        case .float16:
+            streaming ? cfn_f32_to_f16_streaming(source, halves, count) : cfn_f32_to_f16(source, halves, count)
+        case .bfloat16:
+            streaming ? cfn_f32_to_bf16_streaming(source, halves, count) : cfn_f32_to_bf16(source, halves, count)
         }
     }
 

@@ -7,14 +7,17 @@ enum RowArithmetic {
     @inline(__always)
     static func add(_ addend: UnsafePointer<Float>, to values: UnsafeMutablePointer<Float>, count: Int) {
         forEachVector(count) { index, lanes in
-            let sum = Float32Codec.load(values, at: index, lanes: lanes) + Float32Codec.load(addend, at: index, lanes: lanes)
+            let sum =
+                Float32Codec.load(values, at: index, lanes: lanes) + Float32Codec.load(addend, at: index, lanes: lanes)
             Float32Codec.store(sum, to: values, at: index, lanes: lanes)
         }
     }
 
     /// sum[i] = a[i] + b[i] for `count` Floats (`sum` may be `a` or `b`).
     @inline(__always)
-    static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into sum: UnsafeMutablePointer<Float>, count: Int) {
+    static func add(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into sum: UnsafeMutablePointer<Float>, count: Int
+    ) {
         forEachVector(count) { index, lanes in
             let total = Float32Codec.load(a, at: index, lanes: lanes) + Float32Codec.load(b, at: index, lanes: lanes)
             Float32Codec.store(total, to: sum, at: index, lanes: lanes)
@@ -25,7 +28,8 @@ enum RowArithmetic {
     @inline(__always)
     static func add(_ addend: Float, to values: UnsafeMutablePointer<Float>, count: Int) {
         forEachVector(count) { index, lanes in
-            Float32Codec.store(Float32Codec.load(values, at: index, lanes: lanes) + addend, to: values, at: index, lanes: lanes)
+            Float32Codec.store(
+                Float32Codec.load(values, at: index, lanes: lanes) + addend, to: values, at: index, lanes: lanes)
         }
     }
 }

@@ -27,7 +27,9 @@ struct RowStatistics {
         let lanes = min(columns, FloatVector.scalarCount)
         var first = FloatVector()
         withUnsafeMutablePointer(to: &first) {
-            $0.withMemoryRebound(to: Float.self, capacity: lanes) { view.dtype.decode(view.pointer(row: row), count: lanes, into: $0) }
+            $0.withMemoryRebound(to: Float.self, capacity: lanes) {
+                view.dtype.decode(view.pointer(row: row), count: lanes, into: $0)
+            }
         }
         let estimate = first.sum() / Float(lanes)
         shift = estimate.isFinite ? estimate : 0
@@ -40,7 +42,9 @@ struct RowStatistics {
         _ view: RowView, row: Int, column: Int, count blockCount: Int, staging: UnsafeMutablePointer<Float>
     ) -> UnsafePointer<Float> {
         let values = view.floats(row: row, column: column, count: blockCount, staging: staging)
-        add(values, count: blockCount, sums: BlockSumsKernel(values: values, count: blockCount, centered: centered, shift: shift).run())
+        add(
+            values, count: blockCount,
+            sums: BlockSumsKernel(values: values, count: blockCount, centered: centered, shift: shift).run())
         return values
     }
 

@@ -146,7 +146,8 @@ struct VectorBackwardRows: Sendable {
                     args.x = UnsafeRawPointer(p.x.pointer(row: row))
                     args.dy = UnsafeRawPointer(p.dy.pointer(row: row))
                     // The task's next row is prefetched while this one's dx is written.
-                    let next = head + 1 < heads.upperBound
+                    let next =
+                        head + 1 < heads.upperBound
                         ? row + 1 : batch + 1 < batches.upperBound ? (batch + 1) * p.weightRows + heads.lowerBound : nil
                     args.next_x = next.map { UnsafeRawPointer(p.x.pointer(row: $0)) }
                     args.next_dy = next.map { UnsafeRawPointer(p.dy.pointer(row: $0)) }

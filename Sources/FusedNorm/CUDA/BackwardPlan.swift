@@ -58,10 +58,13 @@ struct BackwardPlan: Hashable, Sendable {
     func configuration(gpu: LaunchConfiguration.GPU) -> LaunchConfiguration {
         let vectors = self.vectors
         let narrow = max(1, min(Self.rowBytes.mostVectors, Self.rowBytes.narrow / (vectorWidth * pairBytes)))
-        let stageable = gpu.asyncCopies && gpu.tuning.staging > 0 && inputElementBytes.allSatisfy { vectorWidth * $0 >= 4 }
+        let stageable =
+            gpu.asyncCopies && gpu.tuning.staging > 0 && inputElementBytes.allSatisfy { vectorWidth * $0 >= 4 }
         // Rows longer than one CTA holds at 64 bytes per thread: 128 bytes per thread, staged.
         let wide = stageable && vectors > Self.oneBlockThreads * narrow
-        let perThread = gpu.tuning.backwardVectors ?? (wide ? min(Self.rowBytes.mostVectors, 2 * narrow) : doubles(narrow) ? 2 * narrow : narrow)
+        let perThread =
+            gpu.tuning.backwardVectors
+            ?? (wide ? min(Self.rowBytes.mostVectors, 2 * narrow) : doubles(narrow) ? 2 * narrow : narrow)
         var c = LaunchConfiguration(
             threadsPerRow: 1, rowsPerBlock: 1, clusterSize: 1, vectorWidth: vectorWidth, vectorsPerThread: perThread,
             rowStorage: .registers, weightInRegisters: false, prefetch: true, sharedAccumulators: true,
@@ -78,15 +81,18 @@ struct BackwardPlan: Hashable, Sendable {
             c.clusterSize = 1
             c.vectorsPerThread = 1
             c.prefetch = false
-            c.sharedAccumulators = accumulators > 0 && accumulators * columns * 4 <= gpu.sharedMemoryPerBlock - Self.sharedReserve
+            c.sharedAccumulators =
+                accumulators > 0 && accumulators * columns * 4 <= gpu.sharedMemoryPerBlock - Self.sharedReserve
         }
         if stageable, c.rowStorage == .registers, wide || c.clusterSize > 1 || gpu.tuning.staging == 2 {
             // Long rows: staging instead of the next row in registers (fewer registers, more CTAs per SM);
             // short rows keep the next row in registers (loaded earlier).
             var staged = c
             staged.prefetch = false
-            staged.maxRegisters = gpu.tuning.backwardRegisters
-                ?? (c.vectorsPerThread * vectorWidth * pairBytes <= Self.registers.stagedBytes ? Self.registers.staged : Self.registers.prefetched)
+            staged.maxRegisters =
+                gpu.tuning.backwardRegisters
+                ?? (c.vectorsPerThread * vectorWidth * pairBytes <= Self.registers.stagedBytes
+                    ? Self.registers.staged : Self.registers.prefetched)
             staged.stagedBytes = c.vectorsPerThread * c.blockSize * vectorWidth * inputElementBytes.reduce(0, +)
             if sharedBytes(staged) <= gpu.sharedMemoryPerBlock - Self.sharedReserve { c = staged }
         }
@@ -100,7 +106,8 @@ struct BackwardPlan: Hashable, Sendable {
     func doubles(_ narrow: Int) -> Bool {
         guard narrow <= 2, vectors > threadsPerWarp * narrow else { return false }
         func slots(_ perThread: Int) -> Int {
-            let threads = min(Self.oneBlockThreads, max(threadsPerWarp, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
+            let threads = min(
+                Self.oneBlockThreads, max(threadsPerWarp, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
             return threads * ((vectors + threads - 1) / threads)
         }
         let oneWarp = vectors <= 64 * narrow
@@ -117,21 +124,26 @@ struct BackwardPlan: Hashable, Sendable {
             c.rowsPerBlock = Self.shortRowBlock / c.threadsPerRow
             // Fewer rows per CTA until the grid has two CTAs per SM.
             let rowsPerHead = (rows + weightRows - 1) / weightRows
-            while c.blockSize > threadsPerWarp, (rowsPerHead + c.rowsPerBlock - 1) / c.rowsPerBlock * weightRows < 2 * gpu.multiprocessors {
+            while c.blockSize > threadsPerWarp,
+                (rowsPerHead + c.rowsPerBlock - 1) / c.rowsPerBlock * weightRows < 2 * gpu.multiprocessors
+            {
                 c.rowsPerBlock /= 2
             }
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
         } else if vectors <= Self.oneBlockThreads * perThread {
-            c.threadsPerRow = min(Self.oneBlockThreads, max(threadsPerWarp, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
+            c.threadsPerRow = min(
+                Self.oneBlockThreads, max(threadsPerWarp, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
         } else if let (threads, cluster) = LaunchConfiguration.clusterLayout(
-            vectors: vectors, perThread: perThread, blocks: Self.clusterBlocks.prefetched, maxCluster: gpu.maxClusterSize)
+            vectors: vectors, perThread: perThread, blocks: Self.clusterBlocks.prefetched,
+            maxCluster: gpu.maxClusterSize)
         {
             c.threadsPerRow = threads
             c.clusterSize = cluster
             c.vectorsPerThread = (vectors + cluster * threads - 1) / (cluster * threads)
         } else if let (threads, cluster) = LaunchConfiguration.clusterLayout(
-            vectors: vectors, perThread: 2 * perThread, blocks: Self.clusterBlocks.doubled, maxCluster: gpu.maxClusterSize)
+            vectors: vectors, perThread: 2 * perThread, blocks: Self.clusterBlocks.doubled,
+            maxCluster: gpu.maxClusterSize)
         {
             c.threadsPerRow = threads
             c.clusterSize = cluster
@@ -145,7 +157,8 @@ struct BackwardPlan: Hashable, Sendable {
     /// Teams: a team per weight row at least, as many parts per weight row as fill the GPU (resident teams
     /// times the waves), and no more parts than row groups.
     func teams(_ c: LaunchConfiguration, gpu: LaunchConfiguration.GPU) -> Int {
-        let perSM = LaunchConfiguration.residentBlocks(threads: c.blockSize, registers: c.maxRegisters, sharedBytes: sharedBytes(c), gpu: gpu)
+        let perSM = LaunchConfiguration.residentBlocks(
+            threads: c.blockSize, registers: c.maxRegisters, sharedBytes: sharedBytes(c), gpu: gpu)
         let resident = max(1, gpu.multiprocessors * perSM * gpu.tuning.backwardWaves / c.clusterSize)
         let rowsPerHead = (rows + weightRows - 1) / weightRows
         let groups = max(1, (rowsPerHead + c.rowsPerBlock - 1) / c.rowsPerBlock)

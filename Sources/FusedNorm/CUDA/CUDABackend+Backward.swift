@@ -16,41 +16,47 @@ extension CUDABackend {
     /// The kernel specialization and layout for a backward problem (see ``forwardPlan(for:gpu:)``).
     /// `configuration.teams` is parts × weight rows: each team writes one partial sum per dweight element.
     static func backwardPlan(for problem: NormBackwardProblem, gpu: LaunchConfiguration.GPU) -> KernelPlan {
-        backwardPlan(for: problem, configuration: BackwardPlan(problem, vectorWidth: backwardVectorWidth(problem)).configuration(gpu: gpu))
+        backwardPlan(
+            for: problem,
+            configuration: BackwardPlan(problem, vectorWidth: backwardVectorWidth(problem)).configuration(gpu: gpu))
     }
 
     /// The kernel specialization of a backward problem with a given layout.
     static func backwardPlan(for problem: NormBackwardProblem, configuration: LaunchConfiguration) -> KernelPlan {
         let accumulators = (problem.dweight != nil ? 1 : 0) + (problem.dbias != nil ? 1 : 0)
         let absent = "float"
-        let definitions = [
-            "DY_T=\(problem.dy.dtype.kernelTypeName)",
-            "X_T=\(problem.x.dtype.kernelTypeName)",
-            "W_T=\(problem.weight?.dtype.kernelTypeName ?? absent)",
-            "RG_T=\(problem.residualGradient?.dtype.kernelTypeName ?? absent)",
-            "DX_T=\(problem.dx.dtype.kernelTypeName)",
-            "DW_T=\(problem.dweight?.dtype.kernelTypeName ?? absent)",
-            "DB_T=\(problem.dbias?.dtype.kernelTypeName ?? absent)",
-            "LAYER=\(problem.kind == .layer ? 1 : 0)",
-            "HAS_WEIGHT=\(problem.weight != nil ? 1 : 0)",
-            "HAS_RG=\(problem.residualGradient != nil ? 1 : 0)",
-            "HAS_DW=\(problem.dweight != nil ? 1 : 0)",
-            "HAS_DB=\(problem.dbias != nil ? 1 : 0)",
-            "OFFSET=\(problem.weight != nil && problem.weightOffset != 0 ? 1 : 0)",
-        ] + configuration.definitions
+        let definitions =
+            [
+                "DY_T=\(problem.dy.dtype.kernelTypeName)",
+                "X_T=\(problem.x.dtype.kernelTypeName)",
+                "W_T=\(problem.weight?.dtype.kernelTypeName ?? absent)",
+                "RG_T=\(problem.residualGradient?.dtype.kernelTypeName ?? absent)",
+                "DX_T=\(problem.dx.dtype.kernelTypeName)",
+                "DW_T=\(problem.dweight?.dtype.kernelTypeName ?? absent)",
+                "DB_T=\(problem.dbias?.dtype.kernelTypeName ?? absent)",
+                "LAYER=\(problem.kind == .layer ? 1 : 0)",
+                "HAS_WEIGHT=\(problem.weight != nil ? 1 : 0)",
+                "HAS_RG=\(problem.residualGradient != nil ? 1 : 0)",
+                "HAS_DW=\(problem.dweight != nil ? 1 : 0)",
+                "HAS_DB=\(problem.dbias != nil ? 1 : 0)",
+                "OFFSET=\(problem.weight != nil && problem.weightOffset != 0 ? 1 : 0)",
+            ] + configuration.definitions
         return KernelPlan(
             request: KernelRequest(source: .normBackward, definitions: definitions), configuration: configuration,
-            sharedBytes: LaunchConfiguration.backwardSharedBytes(configuration, columns: problem.columns, accumulators: accumulators),
+            sharedBytes: LaunchConfiguration.backwardSharedBytes(
+                configuration, columns: problem.columns, accumulators: accumulators),
             accumulators: accumulators)
     }
 
     /// The signature a backward plan depends on.
     static func backwardKey(_ problem: NormBackwardProblem, device: Int, vectorWidth: Int) -> PlanKey {
-        let dtypes = PlanKey.code(problem.dy.dtype) | PlanKey.code(problem.x.dtype) << 4
+        let dtypes =
+            PlanKey.code(problem.dy.dtype) | PlanKey.code(problem.x.dtype) << 4
             | PlanKey.code(problem.weight?.dtype) << 8 | PlanKey.code(problem.residualGradient?.dtype) << 12
             | PlanKey.code(problem.dx.dtype) << 16 | PlanKey.code(problem.dweight?.dtype) << 20
             | PlanKey.code(problem.dbias?.dtype) << 24
-        let flags: UInt32 = (problem.kind == .layer ? 1 : 0) | (problem.weight != nil && problem.weightOffset != 0 ? 2 : 0)
+        let flags: UInt32 =
+            (problem.kind == .layer ? 1 : 0) | (problem.weight != nil && problem.weightOffset != 0 ? 2 : 0)
         return PlanKey(
             device: device, backward: true, dtypes: dtypes, flags: flags, columns: problem.columns, rows: problem.rows,
             weightRows: problem.weightRows, vectorWidth: vectorWidth)
@@ -66,11 +72,14 @@ extension CUDABackend {
         let c = ready.plan.configuration
         let (blocks, overflow) = c.teams.multipliedReportingOverflow(by: c.clusterSize)
         guard !overflow, blocks <= Int(Int32.max) else {
-            throw FusedNormError.invalidArgument(name: "weight", reason: "\(heads) weight rows need more blocks than a CUDA grid holds")
+            throw FusedNormError.invalidArgument(
+                name: "weight", reason: "\(heads) weight rows need more blocks than a CUDA grid holds")
         }
         let launch = PreparedLaunch(
-            function: ready.function, reduce: ready.plan.accumulators > 0 ? ready.module.function("reduce_partials") : nil,
-            blocks: blocks, threads: c.blockSize, sharedBytes: ready.plan.sharedBytes, segments: 0, parts: c.teams / heads,
+            function: ready.function,
+            reduce: ready.plan.accumulators > 0 ? ready.module.function("reduce_partials") : nil,
+            blocks: blocks, threads: c.blockSize, sharedBytes: ready.plan.sharedBytes, segments: 0,
+            parts: c.teams / heads,
             accumulators: ready.plan.accumulators, configuration: c)
         CUDALaunchLog.record(
             "backward", launch, gpu: gpu, activeClusters: ready.activeClusters,
@@ -112,7 +121,9 @@ extension CUDABackend {
 
     /// Queues `norm_backward` and `reduce_partials` on `stream` with `partials` as the partial sums'
     /// buffer (0 without dweight and dbias). The context must be current.
-    private func queueBackward(_ problem: NormBackwardProblem, _ launch: PreparedLaunch, partials: UInt, stream: CUhandle) throws {
+    private func queueBackward(
+        _ problem: NormBackwardProblem, _ launch: PreparedLaunch, partials: UInt, stream: CUhandle
+    ) throws {
         let columns = problem.columns, heads = problem.weightRows, parts = launch.parts
         var arguments = KernelArguments(BackwardParameters(problem, parts: parts, partials: partials))
         try gpu.launchInContext(

@@ -47,7 +47,8 @@ extension CUDABackend {
         let stream = gpu.currentStream
         try gpu.withContext {
             try gpu.launchInContext(
-                function, blocks: blocks, threads: Self.copyThreads, sharedBytes: 0, stream: stream, arguments: &arguments,
+                function, blocks: blocks, threads: Self.copyThreads, sharedBytes: 0, stream: stream,
+                arguments: &arguments,
                 name: "copy_vectors")
         }
     }

@@ -3,7 +3,8 @@ extension CUDABackend {
     static func forwardVectorWidth(_ problem: NormForwardProblem) -> Int {
         let narrowest = min(
             problem.x.dtype.byteCount, problem.output.dtype.byteCount, problem.residual?.dtype.byteCount ?? 4,
-            problem.residualOutput?.dtype.byteCount ?? 4, problem.weight?.dtype.byteCount ?? 4, problem.bias?.dtype.byteCount ?? 4)
+            problem.residualOutput?.dtype.byteCount ?? 4, problem.weight?.dtype.byteCount ?? 4,
+            problem.bias?.dtype.byteCount ?? 4)
         var finder = VectorWidthFinder(columns: problem.columns, narrowestBytes: narrowest)
         finder.include(problem.x, rows: problem.rows)
         finder.include(problem.output, rows: problem.rows)
@@ -17,25 +18,28 @@ extension CUDABackend {
     /// The kernel specialization and layout for a forward problem on a GPU of shape `gpu`. Needs no GPU
     /// (tests compile every plan).
     static func forwardPlan(for problem: NormForwardProblem, gpu: LaunchConfiguration.GPU) -> KernelPlan {
-        forwardPlan(for: problem, configuration: ForwardPlan(problem, vectorWidth: forwardVectorWidth(problem)).configuration(gpu: gpu))
+        forwardPlan(
+            for: problem,
+            configuration: ForwardPlan(problem, vectorWidth: forwardVectorWidth(problem)).configuration(gpu: gpu))
     }
 
     /// The kernel specialization of a forward problem with a given layout.
     static func forwardPlan(for problem: NormForwardProblem, configuration: LaunchConfiguration) -> KernelPlan {
         let absent = "float"
-        let definitions = [
-            "X_T=\(problem.x.dtype.kernelTypeName)",
-            "R_T=\(problem.residual?.dtype.kernelTypeName ?? absent)",
-            "S_T=\(problem.residualOutput?.dtype.kernelTypeName ?? absent)",
-            "W_T=\(problem.weight?.dtype.kernelTypeName ?? absent)",
-            "B_T=\(problem.bias?.dtype.kernelTypeName ?? absent)",
-            "Y_T=\(problem.output.dtype.kernelTypeName)",
-            "LAYER=\(problem.kind == .layer ? 1 : 0)",
-            "HAS_RESIDUAL=\(problem.residual != nil ? 1 : 0)",
-            "HAS_WEIGHT=\(problem.weight != nil ? 1 : 0)",
-            "HAS_BIAS=\(problem.bias != nil ? 1 : 0)",
-            "LLAMA=\(problem.kind == .rms && problem.rounding == .twice ? 1 : 0)",
-        ] + configuration.definitions
+        let definitions =
+            [
+                "X_T=\(problem.x.dtype.kernelTypeName)",
+                "R_T=\(problem.residual?.dtype.kernelTypeName ?? absent)",
+                "S_T=\(problem.residualOutput?.dtype.kernelTypeName ?? absent)",
+                "W_T=\(problem.weight?.dtype.kernelTypeName ?? absent)",
+                "B_T=\(problem.bias?.dtype.kernelTypeName ?? absent)",
+                "Y_T=\(problem.output.dtype.kernelTypeName)",
+                "LAYER=\(problem.kind == .layer ? 1 : 0)",
+                "HAS_RESIDUAL=\(problem.residual != nil ? 1 : 0)",
+                "HAS_WEIGHT=\(problem.weight != nil ? 1 : 0)",
+                "HAS_BIAS=\(problem.bias != nil ? 1 : 0)",
+                "LLAMA=\(problem.kind == .rms && problem.rounding == .twice ? 1 : 0)",
+            ] + configuration.definitions
         let rowDType = problem.residualOutput?.dtype ?? problem.x.dtype
         return KernelPlan(
             request: KernelRequest(source: .normForward, definitions: definitions), configuration: configuration,
@@ -44,10 +48,12 @@ extension CUDABackend {
 
     /// The signature a forward plan depends on.
     static func forwardKey(_ problem: NormForwardProblem, device: Int, vectorWidth: Int) -> PlanKey {
-        let dtypes = PlanKey.code(problem.x.dtype) | PlanKey.code(problem.residual?.dtype) << 4
+        let dtypes =
+            PlanKey.code(problem.x.dtype) | PlanKey.code(problem.residual?.dtype) << 4
             | PlanKey.code(problem.residualOutput?.dtype) << 8 | PlanKey.code(problem.weight?.dtype) << 12
             | PlanKey.code(problem.bias?.dtype) << 16 | PlanKey.code(problem.output.dtype) << 20
-        let flags: UInt32 = (problem.kind == .layer ? 1 : 0) | (problem.kind == .rms && problem.rounding == .twice ? 2 : 0)
+        let flags: UInt32 =
+            (problem.kind == .layer ? 1 : 0) | (problem.kind == .rms && problem.rounding == .twice ? 2 : 0)
         return PlanKey(
             device: device, backward: false, dtypes: dtypes, flags: flags, columns: problem.columns, rows: problem.rows,
             weightRows: problem.weightRows, vectorWidth: vectorWidth)
@@ -55,10 +61,13 @@ extension CUDABackend {
 
     /// Makes a forward plan ready on this GPU (see ``prepare(_:plan:teams:)``).
     private func prepareForward(_ problem: NormForwardProblem) throws -> PreparedLaunch {
-        let ready = try prepare("norm_forward", plan: { Self.forwardPlan(for: problem, gpu: $0) }, teams: ForwardPlan.teams(_:residentClusters:))
+        let ready = try prepare(
+            "norm_forward", plan: { Self.forwardPlan(for: problem, gpu: $0) },
+            teams: ForwardPlan.teams(_:residentClusters:))
         let c = ready.plan.configuration
         let launch = PreparedLaunch(
-            function: ready.function, reduce: nil, blocks: c.blocks, threads: c.blockSize, sharedBytes: ready.plan.sharedBytes,
+            function: ready.function, reduce: nil, blocks: c.blocks, threads: c.blockSize,
+            sharedBytes: ready.plan.sharedBytes,
             segments: c.segments, parts: 0, accumulators: 0, configuration: c)
         CUDALaunchLog.record(
             "forward", launch, gpu: gpu, activeClusters: ready.activeClusters,

@@ -39,7 +39,8 @@ final class CUDABackend: Backend {
         let count = environment.status.devices.count
         guard index >= 0, index < count else {
             throw FusedNormError.deviceUnavailable(
-                .cuda(index), reason: "there is no CUDA device \(index): this machine has \(count) (cuda:0 to cuda:\(count - 1))")
+                .cuda(index),
+                reason: "there is no CUDA device \(index): this machine has \(count) (cuda:0 to cuda:\(count - 1))")
         }
         return try backends.withLock { backends in
             if let backend = backends[index] { return backend }
@@ -56,7 +57,8 @@ final class CUDABackend: Backend {
     /// The device behind `.cuda(i)`, for streams and events.
     static func gpu(for device: Device) throws -> CUDADevice {
         guard case .cuda(let index) = device else {
-            throw FusedNormError.invalidArgument(name: "device", reason: "CUDA streams and events need a .cuda device, got \(device)")
+            throw FusedNormError.invalidArgument(
+                name: "device", reason: "CUDA streams and events need a .cuda device, got \(device)")
         }
         return try cudaBackend(forDevice: index).gpu
     }
@@ -74,7 +76,8 @@ final class CUDABackend: Backend {
             ordinal = try gpu.deviceOrdinal(of: address)
         } catch let error as CUDAError {
             throw FusedNormError.invalidArgument(
-                name: "address", reason: "0x\(String(address, radix: 16)) is not CUDA device memory the driver knows (\(error))")
+                name: "address",
+                reason: "0x\(String(address, radix: 16)) is not CUDA device memory the driver knows (\(error))")
         }
         guard ordinal == index else {
             throw FusedNormError.deviceMismatch(argument: "address", expected: device, actual: .cuda(ordinal))
@@ -85,13 +88,18 @@ final class CUDABackend: Backend {
         try DeviceBuffer(gpu: gpu, byteCount: byteCount)
     }
 
-    func upload(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourcePitch: Int, to address: UInt, pitch: Int) throws {
+    func upload(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourcePitch: Int, to address: UInt, pitch: Int)
+        throws
+    {
         try gpu.copyRows(
             rows, rowBytes: rowBytes, from: UInt(bitPattern: source), .host, sourcePitch: sourcePitch,
             to: address, .device, destinationPitch: pitch)
     }
 
-    func download(rows: Int, rowBytes: Int, from address: UInt, pitch: Int, to destination: UnsafeMutableRawPointer, destinationPitch: Int) throws {
+    func download(
+        rows: Int, rowBytes: Int, from address: UInt, pitch: Int, to destination: UnsafeMutableRawPointer,
+        destinationPitch: Int
+    ) throws {
         try gpu.copyRows(
             rows, rowBytes: rowBytes, from: address, .device, sourcePitch: pitch,
             to: UInt(bitPattern: destination), .host, destinationPitch: destinationPitch)
@@ -137,7 +145,8 @@ extension CUDABackend {
             let function = try module(for: plan.request).function(entryPoint)
             let c = plan.configuration
             return try gpu.withContext {
-                gpu.activeClusters(function, clusterSize: c.clusterSize, threads: c.blockSize, sharedBytes: plan.sharedBytes)
+                gpu.activeClusters(
+                    function, clusterSize: c.clusterSize, threads: c.blockSize, sharedBytes: plan.sharedBytes)
             }
         }
         let loaded = try module(for: fitted.request)
@@ -150,7 +159,8 @@ extension CUDABackend {
     /// without clusters, or whose resident clusters the driver cannot tell (nil), keep their teams.
     /// - Returns: the plan, and the resident clusters (nil: no cluster, or unknown).
     static func fit(
-        _ shape: LaunchConfiguration.GPU, plan: (LaunchConfiguration.GPU) -> KernelPlan, teams: (LaunchConfiguration, Int) -> Int,
+        _ shape: LaunchConfiguration.GPU, plan: (LaunchConfiguration.GPU) -> KernelPlan,
+        teams: (LaunchConfiguration, Int) -> Int,
         residentClusters: (KernelPlan) throws -> Int?
     ) rethrows -> (plan: KernelPlan, activeClusters: Int?) {
         var shape = shape

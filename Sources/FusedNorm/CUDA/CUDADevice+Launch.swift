@@ -3,7 +3,8 @@ extension CUDADevice {
     var launchShape: LaunchConfiguration.GPU {
         LaunchConfiguration.GPU(
             multiprocessors: multiprocessorCount, sharedMemoryPerBlock: sharedMemoryPerBlock,
-            sharedMemoryPerMultiprocessor: sharedMemoryPerMultiprocessor, registersPerMultiprocessor: registersPerMultiprocessor,
+            sharedMemoryPerMultiprocessor: sharedMemoryPerMultiprocessor,
+            registersPerMultiprocessor: registersPerMultiprocessor,
             maxClusterSize: architecture >= 90 ? 16 : 1, asyncCopies: architecture >= 80, tuning: .environment)
     }
 
@@ -23,11 +24,15 @@ extension CUDADevice {
         guard blocks >= 1, blocks <= Int(Int32.max), sharedBytes <= sharedMemoryPerBlock else {
             throw CUDAError(
                 library: .driver, code: 1, name: "CUDA_ERROR_INVALID_VALUE",
-                operation: "launch of \(name()) with \(blocks) blocks and \(sharedBytes) bytes of shared memory (limit \(sharedMemoryPerBlock))")
+                operation:
+                    "launch of \(name()) with \(blocks) blocks and \(sharedBytes) bytes of shared memory (limit \(sharedMemoryPerBlock))"
+            )
         }
         try arguments.withPointer { block in
             var parameter: UnsafeMutableRawPointer? = block
-            try driver.check("cuLaunchKernel(\(name()), \(blocks) blocks of \(threads) threads, \(sharedBytes) bytes shared, device \(index))") {
+            try driver.check(
+                "cuLaunchKernel(\(name()), \(blocks) blocks of \(threads) threads, \(sharedBytes) bytes shared, device \(index))"
+            ) {
                 $0.cuLaunchKernel(
                     function, UInt32(blocks), 1, 1, UInt32(threads), 1, 1, UInt32(sharedBytes), stream, &parameter, nil)
             }

@@ -34,7 +34,8 @@ final class CUDADevice: @unchecked Sendable {
         var device: CUdevice = 0
         try driver.check("cuDeviceGet(\(index))") { $0.cuDeviceGet(&device, Int32(index)) }
         handle = device
-        architecture = try driver.attribute(.computeCapabilityMajor, of: device) * 10
+        architecture =
+            try driver.attribute(.computeCapabilityMajor, of: device) * 10
             + driver.attribute(.computeCapabilityMinor, of: device)
         multiprocessorCount = try driver.attribute(.multiprocessorCount, of: device)
         sharedMemoryPerBlock = try driver.attribute(.maxSharedMemoryPerBlockOptin, of: device)
@@ -46,7 +47,8 @@ final class CUDADevice: @unchecked Sendable {
         var context: CUhandle?
         try driver.check("cuDevicePrimaryCtxRetain(device \(index))") { $0.cuDevicePrimaryCtxRetain(&context, device) }
         guard let context else {
-            throw CUDAError(library: .driver, code: 0, name: "no context", operation: "cuDevicePrimaryCtxRetain(device \(index))")
+            throw CUDAError(
+                library: .driver, code: 0, name: "no context", operation: "cuDevicePrimaryCtxRetain(device \(index))")
         }
         self.context = context
 
@@ -62,7 +64,9 @@ final class CUDADevice: @unchecked Sendable {
                 // Keep freed memory in the pool across synchronizations, so that allocation on the hot
                 // path stays cheap (the default threshold of 0 returns it to the system at each one).
                 var pool: CUhandle?
-                try driver.check("cuDeviceGetDefaultMemPool(device \(index))") { $0.cuDeviceGetDefaultMemPool(&pool, device) }
+                try driver.check("cuDeviceGetDefaultMemPool(device \(index))") {
+                    $0.cuDeviceGetDefaultMemPool(&pool, device)
+                }
                 var threshold = UInt64.max
                 try driver.check("cuMemPoolSetAttribute(release threshold, device \(index))") {
                     $0.cuMemPoolSetAttribute(pool, memPoolAttributeReleaseThreshold, &threshold)

@@ -68,15 +68,18 @@ struct CUDADriver: @unchecked Sendable {
     let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>?, CUhandle?, CUhandle?) -> CUresult
     let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<CUhandle?>?, UnsafeRawPointer?) -> CUresult
     let cuModuleUnload: @convention(c) (CUhandle?) -> CUresult
-    let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<CUhandle?>?, CUhandle?, UnsafePointer<CChar>?) -> CUresult
+    let cuModuleGetFunction:
+        @convention(c) (UnsafeMutablePointer<CUhandle?>?, CUhandle?, UnsafePointer<CChar>?) -> CUresult
     let cuFuncGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>?, Int32, CUhandle?) -> CUresult
     let cuFuncSetAttribute: @convention(c) (CUhandle?, Int32, Int32) -> CUresult
-    let cuLaunchKernel: @convention(c) (
-        CUhandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUhandle?,
-        UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
-    ) -> CUresult
+    let cuLaunchKernel:
+        @convention(c) (
+            CUhandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUhandle?,
+            UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        ) -> CUresult
     /// `cuOccupancyMaxActiveClusters(int*, CUfunction, const CUlaunchConfig*)` (CUDA 11.8+); nil on older drivers.
-    let cuOccupancyMaxActiveClusters: (@convention(c) (UnsafeMutablePointer<Int32>?, CUhandle?, UnsafeRawPointer?) -> CUresult)?
+    let cuOccupancyMaxActiveClusters:
+        (@convention(c) (UnsafeMutablePointer<Int32>?, CUhandle?, UnsafeRawPointer?) -> CUresult)?
 
     /// The library the driver is loaded from.
     static let libraryName = "libcuda.so.1"

@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The CUDA driver and NVRTC as this process found them: loaded and probed once, on first use.
@@ -72,7 +72,8 @@ final class CUDAEnvironment: Sendable {
         let major = try driver.attribute(.computeCapabilityMajor, of: device)
         let minor = try driver.attribute(.computeCapabilityMinor, of: device)
         return CUDADeviceInfo(
-            index: index, name: name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, computeCapability: "\(major).\(minor)",
+            index: index, name: name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) },
+            computeCapability: "\(major).\(minor)",
             multiprocessorCount: try driver.attribute(.multiprocessorCount, of: device), memoryBytes: memory)
     }
 

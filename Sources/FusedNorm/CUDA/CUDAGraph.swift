@@ -24,10 +24,11 @@ public final class CUDAGraph: @unchecked Sendable {
     public static func capture(on stream: CUDAStream, _ body: () throws -> Void) throws -> CUDAGraph {
         let gpu = stream.gpu, driver = gpu.driver
         guard let begin = driver.cuStreamBeginCapture, let end = driver.cuStreamEndCapture,
-              let instantiate = driver.cuGraphInstantiateWithFlags, driver.cuGraphLaunch != nil,
-              let destroy = driver.cuGraphDestroy, driver.cuGraphExecDestroy != nil
+            let instantiate = driver.cuGraphInstantiateWithFlags, driver.cuGraphLaunch != nil,
+            let destroy = driver.cuGraphDestroy, driver.cuGraphExecDestroy != nil
         else {
-            throw FusedNormError.deviceUnavailable(stream.device, reason: "the CUDA driver has no graph capture API (CUDA 11.4 or later needed)")
+            throw FusedNormError.deviceUnavailable(
+                stream.device, reason: "the CUDA driver has no graph capture API (CUDA 11.4 or later needed)")
         }
         let threadLocalMode: Int32 = 1  // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
         try gpu.withContext {
@@ -47,12 +48,15 @@ public final class CUDAGraph: @unchecked Sendable {
             try driver.check("cuStreamEndCapture(device \(gpu.index))") { _ in end(stream.handle, &captured) }
         }
         guard let graph = captured else {
-            throw CUDAError(library: .driver, code: 0, name: "no graph", operation: "cuStreamEndCapture(device \(gpu.index))")
+            throw CUDAError(
+                library: .driver, code: 0, name: "no graph", operation: "cuStreamEndCapture(device \(gpu.index))")
         }
         var executable: CUhandle?
         do {
             try gpu.withContext {
-                try driver.check("cuGraphInstantiateWithFlags(device \(gpu.index))") { _ in instantiate(&executable, graph, 0) }
+                try driver.check("cuGraphInstantiateWithFlags(device \(gpu.index))") { _ in
+                    instantiate(&executable, graph, 0)
+                }
             }
         } catch {
             _ = try? gpu.withContext { _ = destroy(graph) }

@@ -79,7 +79,9 @@ public final class CUDAStream: @unchecked Sendable {
         get throws {
             var status: Int32 = 0
             try gpu.withContext {
-                try gpu.driver.check("cuStreamIsCapturing(device \(gpu.index))") { $0.cuStreamIsCapturing(handle, &status) }
+                try gpu.driver.check("cuStreamIsCapturing(device \(gpu.index))") {
+                    $0.cuStreamIsCapturing(handle, &status)
+                }
             }
             return status != 0
         }
@@ -105,7 +107,9 @@ public final class CUDAStream: @unchecked Sendable {
     /// Makes work queued on this stream after this call wait until `event` has completed.
     public func wait(for event: CUDAEvent) throws {
         try gpu.withContext {
-            try gpu.driver.check("cuStreamWaitEvent(device \(gpu.index))") { $0.cuStreamWaitEvent(handle, event.handle, 0) }
+            try gpu.driver.check("cuStreamWaitEvent(device \(gpu.index))") {
+                $0.cuStreamWaitEvent(handle, event.handle, 0)
+            }
         }
     }
 }

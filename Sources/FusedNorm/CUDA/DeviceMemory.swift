@@ -108,7 +108,9 @@ extension CUDADevice {
         var pointer: CUdeviceptr = 0
         let size = max(byteCount, 1)
         if usesMemoryPool {
-            try driver.check("cuMemAllocAsync(\(size) bytes, device \(index))") { $0.cuMemAllocAsync(&pointer, size, stream) }
+            try driver.check("cuMemAllocAsync(\(size) bytes, device \(index))") {
+                $0.cuMemAllocAsync(&pointer, size, stream)
+            }
         } else {
             try driver.check("cuMemAlloc(\(size) bytes, device \(index))") { $0.cuMemAlloc(&pointer, size) }
         }
@@ -118,7 +120,9 @@ extension CUDADevice {
     /// Releases scratch memory after the work queued on `stream` so far. Without pools, `cuMemFree`
     /// waits for the device first.
     func freeScratch(_ address: UInt, stream: CUhandle) {
-        _ = usesMemoryPool ? driver.cuMemFreeAsync(CUdeviceptr(address), stream) : driver.cuMemFree(CUdeviceptr(address))
+        _ =
+            usesMemoryPool
+            ? driver.cuMemFreeAsync(CUdeviceptr(address), stream) : driver.cuMemFree(CUdeviceptr(address))
     }
 }
 
@@ -169,7 +173,9 @@ extension CUDADevice {
                 }
             }
             if destinationType == .host {
-                try driver.check("cuStreamSynchronize(copy to the host, device \(index))") { $0.cuStreamSynchronize(stream) }
+                try driver.check("cuStreamSynchronize(copy to the host, device \(index))") {
+                    $0.cuStreamSynchronize(stream)
+                }
             }
         }
     }
@@ -186,7 +192,8 @@ extension CUDADevice {
             }
         case (.device, .host):
             try driver.check("cuMemcpyDtoHAsync(\(bytes) bytes, device \(index))") {
-                $0.cuMemcpyDtoHAsync(UnsafeMutableRawPointer(bitPattern: destination), CUdeviceptr(source), bytes, stream)
+                $0.cuMemcpyDtoHAsync(
+                    UnsafeMutableRawPointer(bitPattern: destination), CUdeviceptr(source), bytes, stream)
             }
         case (.device, .device):
             try driver.check("cuMemcpyDtoDAsync(\(bytes) bytes, device \(index))") {

@@ -1,12 +1,12 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A shared library opened at run time with `dlopen`, closed with `dlclose` when the last reference goes.
@@ -48,14 +48,16 @@ final class DynamicLibrary: @unchecked Sendable {
     /// The file the loader resolved the library to: the mapping of `/proc/self/maps` that holds
     /// `symbol`'s address (Linux), or nil.
     func resolvedPath(symbol: String) -> String? {
-        guard let address = dlsym(handle, symbol).map({ UInt(bitPattern: $0) }), let maps = Self.readMaps() else { return nil }
+        guard let address = dlsym(handle, symbol).map({ UInt(bitPattern: $0) }), let maps = Self.readMaps() else {
+            return nil
+        }
         for line in maps.split(separator: "\n") {
             // start-end perms offset device inode path
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 6, let dash = fields[0].firstIndex(of: "-"),
-                  let start = UInt(fields[0][..<dash], radix: 16),
-                  let end = UInt(fields[0][fields[0].index(after: dash)...], radix: 16),
-                  start <= address, address < end
+                let start = UInt(fields[0][..<dash], radix: 16),
+                let end = UInt(fields[0][fields[0].index(after: dash)...], radix: 16),
+                start <= address, address < end
             else { continue }
             return fields[5...].joined(separator: " ")
         }

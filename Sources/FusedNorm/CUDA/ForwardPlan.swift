@@ -26,7 +26,8 @@ struct ForwardPlan: Hashable, Sendable {
     var layer = false
 
     init(
-        columns: Int, rows: Int, weightRows: Int = 1, vectorWidth: Int, rowElementBytes: Int, inputElementBytes: [Int]? = nil,
+        columns: Int, rows: Int, weightRows: Int = 1, vectorWidth: Int, rowElementBytes: Int,
+        inputElementBytes: [Int]? = nil,
         parameterElementBytes: [Int] = [], residual: Bool = false, bias: Bool = false, layer: Bool = false
     ) {
         self.columns = columns
@@ -106,12 +107,14 @@ struct ForwardPlan: Hashable, Sendable {
     /// The layout and grid of this problem on `gpu`.
     func configuration(gpu: LaunchConfiguration.GPU) -> LaunchConfiguration {
         // Staging needs cp.async and words of at least 4 bytes (decided for good once the grid is known).
-        let stageable = gpu.asyncCopies && gpu.tuning.staging > 0 && inputElementBytes.allSatisfy { vectorWidth * $0 >= 4 }
+        let stageable =
+            gpu.asyncCopies && gpu.tuning.staging > 0 && inputElementBytes.allSatisfy { vectorWidth * $0 >= 4 }
         // (The last layout, streaming, holds every row.)
         var c = Layout.allCases.lazy.compactMap { layout(for: $0, stageable: stageable, gpu: gpu) }.first!
         decode(&c, gpu: gpu)
         let perSM = LaunchConfiguration.residentBlocks(
-            threads: c.blockSize, registers: c.maxRegisters, sharedBytes: LaunchConfiguration.forwardSharedBytes(c, rowElementBytes: rowElementBytes),
+            threads: c.blockSize, registers: c.maxRegisters,
+            sharedBytes: LaunchConfiguration.forwardSharedBytes(c, rowElementBytes: rowElementBytes),
             gpu: gpu)
         let needed = (rows + c.rowsPerBlock - 1) / c.rowsPerBlock
         c.teams = teams(c, needed: needed, perSM: perSM, gpu: gpu)
@@ -158,8 +161,9 @@ struct ForwardPlan: Hashable, Sendable {
             rowStorage: .registers, weightInRegisters: false, prefetch: false, sharedAccumulators: false,
             maxRegisters: registers(layout), teams: 1, segments: 1)
         func cluster(perThread: Int, blocks: [Int]) -> Bool {
-            guard let (threads, size) = LaunchConfiguration.clusterLayout(
-                vectors: vectors, perThread: perThread, blocks: blocks, maxCluster: gpu.maxClusterSize)
+            guard
+                let (threads, size) = LaunchConfiguration.clusterLayout(
+                    vectors: vectors, perThread: perThread, blocks: blocks, maxCluster: gpu.maxClusterSize)
             else { return false }
             c.threadsPerRow = threads
             c.clusterSize = size
@@ -171,21 +175,27 @@ struct ForwardPlan: Hashable, Sendable {
             // A power-of-two group of at most 32 threads per row, several rows per CTA, the weight in registers
             // (RMSNorm without a residual: LayerNorm's bias would need too many).
             guard vectors <= threadsPerWarp * short else { return nil }
-            c.threadsPerRow = halved(min(threadsPerWarp, nextPowerOfTwo((vectors + short - 1) / short)), short: true, gpu: gpu)
+            c.threadsPerRow = halved(
+                min(threadsPerWarp, nextPowerOfTwo((vectors + short - 1) / short)), short: true, gpu: gpu)
             c.rowsPerBlock = Self.shortRowBlock / c.threadsPerRow
             // Fewer rows per CTA until the grid has two CTAs per SM.
-            while c.blockSize > threadsPerWarp, (rows + c.rowsPerBlock - 1) / c.rowsPerBlock < 2 * gpu.multiprocessors { c.rowsPerBlock /= 2 }
+            while c.blockSize > threadsPerWarp, (rows + c.rowsPerBlock - 1) / c.rowsPerBlock < 2 * gpu.multiprocessors {
+                c.rowsPerBlock /= 2
+            }
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
             c.weightInRegisters = !residual && !bias
         case .oneBlock:
             // One CTA per row, the row in registers.
             guard vectors <= maxBlock * short else { return nil }
-            c.threadsPerRow = halved(min(maxBlock, max(threadsPerWarp, nextPowerOfTwo((vectors + short - 1) / short))), short: false, gpu: gpu)
+            c.threadsPerRow = halved(
+                min(maxBlock, max(threadsPerWarp, nextPowerOfTwo((vectors + short - 1) / short))), short: false,
+                gpu: gpu)
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
             if !residual, stageable, bias { c.maxRegisters = Self.stagedBiasRegisters }
         case .cluster:
             // A cluster of CTAs per row, each holding its part of the row in registers.
-            guard cluster(perThread: long, blocks: residual ? Self.clusterBlocks.residual : Self.clusterBlocks.plain) else { return nil }
+            guard cluster(perThread: long, blocks: residual ? Self.clusterBlocks.residual : Self.clusterBlocks.plain)
+            else { return nil }
         case .clusterWithSharedRows:
             // RMSNorm, 16-byte vectors: 6 vectors per thread in registers and up to 10 more in shared memory.
             guard !residual, !bias, !layer, vectorBytes == 16, gpu.maxClusterSize > 1,
@@ -219,19 +229,22 @@ struct ForwardPlan: Hashable, Sendable {
         let perThread = (vectors + threads - 1) / threads, perHalf = (vectors + threads / 2 - 1) / (threads / 2)
         let fewerIdle = perHalf * (threads / 2) < perThread * threads
         if short { return perHalf <= Self.halvedVectors.any && (fewerIdle || layer) ? threads / 2 : threads }
-        return perHalf <= Self.halvedVectors.any || (perHalf <= Self.halvedVectors.fewerIdle && fewerIdle) ? threads / 2 : threads
+        return perHalf <= Self.halvedVectors.any || (perHalf <= Self.halvedVectors.fewerIdle && fewerIdle)
+            ? threads / 2 : threads
     }
 
     /// Few rows (decode, a row group per SM at most): the weight loaded with the row instead of after its
     /// reduction, and one CTA per row of up to 256 threads, two vectors each.
     func decode(_ c: inout LaunchConfiguration, gpu: LaunchConfiguration.GPU) {
         let rowGroups = (rows + c.rowsPerBlock - 1) / c.rowsPerBlock
-        guard c.clusterSize == 1, c.rowStorage == .registers, rowGroups <= gpu.multiprocessors, c.blockSize <= 512 else { return }
+        guard c.clusterSize == 1, c.rowStorage == .registers, rowGroups <= gpu.multiprocessors, c.blockSize <= 512
+        else { return }
         c.weightInRegisters = true
         c.maxRegisters = Self.decodeRegisters
         if c.rowsPerBlock == 1 {
             let perThread = Self.decodeThreads.vectorsPerThread
-            c.threadsPerRow = max(c.threadsPerRow, min(Self.decodeThreads.maximum, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
+            c.threadsPerRow = max(
+                c.threadsPerRow, min(Self.decodeThreads.maximum, nextPowerOfTwo((vectors + perThread - 1) / perThread)))
             c.vectorsPerThread = (vectors + c.threadsPerRow - 1) / c.threadsPerRow
         }
         if let threads = gpu.tuning.decodeThreads, c.rowsPerBlock == 1, threads >= threadsPerWarp, threads <= 1024,
@@ -247,7 +260,9 @@ struct ForwardPlan: Hashable, Sendable {
     /// at most 2 fit per SM, are persistent: the resident teams (times waves) loop over rows.
     func teams(_ c: LaunchConfiguration, needed: Int, perSM: Int, gpu: LaunchConfiguration.GPU) -> Int {
         let persistent = c.clusterSize > 1 || (layer && perSM <= 2)
-        let waves = gpu.tuning.forwardWaves ?? (persistent ? (c.clusterSize == 1 ? Self.persistentWaves.singleBlock : Self.persistentWaves.cluster) : 0)
+        let waves =
+            gpu.tuning.forwardWaves
+            ?? (persistent ? (c.clusterSize == 1 ? Self.persistentWaves.singleBlock : Self.persistentWaves.cluster) : 0)
         var teams = waves == 0 ? needed : max(1, min(needed, gpu.multiprocessors * perSM * waves / c.clusterSize))
         if c.weightInRegisters, weightRows > 1 {
             // A team's rows then keep their weight row when the grid's row step is a multiple of H.
@@ -272,7 +287,8 @@ struct ForwardPlan: Hashable, Sendable {
     /// Whether `bytes` of dynamic shared memory per CTA fit beside the reserve and keep `perSM` CTAs per SM.
     func fits(_ bytes: Int, _ c: LaunchConfiguration, perSM: Int, gpu: LaunchConfiguration.GPU) -> Bool {
         bytes <= gpu.sharedMemoryPerBlock - Self.sharedReserve
-            && LaunchConfiguration.residentBlocks(threads: c.blockSize, registers: c.maxRegisters, sharedBytes: bytes, gpu: gpu) >= perSM
+            && LaunchConfiguration.residentBlocks(
+                threads: c.blockSize, registers: c.maxRegisters, sharedBytes: bytes, gpu: gpu) >= perSM
     }
 }
 

@@ -1,13 +1,14 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Synchronization
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A CUDA translation unit as NVRTC gets it: the main file's text and the headers it includes by name.
@@ -105,11 +106,13 @@ final class LoadedModule: @unchecked Sendable {
                     }
                     let dynamicLimit = Int32(max(0, gpu.sharedMemoryPerBlock - Int(staticShared)))
                     try driver.check("cuFuncSetAttribute(max dynamic shared memory \(dynamicLimit), \(name))") {
-                        $0.cuFuncSetAttribute(function, FunctionAttribute.maxDynamicSharedSizeBytes.rawValue, dynamicLimit)
+                        $0.cuFuncSetAttribute(
+                            function, FunctionAttribute.maxDynamicSharedSizeBytes.rawValue, dynamicLimit)
                     }
                     if gpu.architecture >= 90 {
                         // Clusters of up to 16 CTAs (8 is the portable limit); refused harmlessly elsewhere.
-                        _ = driver.cuFuncSetAttribute(function, FunctionAttribute.nonPortableClusterSizeAllowed.rawValue, 1)
+                        _ = driver.cuFuncSetAttribute(
+                            function, FunctionAttribute.nonPortableClusterSizeAllowed.rawValue, 1)
                     }
                     functions[name] = function!
                 }
@@ -227,12 +230,15 @@ final class KernelCache: Sendable {
 
         let target = nvrtc.target(forArchitecture: gpu.architecture)
         let options = [target.option, "--std=c++17"] + request.definitions.map { "-D" + $0 }
-        let key = Self.diskKey(request, nvrtcVersion: nvrtc.versionString, options: options, architecture: gpu.architecture)
+        let key = Self.diskKey(
+            request, nvrtcVersion: nvrtc.versionString, options: options, architecture: gpu.architecture)
 
         var module: LoadedModule
         if let image = state.withLock({ $0.images[key] }) {
             module = try LoadedModule(image: image, entryPoints: request.source.entryPoints, gpu: gpu)
-        } else if let image = readEntry(key), let loaded = try? LoadedModule(image: image, entryPoints: request.source.entryPoints, gpu: gpu) {
+        } else if let image = readEntry(key),
+            let loaded = try? LoadedModule(image: image, entryPoints: request.source.entryPoints, gpu: gpu)
+        {
             state.withLock {
                 $0.statistics.diskHits += 1
                 $0.images[key] = image
@@ -266,7 +272,8 @@ final class KernelCache: Sendable {
 
     /// The name of a request's disk entry: a hash of the whole program (the main file and every header, see
     /// ``KernelProgram/digest``), NVRTC's version and the options, then the source's name and architecture.
-    static func diskKey(_ request: KernelRequest, nvrtcVersion: String, options: [String], architecture: Int) -> String {
+    static func diskKey(_ request: KernelRequest, nvrtcVersion: String, options: [String], architecture: Int) -> String
+    {
         fnv1a64Hex(Array((request.source.digest + "|" + nvrtcVersion + "|" + options.joined(separator: " ")).utf8))
             + "-" + request.source.name + "-sm\(architecture)"
     }

@@ -84,14 +84,16 @@ extension KernelParameters {
 
     private static func layout<Field: KernelParameterField>(of field: Field, name: String) -> KernelParameterLayout {
         let bytes = withUnsafeBytes(of: field) { Array($0) }
-        precondition(bytes.enumerated().allSatisfy { Int($1) == Int(bytes[0]) + $0 }, "\(Self.self).\(name) is not contiguous")
+        precondition(
+            bytes.enumerated().allSatisfy { Int($1) == Int(bytes[0]) + $0 }, "\(Self.self).\(name) is not contiguous")
         return KernelParameterLayout(
             name: name, cudaName: snakeCase(name), cudaType: Field.cudaType, offset: Int(bytes[0]), size: bytes.count)
     }
 
     /// The CUDA C declaration, `struct Name { type field; ... };`, generated from the Swift fields.
     static var cudaDeclaration: String {
-        var text = "/// Generated from the Swift struct \(Self.self): the same fields, in the same order.\nstruct \(cudaName) {\n"
+        var text =
+            "/// Generated from the Swift struct \(Self.self): the same fields, in the same order.\nstruct \(cudaName) {\n"
         for field in fields { text += "    \(field.cudaType) \(field.cudaName);\n" }
         return text + "};\n"
     }

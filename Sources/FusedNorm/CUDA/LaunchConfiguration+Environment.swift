@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `FUSEDNORM_CUDA_LOG=1` (``EnvironmentVariable/cudaLog``): each launch prepared is described on standard
@@ -9,14 +9,16 @@ import Darwin
 enum CUDALaunchLog {
     static let enabled: Bool = (try? EnvironmentVariable.cudaLog.integer(in: EnvironmentVariable.process)) == 1
 
-    static func record(_ name: String, _ launch: PreparedLaunch, gpu: CUDADevice, activeClusters: Int?, problem: String) {
+    static func record(_ name: String, _ launch: PreparedLaunch, gpu: CUDADevice, activeClusters: Int?, problem: String)
+    {
         guard enabled else { return }
         var registers: Int32 = 0, local: Int32 = 0
         _ = try? gpu.withContext {
             _ = gpu.driver.cuFuncGetAttribute(&registers, FunctionAttribute.numRegisters.rawValue, launch.function)
             _ = gpu.driver.cuFuncGetAttribute(&local, FunctionAttribute.localSizeBytes.rawValue, launch.function)
         }
-        let line = "fusednorm plan \(name) \(problem): \(launch.configuration); \(launch.blocks) blocks of \(launch.threads), "
+        let line =
+            "fusednorm plan \(name) \(problem): \(launch.configuration); \(launch.blocks) blocks of \(launch.threads), "
             + "\(launch.sharedBytes) B shared, \(registers) registers, \(local) B local"
             + (activeClusters.map { ", \($0) clusters resident" } ?? "") + "\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
@@ -38,7 +40,9 @@ extension LaunchConfiguration.Tuning {
         backwardVectors = try EnvironmentVariable.cudaBackwardVectors.integer(in: environment)
         if let waves = try EnvironmentVariable.cudaBackwardWaves.integer(in: environment) { backwardWaves = waves }
         backwardRegisters = try EnvironmentVariable.cudaBackwardRegisters.integer(in: environment)
-        if let parameters = try EnvironmentVariable.cudaParameters.integer(in: environment) { self.parameters = parameters == 1 }
+        if let parameters = try EnvironmentVariable.cudaParameters.integer(in: environment) {
+            self.parameters = parameters == 1
+        }
         forwardVectors = try EnvironmentVariable.cudaForwardVectors.integer(in: environment)
     }
 }

@@ -66,14 +66,16 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
     var definitions: [String] {
         [
             "TPR=\(threadsPerRow)", "RPB=\(rowsPerBlock)", "CLUSTER=\(clusterSize)", "VEC=\(vectorWidth)",
-            "VPT=\(vectorsPerThread)", "SPT=\(sharedVectorsPerThread)", "HOLD=\(rowStorage.rawValue)", "WREG=\(weightInRegisters ? 1 : 0)",
+            "VPT=\(vectorsPerThread)", "SPT=\(sharedVectorsPerThread)", "HOLD=\(rowStorage.rawValue)",
+            "WREG=\(weightInRegisters ? 1 : 0)",
             "PREFETCH=\(prefetch ? 1 : 0)", "ACC_SHARED=\(sharedAccumulators ? 1 : 0)", "MAXREG=\(maxRegisters)",
             "STAGE=\(stagedBytes > 0 ? 1 : 0)", "WSHARED=\(parameterBytes > 0 ? 1 : 0)",
         ]
     }
 
     var description: String {
-        "\(threadsPerRow) threads/row × \(rowsPerBlock) rows/CTA" + (clusterSize > 1 ? " × \(clusterSize) CTAs/cluster" : "")
+        "\(threadsPerRow) threads/row × \(rowsPerBlock) rows/CTA"
+            + (clusterSize > 1 ? " × \(clusterSize) CTAs/cluster" : "")
             + ", vector \(vectorWidth) × \(vectorsPerThread)/thread"
             + (sharedVectorsPerThread > 0 ? " (+\(sharedVectorsPerThread) in shared memory)" : "") + ", \(rowStorage)"
             + (rowStorage == .streaming && segments > 1 ? " (\(segments) passes)" : "")
@@ -101,7 +103,8 @@ struct LaunchConfiguration: Hashable, Sendable, CustomStringConvertible {
 
         /// An H200 (132 SMs, sm_90), for tests and plans made without a GPU.
         static let h200 = GPU(
-            multiprocessors: 132, sharedMemoryPerBlock: 232_448, sharedMemoryPerMultiprocessor: 233_472, maxClusterSize: 16)
+            multiprocessors: 132, sharedMemoryPerBlock: 232_448, sharedMemoryPerMultiprocessor: 233_472,
+            maxClusterSize: 16)
         /// An H100 SXM (132 SMs, sm_90; the same SM as the H200, slower memory), for plans made without a GPU.
         static let h100 = h200
     }

@@ -1,12 +1,12 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// NVRTC, the CUDA run-time compiler, loaded with `dlopen` from the first place it is found
@@ -24,10 +24,11 @@ struct NVRTC: @unchecked Sendable {
     let supportedArchitectures: [Int]
 
     let nvrtcGetErrorString: @convention(c) (Int32) -> UnsafePointer<CChar>?
-    let nvrtcCreateProgram: @convention(c) (
-        UnsafeMutablePointer<OpaquePointer?>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32,
-        UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
-    ) -> Int32
+    let nvrtcCreateProgram:
+        @convention(c) (
+            UnsafeMutablePointer<OpaquePointer?>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32,
+            UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
+        ) -> Int32
     let nvrtcDestroyProgram: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?) -> Int32
     let nvrtcCompileProgram: @convention(c) (OpaquePointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32
     let nvrtcGetProgramLogSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>?) -> Int32
@@ -86,8 +87,12 @@ struct NVRTC: @unchecked Sendable {
         for folder in folderPatterns.flatMap(expandGlob) {
             let files = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
             // Newest first, comparing the version numbers after `libnvrtc.so.` as numbers (13.0 > 12.8 > 12.10 is wrong, 12.10 > 12.8).
-            let version = { (name: String) in name.dropFirst("libnvrtc.so.".count).split(separator: ".").map { Int($0) ?? 0 } }
-            let versioned = files.filter { $0.hasPrefix("libnvrtc.so.") }.sorted { version($1).lexicographicallyPrecedes(version($0)) }
+            let version = { (name: String) in
+                name.dropFirst("libnvrtc.so.".count).split(separator: ".").map { Int($0) ?? 0 }
+            }
+            let versioned = files.filter { $0.hasPrefix("libnvrtc.so.") }.sorted {
+                version($1).lexicographicallyPrecedes(version($0))
+            }
             for name in (files.contains("libnvrtc.so") ? ["libnvrtc.so"] : []) + versioned {
                 candidates.append("\(folder)/\(name)")
             }
@@ -97,7 +102,8 @@ struct NVRTC: @unchecked Sendable {
 
     /// Finds and loads NVRTC.
     /// - Returns: the table, or a message listing every place that was looked in.
-    static func load(environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<NVRTC, LoadFailure> {
+    static func load(environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<NVRTC, LoadFailure>
+    {
         let (candidates, places) = searchLocations(environment: environment)
         var reasons: [String] = []
         for candidate in candidates {
@@ -145,18 +151,24 @@ struct NVRTC: @unchecked Sendable {
         let versionFunction: @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<Int32>?) -> Int32 =
             r.function("nvrtcVersion")
         let getErrorString: @convention(c) (Int32) -> UnsafePointer<CChar>? = r.function("nvrtcGetErrorString")
-        let createProgram: @convention(c) (
-            UnsafeMutablePointer<OpaquePointer?>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32,
-            UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
-        ) -> Int32 = r.function("nvrtcCreateProgram")
-        let destroyProgram: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?) -> Int32 = r.function("nvrtcDestroyProgram")
+        let createProgram:
+            @convention(c) (
+                UnsafeMutablePointer<OpaquePointer?>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32,
+                UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?
+            ) -> Int32 = r.function("nvrtcCreateProgram")
+        let destroyProgram: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?) -> Int32 = r.function(
+            "nvrtcDestroyProgram")
         let compileProgram: @convention(c) (OpaquePointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32 =
             r.function("nvrtcCompileProgram")
-        let logSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>?) -> Int32 = r.function("nvrtcGetProgramLogSize")
-        let log: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?) -> Int32 = r.function("nvrtcGetProgramLog")
-        let cubinSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>?) -> Int32 = r.function("nvrtcGetCUBINSize")
+        let logSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>?) -> Int32 = r.function(
+            "nvrtcGetProgramLogSize")
+        let log: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?) -> Int32 = r.function(
+            "nvrtcGetProgramLog")
+        let cubinSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>?) -> Int32 = r.function(
+            "nvrtcGetCUBINSize")
         let cubin: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?) -> Int32 = r.function("nvrtcGetCUBIN")
-        let ptxSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>?) -> Int32 = r.function("nvrtcGetPTXSize")
+        let ptxSize: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int>?) -> Int32 = r.function(
+            "nvrtcGetPTXSize")
         let ptx: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?) -> Int32 = r.function("nvrtcGetPTX")
         guard r.missing.isEmpty else { return .failure(Unusable(reason: "lacks \(r.missing.joined(separator: ", "))")) }
 
@@ -175,12 +187,14 @@ struct NVRTC: @unchecked Sendable {
                 if listFunction(&list) == 0 { architectures = list.map(Int.init) }
             }
         }
-        return .success(NVRTC(
-            library: library, companions: companions, version: (Int(major), Int(minor)), supportedArchitectures: architectures,
-            nvrtcGetErrorString: getErrorString, nvrtcCreateProgram: createProgram,
-            nvrtcDestroyProgram: destroyProgram, nvrtcCompileProgram: compileProgram,
-            nvrtcGetProgramLogSize: logSize, nvrtcGetProgramLog: log, nvrtcGetCUBINSize: cubinSize,
-            nvrtcGetCUBIN: cubin, nvrtcGetPTXSize: ptxSize, nvrtcGetPTX: ptx))
+        return .success(
+            NVRTC(
+                library: library, companions: companions, version: (Int(major), Int(minor)),
+                supportedArchitectures: architectures,
+                nvrtcGetErrorString: getErrorString, nvrtcCreateProgram: createProgram,
+                nvrtcDestroyProgram: destroyProgram, nvrtcCompileProgram: compileProgram,
+                nvrtcGetProgramLogSize: logSize, nvrtcGetProgramLog: log, nvrtcGetCUBINSize: cubinSize,
+                nvrtcGetCUBIN: cubin, nvrtcGetPTXSize: ptxSize, nvrtcGetPTX: ptx))
     }
 
     /// Runs one NVRTC call and throws a ``CUDAError`` when it does not return `NVRTC_SUCCESS`.
@@ -217,7 +231,9 @@ struct NVRTC: @unchecked Sendable {
         defer { arguments.forEach { free($0) } }
         let pointers = arguments.map { UnsafePointer<CChar>($0) }
         try check("nvrtcCompileProgram(\(name) \(options.joined(separator: " ")))", log: { program.log() }) { nvrtc in
-            pointers.withUnsafeBufferPointer { nvrtc.nvrtcCompileProgram(program.handle, Int32(pointers.count), $0.baseAddress) }
+            pointers.withUnsafeBufferPointer {
+                nvrtc.nvrtcCompileProgram(program.handle, Int32(pointers.count), $0.baseAddress)
+            }
         }
         var size = 0
         try check(cubin ? "nvrtcGetCUBINSize" : "nvrtcGetPTXSize") {
@@ -250,7 +266,8 @@ final class NVRTCProgram {
             textPointers.withUnsafeBufferPointer { textBuffer in
                 namePointers.withUnsafeBufferPointer { nameBuffer in
                     nvrtc.nvrtcCreateProgram(
-                        &handle, program.source, program.name, Int32(texts.count), textBuffer.baseAddress, nameBuffer.baseAddress)
+                        &handle, program.source, program.name, Int32(texts.count), textBuffer.baseAddress,
+                        nameBuffer.baseAddress)
                 }
             }
         }

@@ -9,10 +9,13 @@ protocol Backend: Sendable {
     func allocate(byteCount: Int) throws -> any Buffer
 
     /// Copies `rows` rows of `rowBytes` bytes from host memory to device memory.
-    func upload(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourcePitch: Int, to address: UInt, pitch: Int) throws
+    func upload(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourcePitch: Int, to address: UInt, pitch: Int)
+        throws
 
     /// Copies `rows` rows of `rowBytes` bytes from device memory to host memory; returns when the data is there.
-    func download(rows: Int, rowBytes: Int, from address: UInt, pitch: Int, to destination: UnsafeMutableRawPointer, destinationPitch: Int) throws
+    func download(
+        rows: Int, rowBytes: Int, from address: UInt, pitch: Int, to destination: UnsafeMutableRawPointer,
+        destinationPitch: Int) throws
 
     /// Copies `rows` rows of `rowBytes` bytes between two places in this device's memory.
     func copy(rows: Int, rowBytes: Int, from source: UInt, sourcePitch: Int, to destination: UInt, pitch: Int) throws

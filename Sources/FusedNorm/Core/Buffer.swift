@@ -49,7 +49,9 @@ final class ExternalBuffer: Buffer, @unchecked Sendable {
     private let revoked = Atomic<Bool>(false)
     var isAccessible: Bool { !revoked.load(ordering: .acquiring) }
 
-    init(address: UInt, byteCount: Int, device: Device, isReadOnly: Bool = false, release: (@Sendable () -> Void)? = nil) {
+    init(
+        address: UInt, byteCount: Int, device: Device, isReadOnly: Bool = false, release: (@Sendable () -> Void)? = nil
+    ) {
         self.address = address
         self.byteCount = byteCount
         self.device = device

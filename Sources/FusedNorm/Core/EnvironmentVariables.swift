@@ -1,12 +1,12 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One `FUSEDNORM_*` environment variable: what it steers, the values it takes and its default.
@@ -50,7 +50,8 @@ public struct EnvironmentVariable: Sendable, Hashable, CustomStringConvertible {
     public var acceptedValues: String {
         switch values {
         case .oneOf(let words): words.joined(separator: ", ")
-        case .integer(let range): range == 0...1 ? "0 or 1" : "an integer from \(range.lowerBound) to \(range.upperBound)"
+        case .integer(let range):
+            range == 0...1 ? "0 or 1" : "an integer from \(range.lowerBound) to \(range.upperBound)"
         case .library: "the path of an existing file, or a library name without a slash for the loader to find"
         case .folder: "a folder path"
         }
@@ -98,37 +99,45 @@ extension EnvironmentVariable {
         values: .oneOf(["avx512", "avx2", "portable"]), defaultValue: "avx512 (the fastest this CPU runs)", scope: .cpu)
     /// `FUSEDNORM_NVRTC`.
     public static let nvrtc = EnvironmentVariable(
-        name: "FUSEDNORM_NVRTC", meaning: "The NVRTC library (libnvrtc.so) to compile the GPU kernels with, ahead of every other place.",
+        name: "FUSEDNORM_NVRTC",
+        meaning: "The NVRTC library (libnvrtc.so) to compile the GPU kernels with, ahead of every other place.",
         values: .library,
-        defaultValue: "searched: the loader's path, the CUDA toolkit folders, then the nvidia wheels of Python site-packages",
+        defaultValue:
+            "searched: the loader's path, the CUDA toolkit folders, then the nvidia wheels of Python site-packages",
         scope: .cuda)
     /// `FUSEDNORM_KERNEL_CACHE`.
     public static let kernelCache = EnvironmentVariable(
         name: "FUSEDNORM_KERNEL_CACHE", meaning: "The folder where compiled GPU kernels are kept between processes.",
-        values: .folder, defaultValue: "$XDG_CACHE_HOME/fusednorm/kernels, else ~/.cache/fusednorm/kernels", scope: .cuda)
+        values: .folder, defaultValue: "$XDG_CACHE_HOME/fusednorm/kernels, else ~/.cache/fusednorm/kernels",
+        scope: .cuda)
     /// `FUSEDNORM_CUDA_LOG`.
     public static let cudaLog = EnvironmentVariable(
         name: "FUSEDNORM_CUDA_LOG",
-        meaning: "1: describe each GPU launch prepared on standard error (layout, registers, local memory, resident clusters).",
+        meaning:
+            "1: describe each GPU launch prepared on standard error (layout, registers, local memory, resident clusters).",
         values: .integer(0...1), defaultValue: "0 (silent)", scope: .cuda)
     /// `FUSEDNORM_CUDA_STAGE`.
     public static let cudaStage = EnvironmentVariable(
         name: "FUSEDNORM_CUDA_STAGE",
-        meaning: "Tuning: stage rows in shared memory: 0 never, 1 where the heuristic does, 2 (backward) for every layout that holds rows.",
+        meaning:
+            "Tuning: stage rows in shared memory: 0 never, 1 where the heuristic does, 2 (backward) for every layout that holds rows.",
         values: .integer(0...2), defaultValue: "1", scope: .cuda)
     /// `FUSEDNORM_CUDA_WAVES`.
     public static let cudaWaves = EnvironmentVariable(
         name: "FUSEDNORM_CUDA_WAVES",
         meaning: "Tuning: forward teams = resident CTAs x this (0: one CTA per row group).",
-        values: .integer(0...64), defaultValue: "the heuristic's (4 for LayerNorm's looping CTAs, 1 for clusters, else 0)", scope: .cuda)
+        values: .integer(0...64),
+        defaultValue: "the heuristic's (4 for LayerNorm's looping CTAs, 1 for clusters, else 0)", scope: .cuda)
     /// `FUSEDNORM_CUDA_DECODE_THREADS`.
     public static let cudaDecodeThreads = EnvironmentVariable(
         name: "FUSEDNORM_CUDA_DECODE_THREADS",
-        meaning: "Tuning: threads per row of the few-row (decode) forward layout, where that leaves at most 16 vectors per thread.",
+        meaning:
+            "Tuning: threads per row of the few-row (decode) forward layout, where that leaves at most 16 vectors per thread.",
         values: .integer(32...1024), defaultValue: "the heuristic's", scope: .cuda)
     /// `FUSEDNORM_CUDA_BACKWARD_VECTORS`.
     public static let cudaBackwardVectors = EnvironmentVariable(
-        name: "FUSEDNORM_CUDA_BACKWARD_VECTORS", meaning: "Tuning: x and dy vectors per thread held in registers by the backward pass.",
+        name: "FUSEDNORM_CUDA_BACKWARD_VECTORS",
+        meaning: "Tuning: x and dy vectors per thread held in registers by the backward pass.",
         values: .integer(1...8), defaultValue: "the heuristic's (64 bytes' worth)", scope: .cuda)
     /// `FUSEDNORM_CUDA_BACKWARD_WAVES`.
     public static let cudaBackwardWaves = EnvironmentVariable(
@@ -141,11 +150,13 @@ extension EnvironmentVariable {
     /// `FUSEDNORM_CUDA_PARAMETERS`.
     public static let cudaParameters = EnvironmentVariable(
         name: "FUSEDNORM_CUDA_PARAMETERS",
-        meaning: "Tuning: 1 keeps the forward pass's weight and bias in shared memory where the heuristic puts them there; 0 reloads them per row.",
+        meaning:
+            "Tuning: 1 keeps the forward pass's weight and bias in shared memory where the heuristic puts them there; 0 reloads them per row.",
         values: .integer(0...1), defaultValue: "1", scope: .cuda)
     /// `FUSEDNORM_CUDA_FORWARD_VECTORS`.
     public static let cudaForwardVectors = EnvironmentVariable(
-        name: "FUSEDNORM_CUDA_FORWARD_VECTORS", meaning: "Tuning: vectors per thread of the forward pass on short and medium rows.",
+        name: "FUSEDNORM_CUDA_FORWARD_VECTORS",
+        meaning: "Tuning: vectors per thread of the forward pass on short and medium rows.",
         values: .integer(1...16), defaultValue: "the heuristic's (64 bytes' worth)", scope: .cuda)
 
     /// Every variable the library reads, in the order of the docs' table.
@@ -170,10 +181,16 @@ extension EnvironmentVariable {
 
     /// The variables set in `environment` (empty values left out), in table order, then any other
     /// `FUSEDNORM_*` name (which the library does not read: a typo?) with `variable` nil.
-    public static func active(in environment: [String: String] = current) -> [(name: String, value: String, variable: EnvironmentVariable?)] {
-        let known = all.compactMap { variable in environment[variable.name].flatMap { $0.isEmpty ? nil : (variable.name, $0, variable) } }
-        let unknown = environment.filter { name, value in name.hasPrefix(prefix) && !value.isEmpty && !all.contains { $0.name == name } }
-            .sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value, variable: EnvironmentVariable?.none) }
+    public static func active(in environment: [String: String] = current) -> [(
+        name: String, value: String, variable: EnvironmentVariable?
+    )] {
+        let known = all.compactMap { variable in
+            environment[variable.name].flatMap { $0.isEmpty ? nil : (variable.name, $0, variable) }
+        }
+        let unknown = environment.filter { name, value in
+            name.hasPrefix(prefix) && !value.isEmpty && !all.contains { $0.name == name }
+        }
+        .sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value, variable: EnvironmentVariable?.none) }
         return known + unknown
     }
 

@@ -40,7 +40,8 @@ struct RowView: Sendable {
     /// Byte address of `row`, element `column`.
     @inline(__always)
     func address(row: Int, column: Int = 0) -> UInt {
-        let start = rowsPerGroup == 0
+        let start =
+            rowsPerGroup == 0
             ? row &* rowStride
             : (row / rowsPerGroup) &* groupStride &+ (row % rowsPerGroup) &* rowStride
         return address &+ UInt(bitPattern: (start &+ column) &* dtype.byteCount)

@@ -19,7 +19,8 @@ struct StridedLayout: Equatable, Sendable {
         try Tensor.validate(shape: shape, argument: argument)
         let columns = shape[shape.count - 1]
         if let strides, strides.count != shape.count {
-            throw FusedNormError.invalidArgument(name: argument, reason: "\(strides.count) strides for \(shape.count) dimensions")
+            throw FusedNormError.invalidArgument(
+                name: argument, reason: "\(strides.count) strides for \(shape.count) dimensions")
         }
         // No elements: nothing is addressed, so any strides will do (NumPy and PyTorch give such views 0 or 1).
         guard let strides, !shape.contains(0) else {
@@ -28,10 +29,13 @@ struct StridedLayout: Equatable, Sendable {
             return
         }
         if let negative = strides.firstIndex(where: { $0 < 0 }) {
-            throw DLPackError.unsupported("\(argument): negative stride \(strides[negative]) in dimension \(negative) (a reversed view)")
+            throw DLPackError.unsupported(
+                "\(argument): negative stride \(strides[negative]) in dimension \(negative) (a reversed view)")
         }
         if columns > 1, strides[strides.count - 1] != 1 {
-            throw DLPackError.unsupported("\(argument): last stride \(strides[strides.count - 1]); the normalized dimension must be contiguous (stride 1)")
+            throw DLPackError.unsupported(
+                "\(argument): last stride \(strides[strides.count - 1]); the normalized dimension must be contiguous (stride 1)"
+            )
         }
         // Levels from the innermost leading dimension outwards: (count, stride, innermost dimension).
         var levels: [(count: Int, stride: Int, first: Int)] = []
@@ -46,7 +50,8 @@ struct StridedLayout: Equatable, Sendable {
         }
         guard levels.count <= 2 else {
             throw DLPackError.unsupported(
-                "\(argument): strides \(strides) for shape \(shape) need \(levels.count) levels of rows; at most two (rows within groups) are supported")
+                "\(argument): strides \(strides) for shape \(shape) need \(levels.count) levels of rows; at most two (rows within groups) are supported"
+            )
         }
         let inner = levels.first ?? (1, columns, shape.count - 2)
         rowStride = inner.count > 1 ? inner.stride : columns
@@ -54,7 +59,8 @@ struct StridedLayout: Equatable, Sendable {
             // Grouped rows: a group is the second-to-last dimension.
             guard inner.first == shape.count - 2, inner.count == shape[shape.count - 2] else {
                 throw DLPackError.unsupported(
-                    "\(argument): strides \(strides) for shape \(shape) group rows across dimensions other than the second-to-last one; rows within groups must be dimension \(shape.count - 2)")
+                    "\(argument): strides \(strides) for shape \(shape) group rows across dimensions other than the second-to-last one; rows within groups must be dimension \(shape.count - 2)"
+                )
             }
             groupStride = levels[1].stride
         } else {

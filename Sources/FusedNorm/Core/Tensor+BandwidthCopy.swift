@@ -43,7 +43,8 @@ extension Tensor {
         guard count > 0 else { return }
         let source = rowView, target = destination.rowView
         // One span when both are contiguous, else row by row.
-        let (spans, spanBytes) = isContiguous && destination.isContiguous ? (1, count * dtype.byteCount) : (rows, columns * dtype.byteCount)
+        let (spans, spanBytes) =
+            isContiguous && destination.isContiguous ? (1, count * dtype.byteCount) : (rows, columns * dtype.byteCount)
         let sourcePitch = rowStride * dtype.byteCount, destinationPitch = destination.rowStride * dtype.byteCount
         switch device {
         case .cpu:

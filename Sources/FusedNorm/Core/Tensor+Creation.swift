@@ -118,9 +118,13 @@ extension DType {
             case .float32:
                 for (i, v) in values.enumerated() { raw.storeBytes(of: v, toByteOffset: 4 * i, as: Float.self) }
             case .float16:
-                for (i, v) in values.enumerated() { raw.storeBytes(of: Float16(v).bitPattern, toByteOffset: 2 * i, as: UInt16.self) }
+                for (i, v) in values.enumerated() {
+                    raw.storeBytes(of: Float16(v).bitPattern, toByteOffset: 2 * i, as: UInt16.self)
+                }
             case .bfloat16:
-                for (i, v) in values.enumerated() { raw.storeBytes(of: BFloat16(v).bitPattern, toByteOffset: 2 * i, as: UInt16.self) }
+                for (i, v) in values.enumerated() {
+                    raw.storeBytes(of: BFloat16(v).bitPattern, toByteOffset: 2 * i, as: UInt16.self)
+                }
             }
         }
         return bytes
@@ -133,9 +137,13 @@ extension DType {
             case .float32:
                 for i in 0..<count { out[i] = raw.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
             case .float16:
-                for i in 0..<count { out[i] = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+                for i in 0..<count {
+                    out[i] = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                }
             case .bfloat16:
-                for i in 0..<count { out[i] = Float(BFloat16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+                for i in 0..<count {
+                    out[i] = Float(BFloat16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                }
             }
             initialized = count
         }

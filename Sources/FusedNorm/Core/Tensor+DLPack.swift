@@ -29,7 +29,9 @@ extension Tensor {
     public init(dlpack managed: UnsafeMutablePointer<DLManagedTensorVersioned>) throws {
         let version = managed.pointee.version
         guard version.major == UInt32(DLPACK_MAJOR_VERSION) else {
-            throw DLPackError.unsupported("DLPack version \(version.major).\(version.minor); FusedNorm reads major version \(DLPACK_MAJOR_VERSION)")
+            throw DLPackError.unsupported(
+                "DLPack version \(version.major).\(version.minor); FusedNorm reads major version \(DLPACK_MAJOR_VERSION)"
+            )
         }
         let readOnly = managed.pointee.flags & DLPACK_FLAG_BITMASK_READ_ONLY != 0
         let address = UInt(bitPattern: managed)
@@ -67,7 +69,8 @@ extension Tensor {
     init(dlTensor tensor: UnsafePointer<DLTensor>, isReadOnly: Bool, release: (@Sendable () -> Void)?) throws {
         let view = tensor.pointee
         guard view.ndim >= 1 else {
-            throw DLPackError.unsupported("ndim \(view.ndim); FusedNorm needs at least one dimension (the normalized one)")
+            throw DLPackError.unsupported(
+                "ndim \(view.ndim); FusedNorm needs at least one dimension (the normalized one)")
         }
         guard view.shape != nil else { throw DLPackError.invalid("shape is NULL for ndim \(view.ndim)") }
         let dtype = try DType(dlpack: view.dtype)
@@ -83,17 +86,20 @@ extension Tensor {
             guard address != 0 else { throw DLPackError.invalid("data is NULL for a tensor of \(elements) elements") }
             guard address % UInt(dtype.byteCount) == 0 else {
                 throw DLPackError.unsupported(
-                    "data + byte_offset (0x\(String(address, radix: 16))) is not aligned to \(dtype.byteCount) bytes, the size of a \(dtype) element")
+                    "data + byte_offset (0x\(String(address, radix: 16))) is not aligned to \(dtype.byteCount) bytes, the size of a \(dtype) element"
+                )
             }
         }
         // The bytes the view reaches: the buffer's size.
         let rowsPerGroup = shape.count >= 3 ? shape[shape.count - 2] : shape.dropLast().reduce(1, *)
         let (uniformGroupStride, groupOverflow) = rowsPerGroup.multipliedReportingOverflow(by: layout.rowStride)
         guard layout.groupStride != nil || !groupOverflow,
-              let extent = Tensor.extent(shape: shape, rowStride: layout.rowStride, groupStride: layout.groupStride ?? uniformGroupStride),
-              case (let byteCount, false) = extent.multipliedReportingOverflow(by: dtype.byteCount)
+            let extent = Tensor.extent(
+                shape: shape, rowStride: layout.rowStride, groupStride: layout.groupStride ?? uniformGroupStride),
+            case (let byteCount, false) = extent.multipliedReportingOverflow(by: dtype.byteCount)
         else {
-            throw FusedNormError.invalidShape(argument: "tensor", shape: shape, reason: "the strides reach past the address space")
+            throw FusedNormError.invalidShape(
+                argument: "tensor", shape: shape, reason: "the strides reach past the address space")
         }
         let groupStride = layout.groupStride ?? uniformGroupStride
         // Every check before the buffer exists: a refused import must not run `release` (the deleter).
@@ -103,8 +109,11 @@ extension Tensor {
         if case .cuda = device, byteCount > 0 {
             try CUDABackend.checkDeviceMemory(address, byteCount: byteCount, on: device)
         }
-        let buffer = ExternalBuffer(address: address, byteCount: byteCount, device: device, isReadOnly: isReadOnly, release: release)
-        self.init(shape: shape, dtype: dtype, rowStride: layout.rowStride, groupStride: groupStride, buffer: buffer, byteOffset: 0)
+        let buffer = ExternalBuffer(
+            address: address, byteCount: byteCount, device: device, isReadOnly: isReadOnly, release: release)
+        self.init(
+            shape: shape, dtype: dtype, rowStride: layout.rowStride, groupStride: groupStride, buffer: buffer,
+            byteOffset: 0)
     }
 }
 
@@ -112,14 +121,17 @@ extension DType {
     /// The dtype of a DLPack element type: float32, float16 or bfloat16, one lane.
     init(dlpack type: DLDataType) throws {
         guard type.lanes == 1 else {
-            throw DLPackError.unsupported("\(type.lanes) lanes per element (vector types); FusedNorm reads scalars (lanes 1)")
+            throw DLPackError.unsupported(
+                "\(type.lanes) lanes per element (vector types); FusedNorm reads scalars (lanes 1)")
         }
         switch (UInt32(type.code), type.bits) {
         case (kDLFloat.rawValue, 32): self = .float32
         case (kDLFloat.rawValue, 16): self = .float16
         case (kDLBfloat.rawValue, 16): self = .bfloat16
         default:
-            throw DLPackError.unsupported("dtype \(DType.dlpackName(code: type.code, bits: type.bits)); FusedNorm handles float32, float16 and bfloat16")
+            throw DLPackError.unsupported(
+                "dtype \(DType.dlpackName(code: type.code, bits: type.bits)); FusedNorm handles float32, float16 and bfloat16"
+            )
         }
     }
 
@@ -152,7 +164,9 @@ extension Device {
             guard device.device_id >= 0 else { throw DLPackError.invalid("CUDA device id \(device.device_id)") }
             self = .cuda(Int(device.device_id))
         default:
-            throw DLPackError.unsupported("device type \(device.device_type.rawValue) (\(Device.dlpackName(device.device_type))); FusedNorm runs on kDLCPU, kDLCUDAHost and kDLCUDA")
+            throw DLPackError.unsupported(
+                "device type \(device.device_type.rawValue) (\(Device.dlpackName(device.device_type))); FusedNorm runs on kDLCPU, kDLCUDAHost and kDLCUDA"
+            )
         }
     }
 

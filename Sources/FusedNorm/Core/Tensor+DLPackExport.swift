@@ -47,16 +47,17 @@ extension Tensor {
     public func dlpackVersioned() -> UnsafeMutablePointer<DLManagedTensorVersioned> {
         let export = DLPackExport(self)
         let managed = UnsafeMutablePointer<DLManagedTensorVersioned>.allocate(capacity: 1)
-        managed.initialize(to: DLManagedTensorVersioned(
-            version: DLPackVersion(major: UInt32(DLPACK_MAJOR_VERSION), minor: UInt32(DLPACK_MINOR_VERSION)),
-            manager_ctx: Unmanaged.passRetained(export).toOpaque(),
-            deleter: { managed in
-                guard let managed else { return }
-                if let context = managed.pointee.manager_ctx { Unmanaged<AnyObject>.fromOpaque(context).release() }
-                managed.deallocate()
-            },
-            flags: isWritable ? 0 : DLPACK_FLAG_BITMASK_READ_ONLY,
-            dl_tensor: export.dlTensor))
+        managed.initialize(
+            to: DLManagedTensorVersioned(
+                version: DLPackVersion(major: UInt32(DLPACK_MAJOR_VERSION), minor: UInt32(DLPACK_MINOR_VERSION)),
+                manager_ctx: Unmanaged.passRetained(export).toOpaque(),
+                deleter: { managed in
+                    guard let managed else { return }
+                    if let context = managed.pointee.manager_ctx { Unmanaged<AnyObject>.fromOpaque(context).release() }
+                    managed.deallocate()
+                },
+                flags: isWritable ? 0 : DLPACK_FLAG_BITMASK_READ_ONLY,
+                dl_tensor: export.dlTensor))
         return managed
     }
 
@@ -65,14 +66,15 @@ extension Tensor {
     public func dlpack() -> UnsafeMutablePointer<DLManagedTensor> {
         let export = DLPackExport(self)
         let managed = UnsafeMutablePointer<DLManagedTensor>.allocate(capacity: 1)
-        managed.initialize(to: DLManagedTensor(
-            dl_tensor: export.dlTensor,
-            manager_ctx: Unmanaged.passRetained(export).toOpaque(),
-            deleter: { managed in
-                guard let managed else { return }
-                if let context = managed.pointee.manager_ctx { Unmanaged<AnyObject>.fromOpaque(context).release() }
-                managed.deallocate()
-            }))
+        managed.initialize(
+            to: DLManagedTensor(
+                dl_tensor: export.dlTensor,
+                manager_ctx: Unmanaged.passRetained(export).toOpaque(),
+                deleter: { managed in
+                    guard let managed else { return }
+                    if let context = managed.pointee.manager_ctx { Unmanaged<AnyObject>.fromOpaque(context).release() }
+                    managed.deallocate()
+                }))
         return managed
     }
 }

@@ -41,7 +41,9 @@ extension Tensor {
         guard rowStride >= 0, groupStride >= 0, byteOffset >= 0, byteCount >= 0 else {
             throw FusedNormError.invalidShape(
                 argument: argument, shape: shape,
-                reason: "strides, offset and byte count must not be negative (rowStride \(rowStride), groupStride \(groupStride))")
+                reason:
+                    "strides, offset and byte count must not be negative (rowStride \(rowStride), groupStride \(groupStride))"
+            )
         }
         let view = RowView(
             address: 0, rowStride: rowStride, dtype: dtype, rows: rows,
@@ -55,20 +57,25 @@ extension Tensor {
             guard inner.stride >= columns, !overflow, outer.stride >= span + columns else {
                 throw FusedNormError.invalidShape(
                     argument: argument, shape: shape,
-                    reason: "rowStride \(rowStride) and groupStride \(groupStride) make rows of \(columns) elements overlap")
+                    reason:
+                        "rowStride \(rowStride) and groupStride \(groupStride) make rows of \(columns) elements overlap"
+                )
             }
         } else if rows > 1, view.rowStride < columns {
             throw FusedNormError.invalidShape(
                 argument: argument, shape: shape,
-                reason: "rowStride \(view.rowStride) is smaller than a row of \(columns) elements, so rows would overlap")
+                reason:
+                    "rowStride \(view.rowStride) is smaller than a row of \(columns) elements, so rows would overlap")
         }
         guard let extent = extent(shape: shape, rowStride: rowStride, groupStride: groupStride) else {
-            throw FusedNormError.invalidShape(argument: argument, shape: shape, reason: "the strides reach past the address space")
+            throw FusedNormError.invalidShape(
+                argument: argument, shape: shape, reason: "the strides reach past the address space")
         }
         let (elementBytes, o1) = extent.multipliedReportingOverflow(by: dtype.byteCount)
         let (required, o2) = elementBytes.addingReportingOverflow(byteOffset)
         guard !o1, !o2, required <= byteCount else {
-            throw FusedNormError.bufferTooSmall(argument: argument, requiredBytes: o1 || o2 ? Int.max : required, byteCount: byteCount)
+            throw FusedNormError.bufferTooSmall(
+                argument: argument, requiredBytes: o1 || o2 ? Int.max : required, byteCount: byteCount)
         }
         let start = address &+ UInt(byteOffset)
         guard start % UInt(dtype.byteCount) == 0 else {
@@ -103,7 +110,9 @@ extension RowView {
 
     func runs(rows: Int) -> [RowRun] {
         let pitch = rowStride * dtype.byteCount
-        guard isGrouped else { return rows > 0 ? [RowRun(firstRow: 0, count: rows, address: address, pitch: pitch)] : [] }
+        guard isGrouped else {
+            return rows > 0 ? [RowRun(firstRow: 0, count: rows, address: address, pitch: pitch)] : []
+        }
         return stride(from: 0, to: rows, by: rowsPerGroup).map {
             RowRun(firstRow: $0, count: min(rowsPerGroup, rows - $0), address: address(row: $0), pitch: pitch)
         }

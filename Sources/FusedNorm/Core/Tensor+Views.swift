@@ -9,9 +9,13 @@ extension Tensor {
     public func rows(_ range: Range<Int>, step: Int = 1) throws -> Tensor {
         let view = rowView
         guard !view.isGrouped else {
-            throw FusedNormError.invalidArgument(name: "rows", reason: "a tensor with grouped rows (groupStride \(groupStride)) has no single row stride to flatten")
+            throw FusedNormError.invalidArgument(
+                name: "rows",
+                reason: "a tensor with grouped rows (groupStride \(groupStride)) has no single row stride to flatten")
         }
-        guard step >= 1 else { throw FusedNormError.invalidArgument(name: "step", reason: "must be at least 1, got \(step)") }
+        guard step >= 1 else {
+            throw FusedNormError.invalidArgument(name: "step", reason: "must be at least 1, got \(step)")
+        }
         guard range.lowerBound >= 0, range.upperBound <= rows else {
             throw FusedNormError.invalidArgument(name: "range", reason: "rows \(range) are outside 0..<\(rows)")
         }
@@ -25,7 +29,8 @@ extension Tensor {
     /// - Parameter range: within `0..<columns`, not empty.
     public func columns(_ range: Range<Int>) throws -> Tensor {
         guard range.lowerBound >= 0, range.upperBound <= columns, !range.isEmpty else {
-            throw FusedNormError.invalidArgument(name: "range", reason: "columns \(range) are empty or outside 0..<\(columns)")
+            throw FusedNormError.invalidArgument(
+                name: "range", reason: "columns \(range) are empty or outside 0..<\(columns)")
         }
         var shape = self.shape
         shape[shape.count - 1] = range.count
@@ -50,20 +55,26 @@ extension Tensor {
         let view = rowView
         if shape[shape.count - 1] == columns {
             if !view.isGrouped {
-                return Tensor(shape: shape, dtype: dtype, rowStride: view.rowStride, buffer: buffer, byteOffset: byteOffset)
+                return Tensor(
+                    shape: shape, dtype: dtype, rowStride: view.rowStride, buffer: buffer, byteOffset: byteOffset)
             }
             guard shape.count >= 3, shape[shape.count - 2] == rowsPerGroup else {
                 throw FusedNormError.invalidArgument(
-                    name: "shape", reason: "grouped rows keep \(rowsPerGroup) rows per group (shape[rank - 2]); \(shape) needs a copy")
+                    name: "shape",
+                    reason: "grouped rows keep \(rowsPerGroup) rows per group (shape[rank - 2]); \(shape) needs a copy")
             }
-            return Tensor(shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, buffer: buffer, byteOffset: byteOffset)
+            return Tensor(
+                shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, buffer: buffer,
+                byteOffset: byteOffset)
         }
         if isContiguous {
-            return Tensor(shape: shape, dtype: dtype, rowStride: shape[shape.count - 1], buffer: buffer, byteOffset: byteOffset)
+            return Tensor(
+                shape: shape, dtype: dtype, rowStride: shape[shape.count - 1], buffer: buffer, byteOffset: byteOffset)
         }
         let splitsLastDimension = shape.count >= 3 && shape[shape.count - 2] * shape[shape.count - 1] == columns
         guard !view.isGrouped, splitsLastDimension else {
-            throw FusedNormError.invalidArgument(name: "shape", reason: "changing the last dimension of a strided view needs a copy")
+            throw FusedNormError.invalidArgument(
+                name: "shape", reason: "changing the last dimension of a strided view needs a copy")
         }
         return Tensor(
             shape: shape, dtype: dtype, rowStride: shape[shape.count - 1], groupStride: view.rowStride,

@@ -27,7 +27,8 @@ extension Tensor {
     /// - Throws: ``FusedNormError`` when the memory is too small for the shape and strides, the strides make rows
     ///   overlap, or the address is misaligned; whatever `body` throws.
     public static func withWrapping<Result>(
-        _ memory: UnsafeMutableRawBufferPointer, shape: [Int], dtype: DType, rowStride: Int? = nil, groupStride: Int? = nil,
+        _ memory: UnsafeMutableRawBufferPointer, shape: [Int], dtype: DType, rowStride: Int? = nil,
+        groupStride: Int? = nil,
         _ body: (Tensor) throws -> Result
     ) throws -> Result {
         try withLent(
@@ -54,7 +55,8 @@ extension Tensor {
         let buffer = ExternalBuffer(address: address, byteCount: byteCount, device: .cpu, isReadOnly: isReadOnly)
         defer { buffer.revoke() }
         let tensor = try Tensor(
-            over: buffer, shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, argument: "memory")
+            over: buffer, shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, argument: "memory"
+        )
         return try body(tensor)
     }
 
@@ -76,7 +78,8 @@ extension Tensor {
     ) throws {
         try self.init(
             wrappingAddress: UInt(bitPattern: memory.baseAddress), byteCount: memory.count, device: .cpu,
-            shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, isReadOnly: isReadOnly, owner: owner)
+            shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, isReadOnly: isReadOnly,
+            owner: owner)
     }
 
     /// A tensor over CUDA device memory the caller owns (a `CUdeviceptr`, for example from PyTorch, CuPy or
@@ -101,7 +104,8 @@ extension Tensor {
     ) throws {
         guard case .cuda = device else {
             throw FusedNormError.invalidArgument(
-                name: "device", reason: "device memory needs a .cuda device, got \(device); wrap host memory with unsafeWrapping:")
+                name: "device",
+                reason: "device memory needs a .cuda device, got \(device); wrap host memory with unsafeWrapping:")
         }
         try CUDABackend.checkDeviceMemory(address, byteCount: byteCount, on: device)
         try self.init(
@@ -120,7 +124,9 @@ extension Tensor {
         }
         let buffer = ExternalBuffer(
             address: address, byteCount: byteCount, device: device, isReadOnly: isReadOnly, release: release)
-        try self.init(over: buffer, shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, argument: "memory")
+        try self.init(
+            over: buffer, shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, argument: "memory"
+        )
     }
 
     /// A tensor over `buffer` after ``validateLayout`` (the entry for wrapped memory and DLPack).
@@ -132,18 +138,23 @@ extension Tensor {
         argument: String
     ) throws {
         try Tensor.validate(shape: shape, argument: argument)
-        guard buffer.address != 0 || buffer.byteCount == 0 else { throw FusedNormError.invalidArgument(name: argument, reason: "null address") }
+        guard buffer.address != 0 || buffer.byteCount == 0 else {
+            throw FusedNormError.invalidArgument(name: argument, reason: "null address")
+        }
         let rowStride = rowStride ?? shape[shape.count - 1]
         let rowsPerGroup = shape.count >= 3 ? shape[shape.count - 2] : shape.dropLast().reduce(1, *)
         let (uniform, overflow) = rowsPerGroup.multipliedReportingOverflow(by: rowStride)
         guard !overflow || groupStride != nil else {
-            throw FusedNormError.invalidShape(argument: argument, shape: shape, reason: "rowStride \(rowStride) is too large")
+            throw FusedNormError.invalidShape(
+                argument: argument, shape: shape, reason: "rowStride \(rowStride) is too large")
         }
         let groupStride = groupStride ?? uniform
         try Tensor.validateLayout(
             shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, address: buffer.address,
             byteOffset: byteOffset, byteCount: buffer.byteCount, argument: argument)
-        self.init(shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, buffer: buffer, byteOffset: byteOffset)
+        self.init(
+            shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride, buffer: buffer,
+            byteOffset: byteOffset)
     }
 
     /// The address of row 0, element 0: host pointer bits on the CPU, a `CUdeviceptr` on a GPU. For wrapped

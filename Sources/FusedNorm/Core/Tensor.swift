@@ -79,13 +79,15 @@ public struct Tensor: Sendable {
         let count = rowShape.reduce(1, *)
         MemoryCounters.recordAllocation()
         let buffer = try device.backend().allocate(byteCount: count * DType.float32.byteCount)
-        self.init(shape: rowShape, dtype: .float32, rowStride: rowShape[rowShape.count - 1], buffer: buffer, byteOffset: 0)
+        self.init(
+            shape: rowShape, dtype: .float32, rowStride: rowShape[rowShape.count - 1], buffer: buffer, byteOffset: 0)
     }
 
     static func validate(shape: [Int], argument: String) throws {
         guard !shape.isEmpty else { throw FusedNormError.rankZero(argument: argument) }
         guard shape.allSatisfy({ $0 >= 0 }) else {
-            throw FusedNormError.invalidShape(argument: argument, shape: shape, reason: "dimensions must not be negative")
+            throw FusedNormError.invalidShape(
+                argument: argument, shape: shape, reason: "dimensions must not be negative")
         }
         guard shape[shape.count - 1] > 0 else { throw FusedNormError.emptyRows(argument: argument) }
         var count = 1

@@ -42,7 +42,8 @@ public struct LayerNorm: Sendable {
         try NormArguments.check(epsilon: epsilon)
         if let bias {
             guard bias.shape == weight.shape else {
-                throw FusedNormError.shapeMismatch(argument: "bias", expected: "\(weight.shape) (the weight's shape)", actual: bias.shape)
+                throw FusedNormError.shapeMismatch(
+                    argument: "bias", expected: "\(weight.shape) (the weight's shape)", actual: bias.shape)
             }
             guard bias.device == weight.device else {
                 throw FusedNormError.deviceMismatch(argument: "bias", expected: weight.device, actual: bias.device)

@@ -42,7 +42,9 @@ struct NormArguments {
         if case .cuda = device, tensor.hasGroupedRows {
             throw FusedNormError.unsupportedLayout(
                 argument: argument, device: device,
-                reason: "grouped rows (rowStride \(tensor.rowStride), groupStride \(tensor.groupStride)) are supported on the CPU only in this version; copy into contiguous rows first")
+                reason:
+                    "grouped rows (rowStride \(tensor.rowStride), groupStride \(tensor.groupStride)) are supported on the CPU only in this version; copy into contiguous rows first"
+            )
         }
     }
 
@@ -51,7 +53,8 @@ struct NormArguments {
         guard let tensor else { return }
         try checkDevice(tensor, argument)
         guard tensor.shape == x.shape else {
-            throw FusedNormError.shapeMismatch(argument: argument, expected: "\(x.shape) (the shape of x)", actual: tensor.shape)
+            throw FusedNormError.shapeMismatch(
+                argument: argument, expected: "\(x.shape) (the shape of x)", actual: tensor.shape)
         }
         if let dtype, tensor.dtype != dtype {
             throw FusedNormError.dtypeMismatch(argument: argument, expected: dtype, actual: tensor.dtype)
@@ -67,10 +70,12 @@ struct NormArguments {
         let perHead = x.shape.count >= 2 ? Array(x.shape.suffix(2)) : nil
         guard tensor.shape == [n] || tensor.shape == perHead else {
             let alternative = perHead.map { " or \($0) (per head)" } ?? ""
-            throw FusedNormError.shapeMismatch(argument: argument, expected: "[\(n)]\(alternative)", actual: tensor.shape)
+            throw FusedNormError.shapeMismatch(
+                argument: argument, expected: "[\(n)]\(alternative)", actual: tensor.shape)
         }
         if let parameterShape, parameterShape != tensor.shape {
-            throw FusedNormError.shapeMismatch(argument: argument, expected: "\(parameterShape) (the weight's shape)", actual: tensor.shape)
+            throw FusedNormError.shapeMismatch(
+                argument: argument, expected: "\(parameterShape) (the weight's shape)", actual: tensor.shape)
         }
         parameterShape = tensor.shape
         weightRows = tensor.shape.count == 2 ? tensor.shape[0] : 1
@@ -84,7 +89,8 @@ struct NormArguments {
             throw FusedNormError.dtypeMismatch(argument: argument, expected: .float32, actual: tensor.dtype)
         }
         guard tensor.shape == x.rowShape || tensor.shape == [x.rows], tensor.isContiguous else {
-            throw FusedNormError.shapeMismatch(argument: argument, expected: "\(x.rowShape), contiguous", actual: tensor.shape)
+            throw FusedNormError.shapeMismatch(
+                argument: argument, expected: "\(x.rowShape), contiguous", actual: tensor.shape)
         }
     }
 
@@ -110,7 +116,9 @@ struct NormArguments {
 
     /// A gradient of `parameter` (dweight, dbias): `given` after checking it has the parameter's shape
     /// (any dtype: an fp32 gradient of a bf16 weight is fine), or a new tensor like the parameter.
-    func parameterGradient(_ given: Tensor?, _ argument: String, of parameter: Tensor?, _ parameterName: String) throws -> Tensor? {
+    func parameterGradient(_ given: Tensor?, _ argument: String, of parameter: Tensor?, _ parameterName: String) throws
+        -> Tensor?
+    {
         guard let parameter else {
             if given != nil {
                 throw FusedNormError.invalidArgument(name: argument, reason: "given without a \(parameterName)")
@@ -121,7 +129,8 @@ struct NormArguments {
         try checkDevice(given, argument)
         try given.requireWritable(argument)
         guard given.shape == parameter.shape else {
-            throw FusedNormError.shapeMismatch(argument: argument, expected: "\(parameter.shape) (the \(parameterName)'s shape)", actual: given.shape)
+            throw FusedNormError.shapeMismatch(
+                argument: argument, expected: "\(parameter.shape) (the \(parameterName)'s shape)", actual: given.shape)
         }
         return given
     }
@@ -199,7 +208,8 @@ func normBackward(
     try arguments.checkStatistics(mean, "mean")
     try arguments.checkStatistics(rstd, "rstd")
     if kind == .layer, (mean == nil) != (rstd == nil) {
-        throw FusedNormError.invalidArgument(name: "mean", reason: "LayerNorm's saved mean and rstd go together: give both or neither")
+        throw FusedNormError.invalidArgument(
+            name: "mean", reason: "LayerNorm's saved mean and rstd go together: give both or neither")
     }
     let dx = try arguments.output(inputGradient, "inputGradient", dtype: nil, default: x.dtype)
     let dweight = try arguments.parameterGradient(weightGradient, "weightGradient", of: weight, "weight")

@@ -95,11 +95,13 @@ public func rmsNormForward(
 /// - Returns: dx (also the residual's gradient when one was fused) and dweight.
 public func rmsNormBackward(
     _ outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, rstd: Tensor? = nil,
-    residualGradient: Tensor? = nil, epsilon: Float = 1e-6, style: RMSNormStyle = .standard, inputGradient: Tensor? = nil,
+    residualGradient: Tensor? = nil, epsilon: Float = 1e-6, style: RMSNormStyle = .standard,
+    inputGradient: Tensor? = nil,
     weightGradient: Tensor? = nil
 ) throws -> NormGradients {
     try normBackward(
         kind: .rms, outputGradient: outputGradient, input: input, weight: weight, bias: nil, mean: nil, rstd: rstd,
-        residualGradient: residualGradient, epsilon: epsilon, weightOffset: style.weightOffset, inputGradient: inputGradient,
+        residualGradient: residualGradient, epsilon: epsilon, weightOffset: style.weightOffset,
+        inputGradient: inputGradient,
         weightGradient: weightGradient, biasGradient: nil)
 }

@@ -99,13 +99,18 @@ struct BenchArena {
             part == parts ? capacity : (capacity / parts * part) / 32 * 32
         }
         let pieces = try (0..<parts).map { part in
-            (try source.columns(bounds[part]..<bounds[part + 1]), try destination.columns(bounds[part]..<bounds[part + 1]))
+            (
+                try source.columns(bounds[part]..<bounds[part + 1]),
+                try destination.columns(bounds[part]..<bounds[part + 1])
+            )
         }
         return BenchCall(bytes: 2 * capacity * dtype.byteCount) { _ in
             if pieces.count == 1 { return try source.copy(into: destination, method: method) }
             let failures = Mutex<[any Error]>([])
             DispatchQueue.concurrentPerform(iterations: pieces.count) { part in
-                do { try pieces[part].0.copy(into: pieces[part].1, method: method) } catch { failures.withLock { $0.append(error) } }
+                do { try pieces[part].0.copy(into: pieces[part].1, method: method) } catch {
+                    failures.withLock { $0.append(error) }
+                }
             }
             if let failure = failures.withLock({ $0.first }) { throw failure }
         }
@@ -114,14 +119,24 @@ struct BenchArena {
     /// `operation` over `shape` with preallocated outputs, rotating over as many buffer sets as the arena
     /// holds, up to `runs` (the runs it will make, warm-up included). Statistics a backward pass reads are
     /// computed here for every set, untimed.
-    func call(_ operation: BenchOperation, shape: BenchShape, runs: Int, generator: inout SeededGenerator) throws -> BenchCall {
+    func call(_ operation: BenchOperation, shape: BenchShape, runs: Int, generator: inout SeededGenerator) throws
+        -> BenchCall
+    {
         let sets = min(availableSets(shape), runs)
-        let weight = try Tensor(generator.uniform(shape.heads * shape.columns, in: 0.5...1.5), shape: shape.parameterShape, dtype: dtype, device: device)
-        let bias = try Tensor(generator.uniform(shape.heads * shape.columns, in: -0.5...0.5), shape: shape.parameterShape, dtype: dtype, device: device)
+        let weight = try Tensor(
+            generator.uniform(shape.heads * shape.columns, in: 0.5...1.5), shape: shape.parameterShape, dtype: dtype,
+            device: device)
+        let bias = try Tensor(
+            generator.uniform(shape.heads * shape.columns, in: -0.5...0.5), shape: shape.parameterShape, dtype: dtype,
+            device: device)
         let bytes = operation.bytes(rows: shape.rows, columns: shape.columns, heads: shape.heads, dtype: dtype)
         let views = try (0..<sets).map { set in
-            (x: try inputView(inputs[0], set: set, shape: shape), second: try inputView(inputs[1], set: set, shape: shape),
-             output: try outputView(outputs[0], set: set, shape: shape), secondOutput: try outputView(outputs[1], set: set, shape: shape))
+            (
+                x: try inputView(inputs[0], set: set, shape: shape),
+                second: try inputView(inputs[1], set: set, shape: shape),
+                output: try outputView(outputs[0], set: set, shape: shape),
+                secondOutput: try outputView(outputs[1], set: set, shape: shape)
+            )
         }
 
         // Every destination is preallocated, so that nothing is allocated while a run is timed.
@@ -137,7 +152,8 @@ struct BenchArena {
         case .rmsnormResidual:
             return BenchCall(bytes: bytes) { run in
                 let set = views[run % sets]
-                _ = try rmsNorm(set.x, residual: set.second, weight: weight, output: set.output, residualOutput: set.secondOutput)
+                _ = try rmsNorm(
+                    set.x, residual: set.second, weight: weight, output: set.output, residualOutput: set.secondOutput)
             }
         case .rmsnormBackward, .rmsnormBackwardAllocating:
             let rstds = try views.map { try rmsNormForward($0.x, weight: weight, output: $0.secondOutput).rstd }
@@ -165,7 +181,9 @@ struct BenchArena {
                 _ = try layerNorm(set.x, weight: weight, bias: bias, output: set.output)
             }
         case .layernormBackward:
-            let saved = try views.map { try layerNormForward($0.x, weight: weight, bias: bias, output: $0.secondOutput) }
+            let saved = try views.map {
+                try layerNormForward($0.x, weight: weight, bias: bias, output: $0.secondOutput)
+            }
             return BenchCall(bytes: bytes) { run in
                 let set = views[run % sets], statistics = saved[run % sets]
                 _ = try layerNormBackward(
@@ -176,7 +194,9 @@ struct BenchArena {
     }
 
     /// ``BenchOperation/tensorFromArray`` or ``BenchOperation/tensorToArray`` in the dtype's Swift type.
-    private func arrayCall(_ operation: BenchOperation, shape: BenchShape, views: [Tensor], bytes: Int) throws -> BenchCall {
+    private func arrayCall(_ operation: BenchOperation, shape: BenchShape, views: [Tensor], bytes: Int) throws
+        -> BenchCall
+    {
         func call<Element: TensorElement>(_ type: Element.Type) throws -> BenchCall {
             let device = self.device
             if operation == .tensorToArray {

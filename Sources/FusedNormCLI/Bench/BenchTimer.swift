@@ -83,7 +83,8 @@ struct BenchSampler {
         while seconds.count < repeats {
             let spent = seconds.reduce(0, +)
             if !seconds.isEmpty, spent >= timeLimit { break }
-            let count = seconds.isEmpty
+            let count =
+                seconds.isEmpty
                 ? 1 : min(repeats - seconds.count, max(1, Int((timeLimit - spent) / max(seconds.max()!, 1e-9))))
             let first = warmups + seconds.count
             let timing = try timer.time(runs: count) { try call.run(first + $0) }
@@ -122,7 +123,9 @@ struct BenchSampler {
     }
 
     /// ``measure(_:yardsticks:round:)`` with yardsticks of one copy each.
-    func measure(_ calls: [(call: BenchCall, copy: Int)], copies: [BenchCall], round: (Int) -> Void = { _ in }) throws -> [PairedSample] {
+    func measure(_ calls: [(call: BenchCall, copy: Int)], copies: [BenchCall], round: (Int) -> Void = { _ in }) throws
+        -> [PairedSample]
+    {
         try measure(calls, yardsticks: copies.map { [$0] }, round: round)
     }
 
@@ -142,7 +145,9 @@ struct BenchSampler {
     /// measured then: the medians of calls measured together then compare with each other, not only with
     /// the copy, and the longer the rounds take together, the smaller the share of any one spell.
     /// - Parameter round: called before each round with its index (from 0).
-    func measure(_ calls: [(call: BenchCall, copy: Int)], yardsticks: [[BenchCall]], round: (Int) -> Void = { _ in }) throws -> [PairedSample] {
+    func measure(_ calls: [(call: BenchCall, copy: Int)], yardsticks: [[BenchCall]], round: (Int) -> Void = { _ in })
+        throws -> [PairedSample]
+    {
         for run in 0..<warmups {
             for yardstick in yardsticks { for copy in yardstick { try copy.run(run) } }
             for call in calls { try call.call.run(run) }
@@ -182,9 +187,15 @@ struct BenchSampler {
                 let ratios = zip(kernels[i], copiesAround[i]).map { seconds, around in
                     (Double(calls[i].call.bytes) / seconds) / (copyBytes / ((around.before[k] + around.after[k]) / 2))
                 }
-                return (medianSeconds: median(copiesAround[i].flatMap { [$0.before[k], $0.after[k]] }), fraction: median(ratios))
+                return (
+                    medianSeconds: median(copiesAround[i].flatMap { [$0.before[k], $0.after[k]] }),
+                    fraction: median(ratios)
+                )
             }
-            let faster = copies.indices.max { Double(yardstick[$0].bytes) / copies[$0].medianSeconds < Double(yardstick[$1].bytes) / copies[$1].medianSeconds }!
+            let faster = copies.indices.max {
+                Double(yardstick[$0].bytes) / copies[$0].medianSeconds < Double(yardstick[$1].bytes)
+                    / copies[$1].medianSeconds
+            }!
             return PairedSample(
                 medianSeconds: median(kernels[i]), copyMedianSeconds: copies[faster].medianSeconds,
                 fractionOfCopy: copies[faster].fraction, repeats: kernels[i].count, copies: copies, fasterCopy: faster)

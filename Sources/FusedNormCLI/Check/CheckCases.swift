@@ -69,20 +69,27 @@ struct CheckVariant: Sendable {
         CheckVariant(operation: .rmsnorm, name: "no weight, standard", weight: .none),
         CheckVariant(operation: .rmsnorm, name: "no weight, llama", weight: .none, style: .llama),
         CheckVariant(operation: .rmsnorm, name: "weight, gemma", style: .gemma),
-        CheckVariant(operation: .rmsnorm, name: "weight offset 1, two roundings", style: RMSNormStyle(weightOffset: 1, rounding: .twice)),
+        CheckVariant(
+            operation: .rmsnorm, name: "weight offset 1, two roundings",
+            style: RMSNormStyle(weightOffset: 1, rounding: .twice)),
         CheckVariant(operation: .rmsnormResidual, name: "same dtypes, standard", residual: .sameDType),
         CheckVariant(operation: .rmsnormResidual, name: "same dtypes, llama", style: .llama, residual: .sameDType),
         CheckVariant(operation: .rmsnormResidual, name: "residual fp32, other y dtype, standard", residual: .mixed),
-        CheckVariant(operation: .rmsnormResidual, name: "residual fp32, other y dtype, llama", style: .llama, residual: .mixed),
+        CheckVariant(
+            operation: .rmsnormResidual, name: "residual fp32, other y dtype, llama", style: .llama, residual: .mixed),
         CheckVariant(operation: .rmsnormResidual, name: "no weight, same dtypes", weight: .none, residual: .sameDType),
         CheckVariant(operation: .qkNorm, name: "weight (H, D), standard", weight: .perHead),
         CheckVariant(operation: .qkNorm, name: "weight (D), llama", style: .llama),
         CheckVariant(operation: .rmsnormBackward, name: "weight, rstd recomputed"),
         CheckVariant(operation: .rmsnormBackward, name: "weight, rstd saved", savedStatistics: true),
         CheckVariant(operation: .rmsnormBackward, name: "no weight, rstd saved", weight: .none, savedStatistics: true),
-        CheckVariant(operation: .rmsnormBackward, name: "gemma, rstd saved, residual grad", style: .gemma, savedStatistics: true, residualGradient: true),
-        CheckVariant(operation: .rmsnormBackward, name: "no weight, residual gradient", weight: .none, residualGradient: true),
-        CheckVariant(operation: .rmsnormBackward, name: "weight (H, D), rstd saved", weight: .perHead, savedStatistics: true),
+        CheckVariant(
+            operation: .rmsnormBackward, name: "gemma, rstd saved, residual grad", style: .gemma, savedStatistics: true,
+            residualGradient: true),
+        CheckVariant(
+            operation: .rmsnormBackward, name: "no weight, residual gradient", weight: .none, residualGradient: true),
+        CheckVariant(
+            operation: .rmsnormBackward, name: "weight (H, D), rstd saved", weight: .perHead, savedStatistics: true),
         CheckVariant(operation: .layernorm, name: "weight and bias", bias: true),
         CheckVariant(operation: .layernorm, name: "weight, no bias"),
         CheckVariant(operation: .layernorm, name: "no weight, no bias", weight: .none),
@@ -93,7 +100,9 @@ struct CheckVariant: Sendable {
         CheckVariant(operation: .layernormBackward, name: "weight, no bias, saved", savedStatistics: true),
         CheckVariant(operation: .layernormBackward, name: "no weight, saved", weight: .none, savedStatistics: true),
         CheckVariant(operation: .layernormBackward, name: "weight, dbias without bias", biasGradientOnly: true),
-        CheckVariant(operation: .layernormBackward, name: "weight and bias, residual grad", bias: true, savedStatistics: true, residualGradient: true),
+        CheckVariant(
+            operation: .layernormBackward, name: "weight and bias, residual grad", bias: true, savedStatistics: true,
+            residualGradient: true),
     ]
 }
 

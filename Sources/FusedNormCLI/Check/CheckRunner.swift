@@ -1,10 +1,11 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import FusedNorm
 import FusedNormReference
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// One output of a case against the float64 reference.
 struct CheckComparison: Sendable {
@@ -33,18 +34,20 @@ struct CheckResult: Sendable {
 
     /// What failed, one phrase per failure.
     var failures: [String] {
-        problems + comparisons.filter { !$0.passed }.map {
-            "\($0.output) error \(formatScientific($0.error)) > tolerance \(formatScientific($0.tolerance))"
-        }
+        problems
+            + comparisons.filter { !$0.passed }.map {
+                "\($0.output) error \(formatScientific($0.error)) > tolerance \(formatScientific($0.tolerance))"
+            }
     }
 
     /// Compares `tensor` with `reference` at the tolerance of `dtype` (and `rounding`).
     mutating func compare(
         _ output: String, _ tensor: Tensor, _ reference: [Double], dtype: DType, rounding: RMSNormStyle.Rounding = .once
     ) throws {
-        comparisons.append(CheckComparison(
-            output: output, error: Reference.relativeError(try tensor.toArray(), reference),
-            tolerance: Reference.tolerance(dtype, rounding: rounding)))
+        comparisons.append(
+            CheckComparison(
+                output: output, error: Reference.relativeError(try tensor.toArray(), reference),
+                tolerance: Reference.tolerance(dtype, rounding: rounding)))
     }
 
     /// Records a failure when something wrote into `tensor`'s allocation outside its view.
@@ -73,7 +76,8 @@ struct LaidOutTensor {
             allocation = try Tensor(repeating: .nan, shape: [3 * rows, columns], dtype: dtype, device: device)
             view = try allocation.rows(0..<3 * rows, step: 3).reshaped(shape)
         case .offsetColumns:
-            allocation = try Tensor(repeating: .nan, shape: shape.dropLast() + [columns + 2], dtype: dtype, device: device)
+            allocation = try Tensor(
+                repeating: .nan, shape: shape.dropLast() + [columns + 2], dtype: dtype, device: device)
             view = try allocation.columns(1..<columns + 1)
         }
     }
@@ -83,11 +87,12 @@ struct LaidOutTensor {
         guard layout != .contiguous else { return true }
         let values = try allocation.toArray(), columns = allocation.columns
         for row in 0..<allocation.rows {
-            let outside: [Int] = switch layout {
-            case .contiguous: []
-            case .strided: row % 3 == 0 ? [] : Array(0..<columns)
-            case .offsetColumns: [0, columns - 1]
-            }
+            let outside: [Int] =
+                switch layout {
+                case .contiguous: []
+                case .strided: row % 3 == 0 ? [] : Array(0..<columns)
+                case .offsetColumns: [0, columns - 1]
+                }
             if outside.contains(where: { !values[row * columns + $0].isNaN }) { return false }
         }
         return true
@@ -102,15 +107,20 @@ struct CheckTensors {
     var generator: SeededGenerator
 
     /// An x-shaped input with values uniform in `range`, and the values it holds (rounded to `dtype`).
-    mutating func input(_ shape: [Int], _ dtype: DType, _ range: ClosedRange<Float>) throws -> (tensor: Tensor, values: [Float]) {
+    mutating func input(_ shape: [Int], _ dtype: DType, _ range: ClosedRange<Float>) throws -> (
+        tensor: Tensor, values: [Float]
+    ) {
         let tensor = try LaidOutTensor(shape: shape, dtype: dtype, layout: layout, device: device).view
         try tensor.write(generator.uniform(shape.reduce(1, *), in: range))
         return (tensor, try tensor.toArray())
     }
 
     /// A contiguous weight or bias with values uniform in `range`, and the values it holds.
-    mutating func parameter(_ shape: [Int], _ dtype: DType, _ range: ClosedRange<Float>) throws -> (tensor: Tensor, values: [Float]) {
-        let tensor = try Tensor(generator.uniform(shape.reduce(1, *), in: range), shape: shape, dtype: dtype, device: device)
+    mutating func parameter(_ shape: [Int], _ dtype: DType, _ range: ClosedRange<Float>) throws -> (
+        tensor: Tensor, values: [Float]
+    ) {
+        let tensor = try Tensor(
+            generator.uniform(shape.reduce(1, *), in: range), shape: shape, dtype: dtype, device: device)
         return (tensor, try tensor.toArray())
     }
 
@@ -129,7 +139,8 @@ struct CheckRunner {
     /// Runs one case; a thrown error becomes a failure of the case.
     func run(_ testCase: CheckCase) -> CheckResult {
         var result = CheckResult(testCase: testCase)
-        var tensors = CheckTensors(device: device, layout: testCase.shape.layout, generator: SeededGenerator(seed: testCase.seed(seed)))
+        var tensors = CheckTensors(
+            device: device, layout: testCase.shape.layout, generator: SeededGenerator(seed: testCase.seed(seed)))
         do {
             if testCase.variant.operation.isBackward {
                 try runBackward(testCase, &tensors, &result)
@@ -179,7 +190,8 @@ struct CheckRunner {
             reference = Reference.rmsNorm(
                 x: x.values, residual: residual?.values, weight: weight?.values, rows: rows, columns: columns,
                 weightRows: weightRows, epsilon: epsilon, style: variant.style,
-                roundingDType: residual == nil ? dtype : residualDType, residualDType: residual == nil ? nil : residualDType)
+                roundingDType: residual == nil ? dtype : residualDType,
+                residualDType: residual == nil ? nil : residualDType)
         } else {
             forward = try layerNormForward(
                 x.tensor, residual: residual?.tensor, weight: weight?.tensor, bias: bias?.tensor, epsilon: epsilon,
@@ -187,7 +199,8 @@ struct CheckRunner {
                 output: y.view, residualOutput: s?.view)
             reference = Reference.layerNorm(
                 x: x.values, residual: residual?.values, weight: weight?.values, bias: bias?.values, rows: rows,
-                columns: columns, weightRows: weightRows, epsilon: epsilon, residualDType: residual == nil ? nil : residualDType)
+                columns: columns, weightRows: weightRows, epsilon: epsilon,
+                residualDType: residual == nil ? nil : residualDType)
         }
 
         // Rounded twice, ŝ is rounded to the normalized input's dtype as well: y can be no more accurate
@@ -223,18 +236,21 @@ struct CheckRunner {
 
         let gradients: NormGradients, reference: Reference.Backward
         if isRMSNorm {
-            let rstd = variant.savedStatistics
+            let rstd =
+                variant.savedStatistics
                 ? try rmsNormForward(x.tensor, weight: weight?.tensor, epsilon: epsilon, style: variant.style).rstd
                 : nil
             gradients = try rmsNormBackward(
-                dy.tensor, input: x.tensor, weight: weight?.tensor, rstd: rstd, residualGradient: residualGradient?.tensor,
+                dy.tensor, input: x.tensor, weight: weight?.tensor, rstd: rstd,
+                residualGradient: residualGradient?.tensor,
                 epsilon: epsilon, style: variant.style, inputGradient: dx.view)
             reference = Reference.rmsNormBackward(
                 outputGradient: dy.values, x: x.values, weight: weight?.values, rows: rows, columns: columns,
                 weightRows: weightRows, epsilon: epsilon, style: variant.style,
                 residualGradient: residualGradient?.values)
         } else {
-            let saved = variant.savedStatistics
+            let saved =
+                variant.savedStatistics
                 ? try layerNormForward(x.tensor, weight: weight?.tensor, bias: bias?.tensor, epsilon: epsilon)
                 : nil
             gradients = try layerNormBackward(
@@ -242,7 +258,8 @@ struct CheckRunner {
                 rstd: saved?.rstd, residualGradient: residualGradient?.tensor, epsilon: epsilon, inputGradient: dx.view,
                 biasGradient: biasGradient?.view)
             reference = Reference.layerNormBackward(
-                outputGradient: dy.values, x: x.values, weight: weight?.values, hasBias: bias != nil || biasGradient != nil, rows: rows,
+                outputGradient: dy.values, x: x.values, weight: weight?.values,
+                hasBias: bias != nil || biasGradient != nil, rows: rows,
                 columns: columns, weightRows: weightRows, epsilon: epsilon, residualGradient: residualGradient?.values)
         }
 

@@ -18,11 +18,22 @@ struct DevicePlan: Codable, Equatable {
             settings: [
                 ["kernel family", CPUSettings.kernels.rawValue],
                 ["vector width", "\(CPUSettings.vectorLanes) float32 lanes per register"],
-                ["threads", "\(CPUSettings.threadsUsed(rows: rows, columns: columns)) of \(threads) (rows in contiguous chunks; a thread per 2^15 elements of work at most)"],
-                ["statistics", CPUSettings.kernels == .portable
-                    ? "SIMD16<Float> sums of each row, in float32"
-                    : "row sums in 8-lane float32 vectors (FMA, 4 accumulators; LayerNorm's around a shift), blocks of 4096 elements combined in float64; rstd = float32(1 / sqrt(mean square or variance + ε)) computed in float64"],
-                ["per row", "pass 1 reads the row once and reduces it to its statistics; pass 2 normalizes it from cache and writes it once"],
+                [
+                    "threads",
+                    "\(CPUSettings.threadsUsed(rows: rows, columns: columns)) of \(threads) (rows in contiguous chunks; a thread per 2^15 elements of work at most)",
+                ],
+                [
+                    "statistics",
+                    CPUSettings.kernels == .portable
+                        ? "SIMD16<Float> sums of each row, in float32"
+                        : "row sums in 8-lane float32 vectors (FMA, 4 accumulators; LayerNorm's around a shift), "
+                            + "blocks of 4096 elements combined in float64; "
+                            + "rstd = float32(1 / sqrt(mean square or variance + ε)) computed in float64",
+                ],
+                [
+                    "per row",
+                    "pass 1 reads the row once and reduces it to its statistics; pass 2 normalizes it from cache and writes it once",
+                ],
             ])
     }
 
@@ -43,7 +54,10 @@ struct DevicePlan: Codable, Equatable {
         let plan = try LaunchPlanDescription.plan(
             for: operation.planOperation, rows: rows, columns: columns, dtype: dtype, weight: weight, device: index)
         let info = CUDA.status.devices.first { $0.index == index }
-        let detail = info.map { "\($0.name), sm_\($0.computeCapability.replacing(".", with: "")), \($0.multiprocessorCount) SMs" } ?? "GPU \(index)"
+        let detail =
+            info.map {
+                "\($0.name), sm_\($0.computeCapability.replacing(".", with: "")), \($0.multiprocessorCount) SMs"
+            } ?? "GPU \(index)"
         return DevicePlan(device: "cuda:\(index)", detail: detail, plan: plan)
     }
 
@@ -61,10 +75,20 @@ struct DevicePlan: Codable, Equatable {
             ["threads per row", "\(p.threadsPerRow)"],
             ["rows per block", "\(p.rowsPerBlock) (\(p.threadsPerBlock) threads per block)"],
             ["vector width", "\(p.vectorWidth) elements"],
-            ["vectors per thread", "\(p.vectorsPerThread)" + (p.sharedVectorsPerThread > 0 ? " (+\(p.sharedVectorsPerThread) in shared memory)" : "")],
+            [
+                "vectors per thread",
+                "\(p.vectorsPerThread)"
+                    + (p.sharedVectorsPerThread > 0 ? " (+\(p.sharedVectorsPerThread) in shared memory)" : ""),
+            ],
             ["cluster size", p.clusterSize > 1 ? "\(p.clusterSize) CTAs per row" : "1 (no cluster)"],
-            ["row storage", p.rowStorage + (p.rowStorage == "streaming" && p.segments > 1 ? " (\(p.segments) passes)" : "")],
-            ["staging", p.stagedBytes > 0 ? "next row copied to shared memory by cp.async (\(p.stagedBytes) B)" : "none"],
+            [
+                "row storage",
+                p.rowStorage + (p.rowStorage == "streaming" && p.segments > 1 ? " (\(p.segments) passes)" : ""),
+            ],
+            [
+                "staging",
+                p.stagedBytes > 0 ? "next row copied to shared memory by cp.async (\(p.stagedBytes) B)" : "none",
+            ],
         ]
         if p.parameterBytes > 0 { settings.append(["parameters", "in shared memory (\(p.parameterBytes) B)"]) }
         if p.weightInRegisters { settings.append(["weight", "in registers across rows"]) }

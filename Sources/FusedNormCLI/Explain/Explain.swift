@@ -1,9 +1,10 @@
 import ArgumentParser
 @_spi(Explain) import FusedNorm
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// `fusednorm explain [OP]`: the blocked, row-per-program kernel walked through on a small matrix, and the
@@ -28,7 +29,9 @@ struct ExplainCommand: ParsableCommand {
     /// Step tables are printed up to this many rows and columns (at most the walkthrough's recorded ones).
     static let stepRows = 8, stepColumns = Walkthrough.recordedColumns
 
-    @Argument(help: ArgumentHelp("The operation.", valueName: ExplainOperation.allCases.map(\.rawValue).joined(separator: "|")))
+    @Argument(
+        help: ArgumentHelp(
+            "The operation.", valueName: ExplainOperation.allCases.map(\.rawValue).joined(separator: "|")))
     var operation: ExplainOperation = .rmsnorm
 
     @Option(help: "The input x (.npy, shape (..., N)); default the reference matrix, or random with --rows/--cols.")
@@ -82,9 +85,13 @@ struct ExplainCommand: ParsableCommand {
         if let rows, rows < 1 { throw ValidationError("--rows must be at least 1, got \(rows)") }
         if let cols, cols < 1 { throw ValidationError("--cols must be at least 1, got \(cols)") }
         if let rows, let cols, rows.multipliedReportingOverflow(by: cols).overflow || rows * cols > 1 << 26 {
-            throw ValidationError("--rows x --cols is more than 2^26 elements; explain is for small inputs (the plan needs only the shape: try a smaller --rows)")
+            throw ValidationError(
+                "--rows x --cols is more than 2^26 elements; explain is for small inputs (the plan needs only the shape: try a smaller --rows)"
+            )
         }
-        if residual != nil, operation != .rmsnormResidual { throw ValidationError("--residual is for rmsnorm-residual") }
+        if residual != nil, operation != .rmsnormResidual {
+            throw ValidationError("--residual is for rmsnorm-residual")
+        }
         if dy != nil, operation != .rmsnormBackward { throw ValidationError("--dy is for rmsnorm-backward") }
         for path in [html, json].compactMap({ $0 }) {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -106,7 +113,8 @@ struct ExplainCommand: ParsableCommand {
             files.append(AtomicFiles.Entry(path: json, contents: try ExplainReport.json(walkthrough, plans: plans)))
         }
         if let html {
-            let page = try ExplainPage.render(walkthrough: walkthrough, plans: plans, pageInput: try pageWalkthrough(walkthrough))
+            let page = try ExplainPage.render(
+                walkthrough: walkthrough, plans: plans, pageInput: try pageWalkthrough(walkthrough))
             files.append(AtomicFiles.Entry(path: html, contents: Array(page.utf8)))
         }
         try AtomicFiles.writeAll(files)
@@ -122,18 +130,22 @@ struct ExplainCommand: ParsableCommand {
             x = try loader.load(path, option: "--x")
             x = try x.reshaped([x.rows, x.columns])
         } else if let rows, let cols {
-            x = try Tensor(generator.uniform(rows * cols, in: -2...2).map(dtype.round), shape: [rows, cols], dtype: dtype)
+            x = try Tensor(
+                generator.uniform(rows * cols, in: -2...2).map(dtype.round), shape: [rows, cols], dtype: dtype)
         } else {
             x = try Tensor(Self.defaultMatrix.flatMap { $0 }, shape: [3, 8], dtype: dtype)
         }
         /// Multiples of 0.25 in [-2, 2]: exact in every dtype.
         func quarters() throws -> Tensor {
-            try Tensor((0..<x.count).map { _ in Float(Int(generator.next() % 17) - 8) / 4 }, shape: x.shape, dtype: dtype)
+            try Tensor(
+                (0..<x.count).map { _ in Float(Int(generator.next() % 17) - 8) / 4 }, shape: x.shape, dtype: dtype)
         }
         var weight = try loader.load(self.weight, option: "--weight")
         if let given = weight {
             guard given.shape == [x.columns] else {
-                throw CLIError("--weight \(self.weight!) has shape \(NPYFile.pythonTuple(given.shape)); x's rows have \(x.columns) columns, so it needs shape (\(x.columns),)")
+                throw CLIError(
+                    "--weight \(self.weight!) has shape \(NPYFile.pythonTuple(given.shape)); x's rows have \(x.columns) columns, so it needs shape (\(x.columns),)"
+                )
             }
         } else if operation == .rmsnormBackward {
             weight = try Tensor(repeating: 1, shape: [x.columns], dtype: dtype)
@@ -142,7 +154,9 @@ struct ExplainCommand: ParsableCommand {
             guard let tensor else { return nil }
             let reshaped = tensor.count == x.count ? try tensor.reshaped(x.shape) : nil
             guard let reshaped, tensor.columns == x.columns else {
-                throw CLIError("\(option) \(path ?? "") has shape \(NPYFile.pythonTuple(tensor.shape)); it needs x's shape \(NPYFile.pythonTuple(x.shape))")
+                throw CLIError(
+                    "\(option) \(path ?? "") has shape \(NPYFile.pythonTuple(tensor.shape)); it needs x's shape \(NPYFile.pythonTuple(x.shape))"
+                )
             }
             return reshaped
         }
@@ -159,11 +173,14 @@ struct ExplainCommand: ParsableCommand {
         var plans = [DevicePlan.cpu(rows: rows, columns: columns)]
         if CUDA.status.problem == nil {
             for device in CUDA.status.devices {
-                plans.append(try DevicePlan.gpu(operation, rows: rows, columns: columns, dtype: dtype, weight: hasWeight, device: device.index))
+                plans.append(
+                    try DevicePlan.gpu(
+                        operation, rows: rows, columns: columns, dtype: dtype, weight: hasWeight, device: device.index))
             }
         }
         if let gpu {
-            plans.append(DevicePlan.gpu(operation, rows: rows, columns: columns, dtype: dtype, weight: hasWeight, named: gpu))
+            plans.append(
+                DevicePlan.gpu(operation, rows: rows, columns: columns, dtype: dtype, weight: hasWeight, named: gpu))
         }
         return plans
     }
@@ -172,7 +189,9 @@ struct ExplainCommand: ParsableCommand {
     /// 2, 4 or 8, float32, no weight, a block size the page offers), else the reference matrix.
     func pageWalkthrough(_ walkthrough: Walkthrough) throws -> Walkthrough {
         if ExplainPage.canShow(walkthrough) { return walkthrough }
-        Console.current.printError("note: the page shows RMSNorm of 2-4 float32 rows of 2, 4 or 8 columns without a weight; it starts from the reference matrix")
+        Console.current.printError(
+            "note: the page shows RMSNorm of 2-4 float32 rows of 2, 4 or 8 columns without a weight; it starts from the reference matrix"
+        )
         let x = try Tensor(Self.defaultMatrix.flatMap { $0 }, shape: [3, 8])
         return try Walkthrough.make(.rmsnorm, inputs: WalkthroughInputs(x: x), block: 4, epsilon: 1e-6)
     }

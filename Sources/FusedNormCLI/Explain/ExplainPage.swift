@@ -1,8 +1,9 @@
 import FusedNorm
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The interactive page of `fusednorm explain --html`: explain.html (a resource of this target, embedded in
@@ -16,7 +17,8 @@ enum ExplainPage {
 
     /// Whether the page can start from `walkthrough`.
     static func canShow(_ walkthrough: Walkthrough) -> Bool {
-        walkthrough.operation == "rmsnorm" && pageRows.contains(walkthrough.rows) && pageColumns.contains(walkthrough.columns)
+        walkthrough.operation == "rmsnorm" && pageRows.contains(walkthrough.rows)
+            && pageColumns.contains(walkthrough.columns)
             && walkthrough.dtype == "float32" && walkthrough.weight == nil && pageBlocks.contains(walkthrough.block)
             && walkthrough.block <= walkthrough.columns
     }
@@ -46,11 +48,15 @@ enum ExplainPage {
             passes: [
                 "forward": [
                     "eager": kernels(model.eagerForward), "pytorch": kernels(fused.forward),
-                    "fusednorm": [["fusednorm"] + linear { model.fusedFloor(rows: $0, columns: $1).forward }.map(String.init)],
+                    "fusednorm": [
+                        ["fusednorm"] + linear { model.fusedFloor(rows: $0, columns: $1).forward }.map(String.init)
+                    ],
                 ],
                 "backward": [
                     "eager": kernels(model.eagerBackward), "pytorch": kernels(fused.backward),
-                    "fusednorm": [["fusednorm"] + linear { model.fusedFloor(rows: $0, columns: $1).backward }.map(String.init)],
+                    "fusednorm": [
+                        ["fusednorm"] + linear { model.fusedFloor(rows: $0, columns: $1).backward }.map(String.init)
+                    ],
                 ],
             ])
     }
@@ -86,4 +92,3 @@ enum ExplainPage {
         return template.replacing(placeholder, with: json)
     }
 }
-

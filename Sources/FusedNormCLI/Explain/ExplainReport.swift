@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// The terminal tables and the JSON of `fusednorm explain`.
@@ -17,23 +17,34 @@ enum ExplainReport {
     /// The walkthrough (step tables when small), the per-row summary and each device's plan.
     static func lines(_ w: Walkthrough, plans: [DevicePlan]) -> [String] {
         var lines: [String] = []
-        let name = switch w.operation {
-        case "layernorm": "LayerNorm"
-        case "rmsnorm-residual": "RMSNorm with the residual add fused (s = x + residual)"
-        case "rmsnorm-backward": "RMSNorm backward"
-        default: "RMSNorm"
-        }
-        lines.append("fusednorm explain: \(name), \(w.rows) x \(w.columns) \(w.dtype), BLOCK_SIZE \(w.block), epsilon \(exact(w.epsilon)), "
-            + (w.weight == nil ? "weight 1" : "weight given"))
-        lines.append("One program per row: the row is read in blocks of \(w.block), the blocks' partial sums add up to the row's sum,")
-        lines.append("then the row is normalized and written block by block. Block sums: float32, in order; rstd and outputs: FusedNorm's.")
+        let name =
+            switch w.operation {
+            case "layernorm": "LayerNorm"
+            case "rmsnorm-residual": "RMSNorm with the residual add fused (s = x + residual)"
+            case "rmsnorm-backward": "RMSNorm backward"
+            default: "RMSNorm"
+            }
+        lines.append(
+            "fusednorm explain: \(name), \(w.rows) x \(w.columns) \(w.dtype), BLOCK_SIZE \(w.block), epsilon \(exact(w.epsilon)), "
+                + (w.weight == nil ? "weight 1" : "weight given"))
+        lines.append(
+            "One program per row: the row is read in blocks of \(w.block), the blocks' partial sums add up to the row's sum,"
+        )
+        lines.append(
+            "then the row is normalized and written block by block. Block sums: float32, in order; rstd and outputs: FusedNorm's."
+        )
         let small = w.rows <= ExplainCommand.stepRows && w.columns <= ExplainCommand.stepColumns
         if small {
             for step in w.steps { lines += [""] + rowLines(step, w) }
         } else {
-            lines += ["", "(\(w.rows) x \(w.columns) is too large for step tables: at most \(ExplainCommand.stepRows) rows of \(ExplainCommand.stepColumns) columns; the per-row summary and the plan follow)"]
+            lines += [
+                "",
+                "(\(w.rows) x \(w.columns) is too large for step tables: at most \(ExplainCommand.stepRows) rows of \(ExplainCommand.stepColumns) columns; the per-row summary and the plan follow)",
+            ]
         }
-        lines += ["", "Per row" + (w.steps.count < w.rows ? " (the first \(w.steps.count) of \(w.rows))" : "") + ":"] + summary(w).lines
+        lines +=
+            ["", "Per row" + (w.steps.count < w.rows ? " (the first \(w.steps.count) of \(w.rows))" : "") + ":"]
+            + summary(w).lines
         if let dweight = w.weightGradient, !w.truncated {
             lines.append("dweight = Σ_rows dy·ŝ (FusedNorm, fp32, fixed order) = \(list(dweight))")
         }
@@ -54,10 +65,13 @@ enum ExplainReport {
         var headers = ["block", "columns", "values"]
         if layer { headers += ["Σ x (block)", "running Σ x"] }
         headers += ["Σ \(squareName) (block)", "running"]
-        var table = TextTable(headers: headers, alignments: [.right, .left, .left] + Array(repeating: .right, count: headers.count - 3))
+        var table = TextTable(
+            headers: headers, alignments: [.right, .left, .left] + Array(repeating: .right, count: headers.count - 3))
         var runningSum: Float = 0
         for block in step.blocks {
-            var cells = ["\(block.index)", "\(block.start)-\(block.end - 1)", list(step.values[block.start..<block.end])]
+            var cells = [
+                "\(block.index)", "\(block.start)-\(block.end - 1)", list(step.values[block.start..<block.end]),
+            ]
             if layer, let partialSum = block.partialSum {
                 runningSum += partialSum
                 cells += [exact(partialSum), exact(runningSum)]
@@ -68,16 +82,32 @@ enum ExplainReport {
         lines += table.lines.map { "  " + $0 }
         if layer, let sum = step.sum, let mean = step.mean {
             lines.append("  Σ x = \(exact(sum)); mean = Σ x / N = \(exact(mean)) (FusedNorm's)")
-            lines.append("  Σ (x - mean)² = \(exact(step.sumOfSquares)); variance = \(exact(step.meanSquare)); sqrt(variance + ε) = \(exact(step.rms))")
+            lines.append(
+                "  Σ (x - mean)² = \(exact(step.sumOfSquares)); variance = \(exact(step.meanSquare)); sqrt(variance + ε) = \(exact(step.rms))"
+            )
         } else {
-            lines.append("  Σ \(squareName) = \(exact(step.sumOfSquares)); mean square = \(exact(step.meanSquare)); RMS = sqrt(mean square + ε) = \(exact(step.rms))")
+            lines.append(
+                "  Σ \(squareName) = \(exact(step.sumOfSquares)); mean square = \(exact(step.meanSquare)); RMS = sqrt(mean square + ε) = \(exact(step.rms))"
+            )
         }
-        let agreement = step.walkthroughRstd == step.rstd ? "the same bits as the walkthrough's" : "walkthrough's \(exact(step.walkthroughRstd)): the sums were added in another order"
-        lines.append("  rstd = 1 / sqrt(\(layer ? "variance" : "mean square") + ε) = \(exact(step.rstd)) (FusedNorm, \(step.rstdBits); \(agreement))")
-        if backward, let g = step.gradient, let dotBlocks = step.dotBlocks, let dot = step.dot, let meanDot = step.meanDot {
+        let agreement =
+            step.walkthroughRstd == step.rstd
+            ? "the same bits as the walkthrough's"
+            : "walkthrough's \(exact(step.walkthroughRstd)): the sums were added in another order"
+        lines.append(
+            "  rstd = 1 / sqrt(\(layer ? "variance" : "mean square") + ε) = \(exact(step.rstd)) (FusedNorm, \(step.rstdBits); \(agreement))"
+        )
+        if backward, let g = step.gradient, let dotBlocks = step.dotBlocks, let dot = step.dot,
+            let meanDot = step.meanDot
+        {
             lines.append("  g = dy · w = \(list(g)); ŝ = x · rstd; second reduction Σ g·ŝ:")
-            var dots = TextTable(headers: ["block", "columns", "Σ g·ŝ (block)", "running"], alignments: [.right, .left, .right, .right])
-            for block in dotBlocks { dots.append(["\(block.index)", "\(block.start)-\(block.end - 1)", exact(block.partial), exact(block.running)]) }
+            var dots = TextTable(
+                headers: ["block", "columns", "Σ g·ŝ (block)", "running"], alignments: [.right, .left, .right, .right])
+            for block in dotBlocks {
+                dots.append([
+                    "\(block.index)", "\(block.start)-\(block.end - 1)", exact(block.partial), exact(block.running),
+                ])
+            }
             lines += dots.lines.map { "    " + $0 }
             lines.append("  Σ g·ŝ = \(exact(dot)); mean(g·ŝ) = \(exact(meanDot))")
             lines.append("  dx = rstd · (g - ŝ · mean(g·ŝ)), block by block (FusedNorm):")
@@ -86,7 +116,9 @@ enum ExplainReport {
             lines.append("  y = \(formula), block by block (FusedNorm):")
         }
         for block in step.blocks {
-            lines.append("    block \(block.index) (columns \(block.start)-\(block.end - 1)): \(list(step.output[block.start..<block.end]))")
+            lines.append(
+                "    block \(block.index) (columns \(block.start)-\(block.end - 1)): \(list(step.output[block.start..<block.end]))"
+            )
         }
         return lines
     }
@@ -95,11 +127,18 @@ enum ExplainReport {
     static func summary(_ w: Walkthrough) -> TextTable {
         let layer = w.operation == "layernorm"
         let square = w.operation == "rmsnorm-residual" ? "Σ s²" : "Σ x²"
-        let headers = ["row", layer ? "Σ (x-mean)²" : square, layer ? "variance" : "mean square", layer ? "sqrt(var+ε)" : "RMS", "rstd"]
+        let headers =
+            [
+                "row", layer ? "Σ (x-mean)²" : square, layer ? "variance" : "mean square",
+                layer ? "sqrt(var+ε)" : "RMS", "rstd",
+            ]
             + (layer ? ["mean"] : []) + [w.operation == "rmsnorm-backward" ? "dx" : "y"]
-        var table = TextTable(headers: headers, alignments: Array(repeating: .right, count: headers.count - 1) + [.left])
+        var table = TextTable(
+            headers: headers, alignments: Array(repeating: .right, count: headers.count - 1) + [.left])
         for step in w.steps {
-            var cells = ["\(step.row)", exact(step.sumOfSquares), exact(step.meanSquare), exact(step.rms), exact(step.rstd)]
+            var cells = [
+                "\(step.row)", exact(step.sumOfSquares), exact(step.meanSquare), exact(step.rms), exact(step.rstd),
+            ]
             if layer { cells.append(step.mean.map(exact) ?? "-") }
             cells.append(w.columns <= 16 ? list(step.output) : list(step.output.prefix(8)).dropLast() + ", ...]")
             table.append(cells)

@@ -1,8 +1,9 @@
 import FusedNorm
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// What `fusednorm explain` walks through.
@@ -107,7 +108,9 @@ extension Walkthrough {
     ///   - inputs: x (rows, N) and the optional tensors, on the CPU, in `dtype`.
     ///   - block: BLOCK_SIZE, at least 1.
     ///   - epsilon: finite and > 0.
-    static func make(_ operation: ExplainOperation, inputs: WalkthroughInputs, block: Int, epsilon: Float) throws -> Walkthrough {
+    static func make(_ operation: ExplainOperation, inputs: WalkthroughInputs, block: Int, epsilon: Float) throws
+        -> Walkthrough
+    {
         let x = inputs.x, n = x.columns
         let xValues = try x.toArray()
         // The first recordedRows rows, whole.
@@ -116,7 +119,8 @@ extension Walkthrough {
         }
         let weightValues = try inputs.weight?.toArray()
         var result = Walkthrough(
-            operation: operation.rawValue, rows: x.rows, columns: n, block: block, dtype: x.dtype.rawValue, epsilon: epsilon,
+            operation: operation.rawValue, rows: x.rows, columns: n, block: block, dtype: x.dtype.rawValue,
+            epsilon: epsilon,
             x: rowsOf(xValues), weight: weightValues, residual: try inputs.residual.map { rowsOf(try $0.toArray()) },
             outputGradient: try inputs.outputGradient.map { rowsOf(try $0.toArray()) }, steps: [], weightGradient: nil)
 
@@ -135,7 +139,8 @@ extension Walkthrough {
             }
         case .layernorm:
             let forward = try layerNormForward(x, weight: inputs.weight, epsilon: epsilon)
-            let rstd = try forward.rstd.toArray(), mean = try forward.mean!.toArray(), output = rowsOf(try forward.output.toArray())
+            let rstd = try forward.rstd.toArray(), mean = try forward.mean!.toArray(),
+                output = rowsOf(try forward.output.toArray())
             result.steps = result.x.indices.map { row in
                 var step = layerRow(row, values: result.x[row], block: block, epsilon: epsilon)
                 step.mean = mean[row]
@@ -148,8 +153,10 @@ extension Walkthrough {
         case .rmsnormBackward:
             let dy = try inputs.outputGradient ?? Tensor(repeating: 1, shape: x.shape, dtype: x.dtype)
             let forward = try rmsNormForward(x, weight: inputs.weight, epsilon: epsilon)
-            let gradients = try rmsNormBackward(dy, input: x, weight: inputs.weight, rstd: forward.rstd, epsilon: epsilon)
-            let rstd = try forward.rstd.toArray(), dx = rowsOf(try gradients.input.toArray()), dyRows = rowsOf(try dy.toArray())
+            let gradients = try rmsNormBackward(
+                dy, input: x, weight: inputs.weight, rstd: forward.rstd, epsilon: epsilon)
+            let rstd = try forward.rstd.toArray(), dx = rowsOf(try gradients.input.toArray()),
+                dyRows = rowsOf(try dy.toArray())
             result.weightGradient = try gradients.weight?.toArray()
             result.steps = result.x.indices.map { row in
                 var step = rmsRow(row, values: result.x[row], block: block, epsilon: epsilon)
@@ -210,7 +217,8 @@ extension Walkthrough {
         return Row(
             row: row, values: values, blocks: blocks, sumOfSquares: sum, meanSquare: Float(meanSquare),
             rms: Float((meanSquare + Double(epsilon)).squareRoot()),
-            walkthroughRstd: Float(1 / (meanSquare + Double(epsilon)).squareRoot()), rstd: 0, rstdBits: "", output: [], outputBits: [])
+            walkthroughRstd: Float(1 / (meanSquare + Double(epsilon)).squareRoot()), rstd: 0, rstdBits: "", output: [],
+            outputBits: [])
     }
 
     /// A LayerNorm row: Σ x block by block for the mean, then Σ (x − mean)² block by block for the variance.

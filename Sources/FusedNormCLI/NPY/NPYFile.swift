@@ -1,12 +1,12 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The element types FusedNorm reads from and writes to .npy files: little-endian IEEE floats.
@@ -92,7 +92,9 @@ enum NPYError: Error, Equatable, CustomStringConvertible {
         let expected = "expected little-endian float16, float32 or float64 ('<f2', '<f4' or '<f8')"
         guard let order = descr.first else { return expected }
         let kind = descr.dropFirst().first
-        if order == ">" && kind == "f" { return "big-endian data is not supported; \(expected), e.g. array.astype('<f4')" }
+        if order == ">" && kind == "f" {
+            return "big-endian data is not supported; \(expected), e.g. array.astype('<f4')"
+        }
         switch kind {
         case "i", "u": return "integer arrays are not supported; \(expected)"
         case "b": return "boolean arrays are not supported; \(expected)"
@@ -146,7 +148,8 @@ enum NPYFile {
         guard bytes.count - headerStart >= headerLength else { throw NPYError.truncatedHeader }
         let headerBytes = bytes[headerStart..<headerStart + headerLength]
         // Versions 1 and 2 use latin-1 for the header, version 3 UTF-8.
-        let headerText = major == 3
+        let headerText =
+            major == 3
             ? String(decoding: headerBytes, as: UTF8.self)
             : String(String.UnicodeScalarView(headerBytes.map { Unicode.Scalar($0) }))
         let header = try NPYHeader(parsing: headerText)
@@ -160,8 +163,9 @@ enum NPYFile {
             throw NPYError.truncatedData(expectedBytes: expectedBytes, availableBytes: availableBytes)
         }
         let values = bytes.withUnsafeBytes { raw in
-            decodeValues(UnsafeRawBufferPointer(rebasing: raw[dataStart..<dataStart + expectedBytes]),
-                         count: count, type: header.elementType)
+            decodeValues(
+                UnsafeRawBufferPointer(rebasing: raw[dataStart..<dataStart + expectedBytes]),
+                count: count, type: header.elementType)
         }
         return NPYArray(shape: header.shape, values: values, elementType: header.elementType)
     }
@@ -172,7 +176,8 @@ enum NPYFile {
         precondition((1...3).contains(version), "NPY format version must be 1, 2 or 3")
         precondition(array.values.count == array.shape.reduce(1, *), "NPYArray values do not match its shape")
         let lengthFieldSize = version == 1 ? 2 : 4
-        var header = "{'descr': '\(array.elementType.rawValue)', 'fortran_order': False, 'shape': \(pythonTuple(array.shape)), }"
+        var header =
+            "{'descr': '\(array.elementType.rawValue)', 'fortran_order': False, 'shape': \(pythonTuple(array.shape)), }"
         // Pad with spaces so that the data starts on a 64-byte boundary; the header ends with a newline.
         let unpadded = magic.count + 2 + lengthFieldSize + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"

@@ -39,7 +39,9 @@ struct NPYHeader: Equatable {
             throw NPYError.malformedHeader(dictionary["shape"] == nil ? "no 'shape' key" : "'shape' is not a tuple")
         }
         shape = try dimensions.map { dimension in
-            guard case .integer(let value) = dimension else { throw NPYError.invalidShape("dimensions must be integers") }
+            guard case .integer(let value) = dimension else {
+                throw NPYError.invalidShape("dimensions must be integers")
+            }
             guard value >= 0 else { throw NPYError.invalidShape("dimension \(value) is negative") }
             return value
         }
@@ -129,7 +131,9 @@ struct PythonLiteralParser {
     /// Throws unless only whitespace is left.
     mutating func expectEnd() throws {
         skipWhitespace()
-        guard position == characters.count else { throw NPYError.malformedHeader("unexpected text after the dictionary") }
+        guard position == characters.count else {
+            throw NPYError.malformedHeader("unexpected text after the dictionary")
+        }
     }
 
     /// Comma-separated items up to `closing`; a trailing comma is allowed.

@@ -1,9 +1,10 @@
 import ArgumentParser
 import FusedNorm
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// `fusednorm traffic`: the bytes eager PyTorch, PyTorch's fused norm and FusedNorm move for one shape, and the
@@ -37,10 +38,14 @@ struct TrafficCommand: ParsableCommand {
     @Option(help: "Predict times at this bandwidth, GB/s.")
     var bandwidth: Double?
 
-    @Option(help: "Predict times at a GPU's datasheet bandwidth: h100 (SXM, 3.35 TB/s) or h200 (4.8 TB/s). Default h100.")
+    @Option(
+        help: "Predict times at a GPU's datasheet bandwidth: h100 (SXM, 3.35 TB/s) or h200 (4.8 TB/s). Default h100.")
     var gpu: String?
 
-    @Option(help: "Measure the copy bandwidth on this device (cpu, cuda, cuda:N) and run FusedNorm there: measured against predicted.")
+    @Option(
+        help:
+            "Measure the copy bandwidth on this device (cpu, cuda, cuda:N) and run FusedNorm there: measured against predicted."
+    )
     var device: String?
 
     @Option(help: "Write the result as JSON to this file ('-': standard output, instead of the tables).")
@@ -87,7 +92,9 @@ struct TrafficCommand: ParsableCommand {
         }
         if let json {
             let bytes = try report.json()
-            if json == "-" { console.writeOutput(String(decoding: bytes, as: UTF8.self)) } else {
+            if json == "-" {
+                console.writeOutput(String(decoding: bytes, as: UTF8.self))
+            } else {
                 try AtomicFiles.writeAll([AtomicFiles.Entry(path: json, contents: bytes)])
             }
             if json == "-" { return }
@@ -98,4 +105,3 @@ struct TrafficCommand: ParsableCommand {
 }
 
 extension TrafficModel.Norm: ExpressibleByArgument {}
-

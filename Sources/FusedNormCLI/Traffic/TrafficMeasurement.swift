@@ -11,9 +11,11 @@ enum TrafficMeasurement {
         let shape = BenchShape(rows: report.rows, columns: report.cols)
         var generator = SeededGenerator(seed: 1)
         let arena = try BenchArena(
-            dtype: dtype, device: device, capacity: max(copyElements, shape.outputSpan), rowStep: 1, generator: &generator)
+            dtype: dtype, device: device, capacity: max(copyElements, shape.outputSpan), rowStep: 1,
+            generator: &generator)
         var sampler = BenchSampler(
-            timer: HostClockTimer(device: device), warmups: device == .cpu ? 1 : 5, repeats: device == .cpu ? 15 : 50, timeLimit: 1)
+            timer: HostClockTimer(device: device), warmups: device == .cpu ? 1 : 5, repeats: device == .cpu ? 15 : 50,
+            timeLimit: 1)
         if case .cuda = device {
             let copy = try arena.copyCall()
             sampler.timer = CUDAEventTimer(device: device) { for run in 0..<8 { try copy.run(run) } }
@@ -21,20 +23,26 @@ enum TrafficMeasurement {
         let copy = try arena.copyCall()
         let copySeconds = try sampler.measure(copy).medianSeconds
         report.bandwidth = TrafficReport.Bandwidth(
-            source: "copy measured on \(device), \(copy.bytes / dtype.byteCount / 2) \(dtype) elements", gbps: Double(copy.bytes) / copySeconds / 1e9)
+            source: "copy measured on \(device), \(copy.bytes / dtype.byteCount / 2) \(dtype) elements",
+            gbps: Double(copy.bytes) / copySeconds / 1e9)
 
-        let operations: (forward: BenchOperation?, backward: BenchOperation) = switch (report.op, report.residual) {
-        case ("layernorm", false): (.layernorm, .layernormBackward)
-        case ("layernorm", true): (nil, .layernormBackward)
-        case (_, false): (.rmsnorm, .rmsnormBackward)
-        case (_, true): (.rmsnormResidual, .rmsnormBackward)
-        }
+        let operations: (forward: BenchOperation?, backward: BenchOperation) =
+            switch (report.op, report.residual) {
+            case ("layernorm", false): (.layernorm, .layernormBackward)
+            case ("layernorm", true): (nil, .layernormBackward)
+            case (_, false): (.rmsnorm, .rmsnormBackward)
+            case (_, true): (.rmsnormResidual, .rmsnormBackward)
+            }
         for (pass, operation) in [("forward", operations.forward), ("backward", operations.backward)] {
             guard let operation else { continue }
-            console.printError("timing FusedNorm \(operation.rawValue) \(report.rows) x \(report.cols) \(dtype) on \(device)")
-            let call = try arena.call(operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
+            console.printError(
+                "timing FusedNorm \(operation.rawValue) \(report.rows) x \(report.cols) \(dtype) on \(device)")
+            let call = try arena.call(
+                operation, shape: shape, runs: sampler.warmups + sampler.repeats, generator: &generator)
             let seconds = try sampler.measure(call).medianSeconds
-            if let index = report.implementations.firstIndex(where: { $0.pass == pass && $0.name.hasPrefix("FusedNorm") }) {
+            if let index = report.implementations.firstIndex(where: {
+                $0.pass == pass && $0.name.hasPrefix("FusedNorm")
+            }) {
                 report.implementations[index].measuredMicroseconds = seconds * 1e6
                 report.implementations[index].kernels[0].name += " (measured: bench's \(operation.rawValue))"
             }

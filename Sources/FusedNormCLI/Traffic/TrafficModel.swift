@@ -38,9 +38,15 @@ struct TrafficModel {
         var reads: [Access]
         var writes: [Access]
 
-        func readBytes(rows: Int, columns: Int) -> Int { reads.reduce(0) { $0 + $1.bytes(rows: rows, columns: columns) } }
-        func writeBytes(rows: Int, columns: Int) -> Int { writes.reduce(0) { $0 + $1.bytes(rows: rows, columns: columns) } }
-        func bytes(rows: Int, columns: Int) -> Int { readBytes(rows: rows, columns: columns) + writeBytes(rows: rows, columns: columns) }
+        func readBytes(rows: Int, columns: Int) -> Int {
+            reads.reduce(0) { $0 + $1.bytes(rows: rows, columns: columns) }
+        }
+        func writeBytes(rows: Int, columns: Int) -> Int {
+            writes.reduce(0) { $0 + $1.bytes(rows: rows, columns: columns) }
+        }
+        func bytes(rows: Int, columns: Int) -> Int {
+            readBytes(rows: rows, columns: columns) + writeBytes(rows: rows, columns: columns)
+        }
     }
 
     /// Which normalization.
@@ -54,10 +60,16 @@ struct TrafficModel {
     var residual: Bool
 
     private var b: Int { dtype.byteCount }
-    private func t(_ name: String, _ bytes: Int? = nil) -> Access { Access(name: name, extent: .tensor, elementBytes: bytes ?? b) }
-    private func r(_ name: String, _ bytes: Int? = nil) -> Access { Access(name: name, extent: .rows, elementBytes: bytes ?? b) }
+    private func t(_ name: String, _ bytes: Int? = nil) -> Access {
+        Access(name: name, extent: .tensor, elementBytes: bytes ?? b)
+    }
+    private func r(_ name: String, _ bytes: Int? = nil) -> Access {
+        Access(name: name, extent: .rows, elementBytes: bytes ?? b)
+    }
     private func c(_ name: String) -> Access { Access(name: name, extent: .columns, elementBytes: b) }
-    private func k(_ name: String, _ reads: [Access], _ writes: [Access]) -> Kernel { Kernel(name: name, reads: reads, writes: writes) }
+    private func k(_ name: String, _ reads: [Access], _ writes: [Access]) -> Kernel {
+        Kernel(name: name, reads: reads, writes: writes)
+    }
 
     /// The eager forward pass, kernel by kernel.
     var eagerForward: [Kernel] {
@@ -77,7 +89,8 @@ struct TrafficModel {
                 k("* (xf · r)", [t(xf, f), r("r", f)], [t("h", f)]),
             ]
             if cast { kernels.append(k("to(\(dtype.rawValue))", [t("h", f)], [t("hb")])) }
-            kernels.append(k(cast ? "* (weight · hb)" : "* (weight · h)", [c("weight"), t(cast ? "hb" : "h")], [t("y")]))
+            kernels.append(
+                k(cast ? "* (weight · hb)" : "* (weight · h)", [c("weight"), t(cast ? "hb" : "h")], [t("y")]))
         case .layernorm:
             // The formula in the input dtype: mean; x - mean; pow(2); mean; + eps; rsqrt; * r; * w; + b.
             kernels += [
@@ -155,13 +168,18 @@ struct TrafficModel {
         let layer = norm == .layernorm
         let name = layer ? "F.layer_norm" : "F.rms_norm"
         var forward = residual ? [k("add (s = x + residual)", [t("x"), t("residual")], [t("s")])] : []
-        forward.append(k(
-            "\(name) forward", [t(input), c("weight")] + (layer ? [c("bias")] : []),
-            [t("y")] + (layer ? [r("mean", 4)] : []) + [r("rstd", 4)]))
+        forward.append(
+            k(
+                "\(name) forward", [t(input), c("weight")] + (layer ? [c("bias")] : []),
+                [t("y")] + (layer ? [r("mean", 4)] : []) + [r("rstd", 4)]))
         var backward = [
-            k("\(name) backward: dx", [t("dy"), t(input), c("weight")] + (layer ? [r("mean", 4)] : []) + [r("rstd", 4)], [t("dx")]),
-            k("\(name) backward: dweight" + (layer ? ", dbias" : ""), [t("dy"), t(input)] + (layer ? [r("mean", 4)] : []) + [r("rstd", 4)],
-              [c("dweight")] + (layer ? [c("dbias")] : [])),
+            k(
+                "\(name) backward: dx",
+                [t("dy"), t(input), c("weight")] + (layer ? [r("mean", 4)] : []) + [r("rstd", 4)], [t("dx")]),
+            k(
+                "\(name) backward: dweight" + (layer ? ", dbias" : ""),
+                [t("dy"), t(input)] + (layer ? [r("mean", 4)] : []) + [r("rstd", 4)],
+                [c("dweight")] + (layer ? [c("dbias")] : [])),
         ]
         if residual { backward.append(k("add (accumulate ds)", [t("dx"), t("ds downstream")], [t("ds")])) }
         return (forward, backward)
@@ -173,19 +191,27 @@ struct TrafficModel {
         let tensor = rows * columns * b
         switch (norm, residual) {
         case (.rmsnorm, false):
-            return (BenchOperation.rmsnorm.bytes(rows: rows, columns: columns, dtype: dtype),
-                    BenchOperation.rmsnormBackward.bytes(rows: rows, columns: columns, dtype: dtype), nil)
+            return (
+                BenchOperation.rmsnorm.bytes(rows: rows, columns: columns, dtype: dtype),
+                BenchOperation.rmsnormBackward.bytes(rows: rows, columns: columns, dtype: dtype), nil
+            )
         case (.rmsnorm, true):
-            return (BenchOperation.rmsnormResidual.bytes(rows: rows, columns: columns, dtype: dtype),
-                    BenchOperation.rmsnormBackward.bytes(rows: rows, columns: columns, dtype: dtype) + tensor,
-                    "backward: bench's rmsnorm_backward + the downstream ds read (M·N·b)")
+            return (
+                BenchOperation.rmsnormResidual.bytes(rows: rows, columns: columns, dtype: dtype),
+                BenchOperation.rmsnormBackward.bytes(rows: rows, columns: columns, dtype: dtype) + tensor,
+                "backward: bench's rmsnorm_backward + the downstream ds read (M·N·b)"
+            )
         case (.layernorm, false):
-            return (BenchOperation.layernorm.bytes(rows: rows, columns: columns, dtype: dtype),
-                    BenchOperation.layernormBackward.bytes(rows: rows, columns: columns, dtype: dtype), nil)
+            return (
+                BenchOperation.layernorm.bytes(rows: rows, columns: columns, dtype: dtype),
+                BenchOperation.layernormBackward.bytes(rows: rows, columns: columns, dtype: dtype), nil
+            )
         case (.layernorm, true):
-            return (BenchOperation.layernorm.bytes(rows: rows, columns: columns, dtype: dtype) + 2 * tensor,
-                    BenchOperation.layernormBackward.bytes(rows: rows, columns: columns, dtype: dtype) + tensor,
-                    "bench's layernorm + the residual read and s write (2·M·N·b); backward + the downstream ds read (M·N·b)")
+            return (
+                BenchOperation.layernorm.bytes(rows: rows, columns: columns, dtype: dtype) + 2 * tensor,
+                BenchOperation.layernormBackward.bytes(rows: rows, columns: columns, dtype: dtype) + tensor,
+                "bench's layernorm + the residual read and s write (2·M·N·b); backward + the downstream ds read (M·N·b)"
+            )
         }
     }
 }

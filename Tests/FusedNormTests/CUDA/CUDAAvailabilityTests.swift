@@ -1,5 +1,6 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// What the CUDA backend says and does where it cannot run, and the status it reports where it can.
 @Suite("CUDA availability")
@@ -11,12 +12,15 @@ struct CUDAAvailabilityTests {
         #expect(Device.best == (status.problem == nil ? .cuda(0) : .cpu))
         if status.problem == nil {
             #expect(!status.devices.isEmpty && status.driverVersion != nil && status.nvrtcVersion != nil)
-            #expect(status.nvrtcPath?.hasPrefix("/") == true, "NVRTC's path is the resolved file: \(status.nvrtcPath ?? "nil")")
+            #expect(
+                status.nvrtcPath?.hasPrefix("/") == true,
+                "NVRTC's path is the resolved file: \(status.nvrtcPath ?? "nil")")
         }
     }
 
-    @Test("without a driver, a .cuda tensor throws deviceUnavailable naming the driver",
-          .enabled(if: CUDA.status.driverVersion == nil, "this machine has a CUDA driver"))
+    @Test(
+        "without a driver, a .cuda tensor throws deviceUnavailable naming the driver",
+        .enabled(if: CUDA.status.driverVersion == nil, "this machine has a CUDA driver"))
     func noDriver() throws {
         let problem = try #require(CUDA.status.problem)
         #expect(problem.contains("driver") && problem.contains("libcuda.so.1"), "\(problem)")
@@ -37,7 +41,9 @@ struct CUDAAvailabilityTests {
     func devicesDescribed() throws {
         let status = CUDA.status
         for (index, device) in status.devices.enumerated() {
-            #expect(device.index == index && !device.name.isEmpty && device.multiprocessorCount > 0 && device.memoryBytes > 0)
+            #expect(
+                device.index == index && !device.name.isEmpty && device.multiprocessorCount > 0
+                    && device.memoryBytes > 0)
             #expect(device.computeCapability.split(separator: ".").count == 2)
         }
         do {
@@ -50,7 +56,9 @@ struct CUDAAvailabilityTests {
 
     @Test("NVRTC is looked for in the documented order")
     func nvrtcSearchOrder() {
-        let (candidates, places) = NVRTC.searchLocations(environment: ["FUSEDNORM_NVRTC": "/opt/x/libnvrtc.so.99", "HOME": "/home/u", "VIRTUAL_ENV": "/venv"])
+        let (candidates, places) = NVRTC.searchLocations(environment: [
+            "FUSEDNORM_NVRTC": "/opt/x/libnvrtc.so.99", "HOME": "/home/u", "VIRTUAL_ENV": "/venv",
+        ])
         #expect(candidates.first == "/opt/x/libnvrtc.so.99")
         #expect(Array(candidates.dropFirst().prefix(3)) == ["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"])
         #expect(places.contains("/usr/local/cuda/lib64"))
@@ -77,8 +85,12 @@ struct CUDAAvailabilityTests {
 
     @Test("the kernel cache folder follows FUSEDNORM_KERNEL_CACHE, then XDG_CACHE_HOME, then HOME")
     func cacheFolder() {
-        #expect(KernelCache.defaultDirectory(environment: ["FUSEDNORM_KERNEL_CACHE": "/c", "XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/c")
-        #expect(KernelCache.defaultDirectory(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/x/fusednorm/kernels")
+        #expect(
+            KernelCache.defaultDirectory(environment: [
+                "FUSEDNORM_KERNEL_CACHE": "/c", "XDG_CACHE_HOME": "/x", "HOME": "/h",
+            ]) == "/c")
+        #expect(
+            KernelCache.defaultDirectory(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]) == "/x/fusednorm/kernels")
         #expect(KernelCache.defaultDirectory(environment: ["HOME": "/h"]) == "/h/.cache/fusednorm/kernels")
         #expect(KernelCache.defaultDirectory(environment: [:]) == nil)
         #expect(CUDA.status.kernelCacheDirectory == KernelCache.shared.directory)
@@ -86,9 +98,14 @@ struct CUDAAvailabilityTests {
 
     @Test("CUDAError names the call, the code and its name, and carries a compile log")
     func errorDescription() {
-        let error = CUDAError(library: .driver, code: 2, name: "CUDA_ERROR_OUT_OF_MEMORY", operation: "cuMemAllocAsync(64 bytes, device 0)")
-        #expect(error.description == "cuMemAllocAsync(64 bytes, device 0) failed: CUDA_ERROR_OUT_OF_MEMORY (CUresult 2)")
-        let compile = CUDAError(library: .nvrtc, code: 6, name: "NVRTC_ERROR_COMPILATION", operation: "nvrtcCompileProgram", log: "k.cu(3): error")
+        let error = CUDAError(
+            library: .driver, code: 2, name: "CUDA_ERROR_OUT_OF_MEMORY",
+            operation: "cuMemAllocAsync(64 bytes, device 0)")
+        #expect(
+            error.description == "cuMemAllocAsync(64 bytes, device 0) failed: CUDA_ERROR_OUT_OF_MEMORY (CUresult 2)")
+        let compile = CUDAError(
+            library: .nvrtc, code: 6, name: "NVRTC_ERROR_COMPILATION", operation: "nvrtcCompileProgram",
+            log: "k.cu(3): error")
         #expect(compile.description.hasSuffix("compile log:\nk.cu(3): error"))
     }
 }

@@ -1,17 +1,21 @@
-@testable import FusedNorm
-import FusedNormReference
 import Foundation
+import FusedNormReference
 import Synchronization
 import Testing
+
+@testable import FusedNorm
 
 @Suite("CUDA threads, streams, events and devices", .needsCUDAGPU)
 struct CUDAConcurrencyTests {
     /// One RMSNorm on `device` from fresh inputs of `seed`, checked against the reference; returns the error.
-    static func normError(seed: String, columns: Int, rows: Int, device: Device, dtype: DType = .bfloat16) throws -> Double {
+    static func normError(seed: String, columns: Int, rows: Int, device: Device, dtype: DType = .bfloat16) throws
+        -> Double
+    {
         var random = CUDATestRandom(seed)
         let x = random.values(rows * columns, dtype: dtype), weight = random.values(columns, dtype: dtype, 0.5, 1.5)
         let y = try rmsNorm(
-            try Tensor(x, shape: [rows, columns], dtype: dtype, device: device), weight: try Tensor(weight, dtype: dtype, device: device))
+            try Tensor(x, shape: [rows, columns], dtype: dtype, device: device),
+            weight: try Tensor(weight, dtype: dtype, device: device))
         let reference = Reference.rmsNorm(x: x, weight: weight, rows: rows, columns: columns, epsilon: 1e-6)
         return Reference.relativeError(try y.toArray(), reference.output)
     }
@@ -23,8 +27,11 @@ struct CUDAConcurrencyTests {
             for iteration in 0..<12 {
                 let columns = [64, 1000, 4096, 777][(iteration + thread) % 4] + thread
                 do {
-                    let error = try Self.normError(seed: "thread \(thread) \(iteration)", columns: columns, rows: 9 + iteration, device: .cuda(0))
-                    if error > Reference.tolerance(.bfloat16) { failures.add("thread \(thread) iteration \(iteration): error \(error)") }
+                    let error = try Self.normError(
+                        seed: "thread \(thread) \(iteration)", columns: columns, rows: 9 + iteration, device: .cuda(0))
+                    if error > Reference.tolerance(.bfloat16) {
+                        failures.add("thread \(thread) iteration \(iteration): error \(error)")
+                    }
                 } catch {
                     failures.add("thread \(thread) iteration \(iteration): \(error)")
                 }
@@ -38,7 +45,8 @@ struct CUDAConcurrencyTests {
         let stream = try CUDAStream(device: .cuda(0))
         let columns = 4096, rows = 512
         var random = CUDATestRandom("stream")
-        let x = random.values(rows * columns, dtype: .float16), weight = random.values(columns, dtype: .float16, 0.5, 1.5)
+        let x = random.values(rows * columns, dtype: .float16),
+            weight = random.values(columns, dtype: .float16, 0.5, 1.5)
         let xTensor = try Tensor(x, shape: [rows, columns], dtype: .float16, device: .cuda(0))
         let wTensor = try Tensor(weight, dtype: .float16, device: .cuda(0))
         _ = try rmsNorm(xTensor, weight: wTensor)  // compile outside the timed region
@@ -78,7 +86,9 @@ struct CUDAConcurrencyTests {
         #expect(throws: FusedNormError.self) { try CUDAStream(device: .cuda(CUDA.status.devices.count)) }
     }
 
-    @Test("two GPUs from one process, each with its own context", .enabled(if: CUDATestGPU.deviceCount >= 2, "needs two GPUs"))
+    @Test(
+        "two GPUs from one process, each with its own context",
+        .enabled(if: CUDATestGPU.deviceCount >= 2, "needs two GPUs"))
     func twoDevices() throws {
         for device in [Device.cuda(0), .cuda(1), .cuda(0)] {
             let error = try Self.normError(seed: "device \(device)", columns: 5120, rows: 33, device: device)
@@ -89,7 +99,9 @@ struct CUDAConcurrencyTests {
         runOnThreads(2) { index in
             for iteration in 0..<6 {
                 do {
-                    let error = try Self.normError(seed: "gpu \(index) \(iteration)", columns: 2048 + 8 * iteration, rows: 17, device: .cuda(index))
+                    let error = try Self.normError(
+                        seed: "gpu \(index) \(iteration)", columns: 2048 + 8 * iteration, rows: 17, device: .cuda(index)
+                    )
                     if error > Reference.tolerance(.bfloat16) { failures.add("cuda:\(index): \(error)") }
                 } catch {
                     failures.add("cuda:\(index): \(error)")

@@ -1,10 +1,13 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// The bench yardstick's copy kernel (`copy_vectors`) compiles with NVRTC, and its grid covers a copy. Needs
 /// NVRTC only, not a GPU: set FUSEDNORM_NVRTC on a machine without CUDA. Whether it is fast, and whether it
 /// copies right, only a GPU can tell (CUDACopyKernelTests there).
-@Suite("CUDA copy kernel compiles", .enabled(if: CUDAEnvironment.shared.nvrtc != nil, "needs NVRTC (FUSEDNORM_NVRTC or a CUDA toolkit)"))
+@Suite(
+    "CUDA copy kernel compiles",
+    .enabled(if: CUDAEnvironment.shared.nvrtc != nil, "needs NVRTC (FUSEDNORM_NVRTC or a CUDA toolkit)"))
 struct CUDACopyKernelCompileTests {
     @Test("for sm_90, sm_80 and sm_75", arguments: [90, 80, 75])
     func compiles(_ architecture: Int) throws {
@@ -14,8 +17,10 @@ struct CUDACopyKernelCompileTests {
         let cubin = try nvrtc.compile(request.source.program, options: options, cubin: true)
         #expect(!cubin.isEmpty)
         // The PTX: 16-byte loads through the non-coherent path and 16-byte stores, the entry point by its C name.
-        let ptxOptions = ["--gpu-architecture=compute_\(architecture)", "--std=c++17"] + request.definitions.map { "-D" + $0 }
-        let ptx = String(decoding: try nvrtc.compile(request.source.program, options: ptxOptions, cubin: false), as: UTF8.self)
+        let ptxOptions =
+            ["--gpu-architecture=compute_\(architecture)", "--std=c++17"] + request.definitions.map { "-D" + $0 }
+        let ptx = String(
+            decoding: try nvrtc.compile(request.source.program, options: ptxOptions, cubin: false), as: UTF8.self)
         #expect(ptx.contains(".entry copy_vectors"))
         #expect(ptx.contains("ld.global.nc.v4.u32"))
         #expect(ptx.contains("st.global.v4.u32"))

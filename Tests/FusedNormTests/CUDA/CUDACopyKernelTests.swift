@@ -1,5 +1,6 @@
-@_spi(Benchmarking) @testable import FusedNorm
 import Testing
+
+@_spi(Benchmarking) @testable import FusedNorm
 
 /// The bench yardstick's copy kernel copies exactly, at sizes and offsets that reach its byte head, vector body,
 /// unrolled steps and byte tail, and its byte loop for source and destination at different 16-byte offsets.
@@ -18,7 +19,9 @@ struct CUDACopyKernelTests {
         try source.columns(offsets.source..<offsets.source + count)
             .copy(into: destination.columns(offsets.destination..<offsets.destination + count), method: .streaming)
         let copied = try destination.toArray()
-        #expect(Array(copied[offsets.destination..<offsets.destination + count]) == Array(values[offsets.source..<offsets.source + count]))
+        #expect(
+            Array(copied[offsets.destination..<offsets.destination + count])
+                == Array(values[offsets.source..<offsets.source + count]))
         #expect(copied[..<offsets.destination].allSatisfy { $0 == 7.5 })
         #expect(copied[(offsets.destination + count)...].allSatisfy { $0 == 7.5 })
     }

@@ -1,6 +1,7 @@
-@testable import FusedNorm
 import FusedNormReference
 import Testing
+
+@testable import FusedNorm
 
 /// One forward pass to run on the GPU and check against the float64 reference and the CPU backend.
 struct CUDAForwardCase: Sendable, CustomTestStringConvertible {
@@ -58,15 +59,19 @@ enum CUDAForwardCases {
         DType.allCases.flatMap { dtype -> [CUDAForwardCase] in
             let other: DType = dtype == .float32 ? .bfloat16 : .float32
             return [
-                CUDAForwardCase(norm: .rms, columns: size.columns, rows: size.rows, x: dtype, weight: dtype, output: dtype),
                 CUDAForwardCase(
-                    norm: .rms, columns: size.columns, rows: size.rows, x: dtype, residual: (other, dtype), weight: .float32,
+                    norm: .rms, columns: size.columns, rows: size.rows, x: dtype, weight: dtype, output: dtype),
+                CUDAForwardCase(
+                    norm: .rms, columns: size.columns, rows: size.rows, x: dtype, residual: (other, dtype),
+                    weight: .float32,
                     output: dtype, rounding: .twice, weightOffset: 1, layout: .misaligned),
                 CUDAForwardCase(
-                    norm: .layer, columns: size.columns, rows: size.rows, x: dtype, weight: dtype, bias: dtype, output: dtype,
+                    norm: .layer, columns: size.columns, rows: size.rows, x: dtype, weight: dtype, bias: dtype,
+                    output: dtype,
                     layout: .everyOtherRow),
                 CUDAForwardCase(
-                    norm: .layer, columns: size.columns, rows: size.rows, x: dtype, residual: (dtype, other), bias: other,
+                    norm: .layer, columns: size.columns, rows: size.rows, x: dtype, residual: (dtype, other),
+                    bias: other,
                     output: .float32),
                 CUDAForwardCase(
                     norm: .rms, columns: size.columns, rows: size.rows, x: dtype, weight: nil, output: .bfloat16,
@@ -77,33 +82,48 @@ enum CUDAForwardCases {
 
     /// Many rows (every layout of the grid loops, partial row groups) and per-head weights.
     static let shapes: [CUDAForwardCase] = [
-        CUDAForwardCase(norm: .rms, columns: 128, rows: 6 * 8, x: .bfloat16, weight: .bfloat16, output: .bfloat16, weightRows: 8),
+        CUDAForwardCase(
+            norm: .rms, columns: 128, rows: 6 * 8, x: .bfloat16, weight: .bfloat16, output: .bfloat16, weightRows: 8),
         CUDAForwardCase(
             norm: .rms, columns: 64, rows: 1000 * 4, x: .float16, weight: .float32, output: .float16, rounding: .twice,
             weightRows: 4, layout: .everyOtherRow),
-        CUDAForwardCase(norm: .layer, columns: 96, rows: 3 * 5, x: .float32, weight: .float32, bias: .bfloat16, output: .float32, weightRows: 5),
+        CUDAForwardCase(
+            norm: .layer, columns: 96, rows: 3 * 5, x: .float32, weight: .float32, bias: .bfloat16, output: .float32,
+            weightRows: 5),
         CUDAForwardCase(
             norm: .rms, columns: 4096, rows: 301, x: .bfloat16, residual: (.bfloat16, .float32), weight: .bfloat16,
             output: .bfloat16),
         CUDAForwardCase(norm: .rms, columns: 16384, rows: 67, x: .bfloat16, weight: .bfloat16, output: .bfloat16),
-        CUDAForwardCase(norm: .layer, columns: 8192, rows: 40, x: .float32, weight: .float32, bias: .float32, output: .float32),
-        CUDAForwardCase(norm: .rms, columns: 3584, rows: 9, x: .bfloat16, weight: .bfloat16, output: .bfloat16, layout: .misaligned),
+        CUDAForwardCase(
+            norm: .layer, columns: 8192, rows: 40, x: .float32, weight: .float32, bias: .float32, output: .float32),
+        CUDAForwardCase(
+            norm: .rms, columns: 3584, rows: 9, x: .bfloat16, weight: .bfloat16, output: .bfloat16, layout: .misaligned),
         CUDAForwardCase(norm: .rms, columns: 2, rows: 100_003, x: .float32, weight: .float32, output: .float16),
-        CUDAForwardCase(norm: .layer, columns: 40000, rows: 3, x: .float16, weight: .float16, bias: .float16, output: .float16),
+        CUDAForwardCase(
+            norm: .layer, columns: 40000, rows: 3, x: .float16, weight: .float16, bias: .float16, output: .float16),
         // Clusters of CTAs per row with more rows than teams; per-head weights kept in registers; streaming.
         CUDAForwardCase(norm: .rms, columns: 65536, rows: 300, x: .bfloat16, weight: .bfloat16, output: .bfloat16),
-        CUDAForwardCase(norm: .layer, columns: 131_072, rows: 37, x: .float16, weight: .float16, bias: .float16, output: .float16),
+        CUDAForwardCase(
+            norm: .layer, columns: 131_072, rows: 37, x: .float16, weight: .float16, bias: .float16, output: .float16),
         CUDAForwardCase(
             norm: .rms, columns: 262_144, rows: 9, x: .bfloat16, residual: (.bfloat16, .bfloat16), weight: .bfloat16,
             output: .bfloat16),
-        CUDAForwardCase(norm: .rms, columns: 1_048_576, rows: 3, x: .bfloat16, weight: .bfloat16, output: .bfloat16, rounding: .twice),
-        CUDAForwardCase(norm: .layer, columns: 2_097_152, rows: 2, x: .bfloat16, weight: .bfloat16, bias: .bfloat16, output: .bfloat16),
+        CUDAForwardCase(
+            norm: .rms, columns: 1_048_576, rows: 3, x: .bfloat16, weight: .bfloat16, output: .bfloat16,
+            rounding: .twice),
+        CUDAForwardCase(
+            norm: .layer, columns: 2_097_152, rows: 2, x: .bfloat16, weight: .bfloat16, bias: .bfloat16,
+            output: .bfloat16),
         CUDAForwardCase(
             norm: .rms, columns: 1_048_576, rows: 2, x: .float32, residual: (.float32, .float32), weight: .float32,
             output: .float32),
-        CUDAForwardCase(norm: .rms, columns: 128, rows: 32 * 150, x: .bfloat16, weight: .bfloat16, output: .bfloat16, weightRows: 32),
+        CUDAForwardCase(
+            norm: .rms, columns: 128, rows: 32 * 150, x: .bfloat16, weight: .bfloat16, output: .bfloat16, weightRows: 32
+        ),
         CUDAForwardCase(norm: .rms, columns: 4096, rows: 1, x: .bfloat16, weight: .bfloat16, output: .bfloat16),
-        CUDAForwardCase(norm: .rms, columns: 256, rows: 20_000, x: .float16, weight: .float16, output: .float16, layout: .everyOtherRow),
+        CUDAForwardCase(
+            norm: .rms, columns: 256, rows: 20_000, x: .float16, weight: .float16, output: .float16,
+            layout: .everyOtherRow),
         // Many rows: short rows (weight in registers), medium rows, medium rows with a residual of another
         // dtype (one CTA per row group); LayerNorm in 512-thread CTAs, more rows than teams (staged).
         CUDAForwardCase(norm: .rms, columns: 8, rows: 600_000, x: .float16, weight: .float32, output: .float16),
@@ -111,7 +131,8 @@ enum CUDAForwardCases {
         CUDAForwardCase(
             norm: .rms, columns: 2048, rows: 9000, x: .bfloat16, residual: (.float32, .bfloat16), weight: .bfloat16,
             output: .bfloat16, layout: .everyOtherRow),
-        CUDAForwardCase(norm: .layer, columns: 16384, rows: 1200, x: .float16, weight: .float16, bias: .float16, output: .float16),
+        CUDAForwardCase(
+            norm: .layer, columns: 16384, rows: 1200, x: .float16, weight: .float16, bias: .float16, output: .float16),
     ]
 }
 
@@ -128,7 +149,10 @@ struct CUDAForwardInputs {
         x = random.values(count, dtype: c.x)
         residual = c.residual.map { random.values(count, dtype: $0.input) }
         // Gemma stores w − 1: small values around 0; otherwise weights around 1.
-        weight = c.weight.map { c.weightOffset == 1 ? random.values(parameters, dtype: $0, -0.5, 0.5) : random.values(parameters, dtype: $0, 0.5, 1.5) }
+        weight = c.weight.map {
+            c.weightOffset == 1
+                ? random.values(parameters, dtype: $0, -0.5, 0.5) : random.values(parameters, dtype: $0, 0.5, 1.5)
+        }
         bias = c.bias.map { random.values(parameters, dtype: $0, -1, 1) }
     }
 
@@ -156,13 +180,17 @@ struct CUDAForwardOutputs {
 
     /// Runs the case on `device` with its inputs and outputs in `layout`, outputs poisoned with NaN first.
     init(_ c: CUDAForwardCase, _ inputs: CUDAForwardInputs, device: Device, layout: CUDATestLayout) throws {
-        let x = try CUDATestPlaced(inputs.x, rows: c.rows, columns: c.columns, dtype: c.x, layout: layout, device: device)
+        let x = try CUDATestPlaced(
+            inputs.x, rows: c.rows, columns: c.columns, dtype: c.x, layout: layout, device: device)
         let residual = try c.residual.map {
-            try CUDATestPlaced(inputs.residual!, rows: c.rows, columns: c.columns, dtype: $0.input, layout: layout, device: device)
+            try CUDATestPlaced(
+                inputs.residual!, rows: c.rows, columns: c.columns, dtype: $0.input, layout: layout, device: device)
         }
-        y = try CUDATestPlaced(poisonedRows: c.rows, columns: c.columns, dtype: c.output, layout: layout, device: device)
+        y = try CUDATestPlaced(
+            poisonedRows: c.rows, columns: c.columns, dtype: c.output, layout: layout, device: device)
         s = try c.residual.map {
-            try CUDATestPlaced(poisonedRows: c.rows, columns: c.columns, dtype: $0.output, layout: layout, device: device)
+            try CUDATestPlaced(
+                poisonedRows: c.rows, columns: c.columns, dtype: $0.output, layout: layout, device: device)
         }
         let weight = try c.weight.map { try Tensor(inputs.weight!, shape: c.parameterShape, dtype: $0, device: device) }
         let bias = try c.bias.map { try Tensor(inputs.bias!, shape: c.parameterShape, dtype: $0, device: device) }
@@ -170,7 +198,8 @@ struct CUDAForwardOutputs {
         switch c.norm {
         case .rms:
             result = try rmsNormForward(
-                x.view.reshaped(c.shape), residual: residual?.view.reshaped(c.shape), weight: weight, epsilon: c.epsilon,
+                x.view.reshaped(c.shape), residual: residual?.view.reshaped(c.shape), weight: weight,
+                epsilon: c.epsilon,
                 style: c.style, output: y.view.reshaped(c.shape),
                 residualOutput: s?.view.reshaped(c.shape))
         case .layer:
@@ -192,15 +221,19 @@ func checkCUDAForward(_ c: CUDAForwardCase, sourceLocation: SourceLocation = #_s
     let cpu = try CUDAForwardOutputs(c, inputs, device: .cpu, layout: .contiguous)
     let label = c.testDescription
 
-    expectClose(try gpu.y.view.toArray(), reference: reference.output, cpu: try cpu.y.view.toArray(),
-                tolerance: c.outputTolerance, "\(label): y", sourceLocation: sourceLocation)
+    expectClose(
+        try gpu.y.view.toArray(), reference: reference.output, cpu: try cpu.y.view.toArray(),
+        tolerance: c.outputTolerance, "\(label): y", sourceLocation: sourceLocation)
     #expect(try gpu.y.gapsUntouched(), "\(label): y written outside its view", sourceLocation: sourceLocation)
     if let s = gpu.s, let residual = c.residual {
-        expectClose(try s.view.toArray(), reference: reference.residual!, cpu: try cpu.s!.view.toArray(),
-                    tolerance: Reference.tolerance(residual.output), "\(label): s", sourceLocation: sourceLocation)
+        expectClose(
+            try s.view.toArray(), reference: reference.residual!, cpu: try cpu.s!.view.toArray(),
+            tolerance: Reference.tolerance(residual.output), "\(label): s", sourceLocation: sourceLocation)
         #expect(try s.gapsUntouched(), "\(label): s written outside its view", sourceLocation: sourceLocation)
     }
-    expectClose(gpu.rstd, reference: reference.rstd, cpu: cpu.rstd, tolerance: 1e-5, "\(label): rstd", sourceLocation: sourceLocation)
+    expectClose(
+        gpu.rstd, reference: reference.rstd, cpu: cpu.rstd, tolerance: 1e-5, "\(label): rstd",
+        sourceLocation: sourceLocation)
     if c.norm == .layer {
         let mean = try #require(gpu.mean, "\(label): no mean", sourceLocation: sourceLocation)
         // The mean of a row is near 0: compare with a tolerance scaled to the inputs, not the mean itself.

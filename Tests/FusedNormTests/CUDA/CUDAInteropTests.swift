@@ -1,5 +1,6 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// A non-blocking stream made through the driver, as a caller's library would make it (not by FusedNorm).
 final class CallerStream {
@@ -10,7 +11,8 @@ final class CallerStream {
         self.gpu = gpu
         var stream: CUhandle?
         try gpu.withContext {
-            try gpu.driver.check("cuStreamCreate(non-blocking)") { $0.cuStreamCreate(&stream, 1) }  // CU_STREAM_NON_BLOCKING
+            // 1: CU_STREAM_NON_BLOCKING
+            try gpu.driver.check("cuStreamCreate(non-blocking)") { $0.cuStreamCreate(&stream, 1) }
         }
         handle = stream!
     }
@@ -28,7 +30,9 @@ struct CUDAInteropTests {
     static let device = Device.cuda(0)
 
     /// Device memory "owned by the caller": a FusedNorm device tensor's buffer, wrapped by address only.
-    static func wrapped(_ values: [Float], shape: [Int], dtype: DType, rowStride: Int? = nil) throws -> (Tensor, owner: Tensor) {
+    static func wrapped(_ values: [Float], shape: [Int], dtype: DType, rowStride: Int? = nil) throws -> (
+        Tensor, owner: Tensor
+    ) {
         let columns = shape[shape.count - 1], rows = shape.dropLast().reduce(1, *)
         let stride = rowStride ?? columns
         let owner = try Tensor.zeros([max(rows, 1) * stride], dtype: dtype, device: device)
@@ -39,7 +43,9 @@ struct CUDAInteropTests {
         return (tensor, owner)
     }
 
-    @Test("every operation on wrapped device memory (strided, as outputs) equals the allocated call bit for bit", arguments: DType.allCases)
+    @Test(
+        "every operation on wrapped device memory (strided, as outputs) equals the allocated call bit for bit",
+        arguments: DType.allCases)
     func wrappedDeviceMemory(dtype: DType) throws {
         var random = SplitMix64(label: "wrapped device \(dtype)")
         let (rows, columns) = (37, 1000)
@@ -68,7 +74,8 @@ struct CUDAInteropTests {
 
         let dweight = try Tensor.zeros([columns], device: Self.device)
         _ = try rmsNormBackward(wr, input: wx, weight: weight, inputGradient: wdx, weightGradient: dweight)
-        let gradients = try rmsNormBackward(fr, input: fx, weight: weight, weightGradient: Tensor.zeros([columns], device: Self.device))
+        let gradients = try rmsNormBackward(
+            fr, input: fx, weight: weight, weightGradient: Tensor.zeros([columns], device: Self.device))
         #expect(try elementBits(wdx) == (try elementBits(gradients.input)))
         #expect(try elementBits(dweight) == (try elementBits(gradients.weight!)))
     }
@@ -78,25 +85,34 @@ struct CUDAInteropTests {
         let host = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 64)
         defer { host.deallocate() }
         expectError(.invalidArgument, argument: "address", "host memory as device memory") {
-            try Tensor(unsafeWrappingDeviceAddress: UInt(bitPattern: host.baseAddress), byteCount: 64, device: Self.device, shape: [16], dtype: .float32)
+            try Tensor(
+                unsafeWrappingDeviceAddress: UInt(bitPattern: host.baseAddress), byteCount: 64, device: Self.device,
+                shape: [16], dtype: .float32)
         }
         let owner = try Tensor.zeros([16], device: Self.device)
         expectError(.bufferTooSmall, argument: "memory", "shape larger than the memory") {
-            try Tensor(unsafeWrappingDeviceAddress: owner.dataAddress, byteCount: 64, device: Self.device, shape: [17], dtype: .float32)
+            try Tensor(
+                unsafeWrappingDeviceAddress: owner.dataAddress, byteCount: 64, device: Self.device, shape: [17],
+                dtype: .float32)
         }
         expectError(.misalignedAddress, argument: "memory", "misaligned device address") {
-            try Tensor(unsafeWrappingDeviceAddress: owner.dataAddress + 2, byteCount: 60, device: Self.device, shape: [4], dtype: .float32)
+            try Tensor(
+                unsafeWrappingDeviceAddress: owner.dataAddress + 2, byteCount: 60, device: Self.device, shape: [4],
+                dtype: .float32)
         }
     }
 
-    @Test("a caller's non-blocking stream: allocations, copies and kernels are ordered on it; it is never destroyed by FusedNorm")
+    @Test(
+        "a caller's non-blocking stream: allocations, copies and kernels are ordered on it; it is never destroyed by FusedNorm"
+    )
     func callerStream() throws {
         let caller = try CallerStream()
         var random = SplitMix64(label: "caller stream")
         let (rows, columns) = (300, 4096)
         let xValues = random.values(rows * columns)
         let weight = try Tensor(random.values(columns, 0.5, 1.5), dtype: .bfloat16, device: Self.device)
-        let expected = try elementBits(rmsNorm(Tensor(xValues, shape: [rows, columns], dtype: .bfloat16, device: Self.device), weight: weight))
+        let expected = try elementBits(
+            rmsNorm(Tensor(xValues, shape: [rows, columns], dtype: .bfloat16, device: Self.device), weight: weight))
         do {
             let stream = try CUDAStream(unsafeWrapping: caller.bits, device: Self.device)
             #expect(!stream.isOwned && stream.rawHandle == caller.bits)
@@ -104,7 +120,8 @@ struct CUDAInteropTests {
                 let x = try Tensor(xValues, shape: [rows, columns], dtype: .bfloat16, device: Self.device)
                 #expect((x.buffer as? DeviceBuffer)?.stream === stream, "allocated in the caller stream's order")
                 let y = try rmsNorm(x, weight: weight)
-                let dy = try Tensor(random.values(rows * columns), shape: [rows, columns], dtype: .bfloat16, device: Self.device)
+                let dy = try Tensor(
+                    random.values(rows * columns), shape: [rows, columns], dtype: .bfloat16, device: Self.device)
                 _ = try rmsNormBackward(dy, input: x, weight: weight)  // scratch from the stream-ordered pool
                 return try elementBits(y)
             }
@@ -117,7 +134,9 @@ struct CUDAInteropTests {
         }
     }
 
-    @Test("a CUDA graph captured around forward and backward calls on a caller stream replays with new data, bit-equal to uncaptured calls", arguments: [DType.bfloat16, .float32])
+    @Test(
+        "a CUDA graph captured around forward and backward calls on a caller stream replays with new data, bit-equal to uncaptured calls",
+        arguments: [DType.bfloat16, .float32])
     func graphCapture(dtype: DType) throws {
         let caller = try CallerStream()
         let stream = try CUDAStream(unsafeWrapping: caller.bits, device: Self.device)
@@ -141,9 +160,12 @@ struct CUDAInteropTests {
         let layerDx = try Tensor.zeros(shape, dtype: dtype, device: Self.device)
 
         func calls() throws {
-            _ = try rmsNormForward(x, residual: residual, weight: weight, output: y, residualOutput: s, rstdOutput: rstd)
-            _ = try rmsNormBackward(dy, input: s, weight: weight, rstd: rstd, inputGradient: dx, weightGradient: dweight)
-            _ = try layerNormForward(x, weight: weight, bias: bias, output: layerOutput, meanOutput: mean, rstdOutput: rstd)
+            _ = try rmsNormForward(
+                x, residual: residual, weight: weight, output: y, residualOutput: s, rstdOutput: rstd)
+            _ = try rmsNormBackward(
+                dy, input: s, weight: weight, rstd: rstd, inputGradient: dx, weightGradient: dweight)
+            _ = try layerNormForward(
+                x, weight: weight, bias: bias, output: layerOutput, meanOutput: mean, rstdOutput: rstd)
             _ = try layerNormBackward(
                 dy, input: x, weight: weight, bias: bias, mean: mean, rstd: rstd, inputGradient: layerDx,
                 weightGradient: dweight, biasGradient: dbias)
@@ -157,7 +179,9 @@ struct CUDAInteropTests {
             }
         }
         func results() throws -> [[UInt32]] {
-            try CUDAStream.withCurrent(stream) { try [y, s, dx, layerOutput, layerDx, dweight, dbias, rstd].map(elementBits) }
+            try CUDAStream.withCurrent(stream) {
+                try [y, s, dx, layerOutput, layerDx, dweight, dbias, rstd].map(elementBits)
+            }
         }
 
         // Uncaptured calls on the stream (this also compiles every kernel before capture).

@@ -1,7 +1,8 @@
-@testable import FusedNorm
-import FusedNormReference
 import Foundation
+import FusedNormReference
 import Testing
+
+@testable import FusedNorm
 
 /// The disk cache of compiled kernels, each test with its own cache folder and in-memory state
 /// (installed for the test's task with `KernelCache.$current`), so tests running beside it are unaffected.
@@ -23,7 +24,8 @@ struct CUDAKernelCacheTests {
     static func runAndCheck(_ label: String) throws {
         let columns = 1000, rows = 7
         var random = CUDATestRandom("cache \(label)")
-        let x = random.values(rows * columns, dtype: .bfloat16), weight = random.values(columns, dtype: .bfloat16, 0.5, 1.5)
+        let x = random.values(rows * columns, dtype: .bfloat16),
+            weight = random.values(columns, dtype: .bfloat16, 0.5, 1.5)
         let dy = random.values(rows * columns, dtype: .bfloat16)
         let xTensor = try Tensor(x, shape: [rows, columns], dtype: .bfloat16, device: .cuda(0))
         let wTensor = try Tensor(weight, dtype: .bfloat16, device: .cuda(0))
@@ -31,8 +33,10 @@ struct CUDAKernelCacheTests {
         let reference = Reference.rmsNorm(x: x, weight: weight, rows: rows, columns: columns, epsilon: 1e-6)
         let error = Reference.relativeError(try y.toArray(), reference.output)
         #expect(error <= Reference.tolerance(.bfloat16), "\(label): forward error \(error)")
-        let gradients = try rmsNormBackward(try Tensor(dy, shape: [rows, columns], dtype: .bfloat16, device: .cuda(0)), input: xTensor, weight: wTensor)
-        let backward = Reference.rmsNormBackward(outputGradient: dy, x: x, weight: weight, rows: rows, columns: columns, epsilon: 1e-6)
+        let gradients = try rmsNormBackward(
+            try Tensor(dy, shape: [rows, columns], dtype: .bfloat16, device: .cuda(0)), input: xTensor, weight: wTensor)
+        let backward = Reference.rmsNormBackward(
+            outputGradient: dy, x: x, weight: weight, rows: rows, columns: columns, epsilon: 1e-6)
         let dxError = Reference.relativeError(try gradients.input.toArray(), backward.input)
         #expect(dxError <= Reference.tolerance(.bfloat16), "\(label): dx error \(dxError)")
     }
@@ -70,7 +74,8 @@ struct CUDAKernelCacheTests {
             // One entry: garbage of the same length. The other: a valid header, then a cut-off payload.
             let garbagePath = "\(folder)/\(entries[0])", truncatedPath = "\(folder)/\(entries[1])"
             let size = try FileManager.default.attributesOfItem(atPath: garbagePath)[.size] as! Int
-            try Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }).write(to: URL(fileURLWithPath: garbagePath))
+            try Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }).write(
+                to: URL(fileURLWithPath: garbagePath))
             let truncated = try Data(contentsOf: URL(fileURLWithPath: truncatedPath))
             try truncated.prefix(truncated.count / 2).write(to: URL(fileURLWithPath: truncatedPath))
 

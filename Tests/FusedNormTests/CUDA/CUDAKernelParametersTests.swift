@@ -1,5 +1,6 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// The kernels' parameter structs: declared once in Swift, the CUDA C declaration generated from them, and
 /// the Swift layout checked against C's (in Swift, and by NVRTC compiling `static_assert`s).
@@ -39,7 +40,8 @@ struct CUDAKernelParametersTests {
             var source = Self.offsetMacro + P.cudaDeclaration
             for (index, field) in P.fields.enumerated() {
                 let offset = field.offset + (index == P.fields.count - 1 ? offsetError : 0)
-                source += "static_assert(FN_OFFSETOF(\(P.cudaName), \(field.cudaName)) == \(offset), \"\(field.cudaName)\");\n"
+                source +=
+                    "static_assert(FN_OFFSETOF(\(P.cudaName), \(field.cudaName)) == \(offset), \"\(field.cudaName)\");\n"
             }
             source += "static_assert(sizeof(\(P.cudaName)) == \(MemoryLayout<P>.stride), \"size\");\n"
             source += "static_assert(alignof(\(P.cudaName)) == \(MemoryLayout<P>.alignment), \"alignment\");\n"
@@ -84,7 +86,8 @@ struct CUDAKernelParametersTests {
         var forward = ForwardParameters()
         forward.epsilon = 1.5
         forward.weightOffset = -2
-        #expect(KernelArguments(forward).words.last == UInt64(Float(1.5).bitPattern) | UInt64(Float(-2).bitPattern) << 32)
+        #expect(
+            KernelArguments(forward).words.last == UInt64(Float(1.5).bitPattern) | UInt64(Float(-2).bitPattern) << 32)
     }
 
     @Test(

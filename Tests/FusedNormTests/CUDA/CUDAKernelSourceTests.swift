@@ -1,6 +1,7 @@
-@testable import FusedNorm
 import Foundation
 import Testing
+
+@testable import FusedNorm
 
 /// The kernel sources as the binary carries them (embedded `.cu`/`.cuh` files), and the disk cache's key,
 /// which must change with any file NVRTC reads, headers included. Needs no GPU and no NVRTC.
@@ -29,7 +30,9 @@ struct CUDAKernelSourceTests {
             #expect(source.program.source == onDisk, "\(source.program.name) is stale in the binary")
             for header in headers {
                 let text = try String(contentsOfFile: "\(Self.kernelFolder)/\(header)", encoding: .utf8)
-                #expect(source.program.headers.contains { $0.name == header && $0.text == text }, "\(source.name): \(header)")
+                #expect(
+                    source.program.headers.contains { $0.name == header && $0.text == text },
+                    "\(source.name): \(header)")
             }
         }
     }
@@ -39,7 +42,8 @@ struct CUDAKernelSourceTests {
         for source in Self.sources {
             let program = source.program
             for text in [program.source] + program.headers.map(\.text) {
-                for line in text.split(separator: "\n") where line.trimmingCharacters(in: .whitespaces).hasPrefix("#include") {
+                for line in text.split(separator: "\n")
+                where line.trimmingCharacters(in: .whitespaces).hasPrefix("#include") {
                     let parts = line.split(separator: "\"")
                     #expect(parts.count >= 2, "\(source.name): \(line) (only quoted includes of the program's headers)")
                     if parts.count >= 2 {
@@ -60,12 +64,15 @@ struct CUDAKernelSourceTests {
                 var headers = program.headers
                 headers[index].text += "\n// edited\n"
                 let edited = KernelSource(
-                    name: source.name, program: KernelProgram(name: program.name, source: program.source, headers: headers),
+                    name: source.name,
+                    program: KernelProgram(name: program.name, source: program.source, headers: headers),
                     entryPoints: source.entryPoints)
-                #expect(Self.key(edited) != Self.key(source), "\(source.name): editing \(headers[index].name) kept the key")
+                #expect(
+                    Self.key(edited) != Self.key(source), "\(source.name): editing \(headers[index].name) kept the key")
             }
             let mainEdited = KernelSource(
-                name: source.name, program: KernelProgram(name: program.name, source: program.source + " ", headers: program.headers),
+                name: source.name,
+                program: KernelProgram(name: program.name, source: program.source + " ", headers: program.headers),
                 entryPoints: source.entryPoints)
             #expect(Self.key(mainEdited) != Self.key(source))
         }

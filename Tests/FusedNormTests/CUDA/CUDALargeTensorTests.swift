@@ -1,6 +1,7 @@
-@testable import FusedNorm
 import FusedNormReference
 import Testing
+
+@testable import FusedNorm
 
 /// A bf16 tensor of 32,769 rows × 65,536 columns: 2^31 + 65,536 elements, so that the last row starts
 /// exactly at element 2^31 and 32-bit indexing would wrap.
@@ -12,7 +13,9 @@ struct CUDALargeTensorTests {
 
     /// A rows × columns bf16 tensor whose rows all hold `pattern` (doubling device-to-device copies),
     /// except `rows`, which hold their own random values.
-    static func filled(pattern: [Float], distinct rows: [Int], random: inout CUDATestRandom) throws -> (Tensor, [Int: [Float]]) {
+    static func filled(pattern: [Float], distinct rows: [Int], random: inout CUDATestRandom) throws -> (
+        Tensor, [Int: [Float]]
+    ) {
         let tensor = try Tensor(allocating: [Self.rows, Self.columns], dtype: .bfloat16, on: .cuda(0))
         try tensor.rows(0..<1).write(pattern)
         var filled = 1
@@ -29,7 +32,9 @@ struct CUDALargeTensorTests {
         return (tensor, values)
     }
 
-    @Test("RMSNorm forward and backward on the first, middle and last rows", .enabled(if: enoughMemory, "needs 24 GiB of GPU memory"))
+    @Test(
+        "RMSNorm forward and backward on the first, middle and last rows",
+        .enabled(if: enoughMemory, "needs 24 GiB of GPU memory"))
     func pastTwoToTheThirtyOne() throws {
         let rows = Self.rows, columns = Self.columns
         #expect(rows * columns > 1 << 31)
@@ -48,7 +53,8 @@ struct CUDALargeTensorTests {
             let reference = Reference.rmsNorm(x: input, weight: weight, rows: 1, columns: columns, epsilon: 1e-6)
             let error = Reference.relativeError(try y.rows(row..<row + 1).toArray(), reference.output)
             #expect(error <= Reference.tolerance(.bfloat16), "row \(row): y error \(error)")
-            let backward = Reference.rmsNormBackward(outputGradient: gradient, x: input, weight: nil, rows: 1, columns: columns, epsilon: 1e-6)
+            let backward = Reference.rmsNormBackward(
+                outputGradient: gradient, x: input, weight: nil, rows: 1, columns: columns, epsilon: 1e-6)
             let dxError = Reference.relativeError(try dx.rows(row..<row + 1).toArray(), backward.input)
             #expect(dxError <= Reference.tolerance(.bfloat16), "row \(row): dx error \(dxError)")
         }

@@ -1,5 +1,6 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// The launch heuristic and the vector-width choice: pure functions, checked on every machine.
 @Suite("CUDA launch configuration")
@@ -13,41 +14,64 @@ struct CUDALaunchConfigurationTests {
 
     @Test("every layout is launchable and covers the row", arguments: [Pass.forward, .backward])
     func layoutsAreValid(_ pass: Pass) {
-        for gpu in [LaunchConfiguration.GPU.h200, LaunchConfiguration.GPU(multiprocessors: 80, sharedMemoryPerBlock: 101_376, sharedMemoryPerMultiprocessor: 102_400, maxClusterSize: 1)] {
+        for gpu in [
+            LaunchConfiguration.GPU.h200,
+            LaunchConfiguration.GPU(
+                multiprocessors: 80, sharedMemoryPerBlock: 101_376, sharedMemoryPerMultiprocessor: 102_400,
+                maxClusterSize: 1),
+        ] {
             for n in Self.columns {
                 for width in [1, 2, 4, 8] where n % width == 0 {
                     for rows in [1, 7, 1000, 1_000_000] {
                         for bytes in [2, 4] {
-                            for (residual, bias) in pass == .forward ? [(false, false), (true, false), (false, true)] : [(false, false)] {
-                                let c = switch pass {
-                                case .forward:
-                                    ForwardPlan(
-                                        columns: n, rows: rows, vectorWidth: width, rowElementBytes: bytes,
-                                        parameterElementBytes: bias ? [bytes, bytes] : [bytes], residual: residual, bias: bias
-                                    ).configuration(gpu: gpu)
-                                case .backward:
-                                    BackwardPlan(columns: n, rows: rows, vectorWidth: width, pairBytes: 2 * bytes, accumulators: 2).configuration(gpu: gpu)
-                                }
-                                let label = "\(pass) N=\(n) rows=\(rows) width=\(width) bytes=\(bytes) residual=\(residual): \(c)"
+                            for (residual, bias) in pass == .forward
+                                ? [(false, false), (true, false), (false, true)] : [(false, false)]
+                            {
+                                let c =
+                                    switch pass {
+                                    case .forward:
+                                        ForwardPlan(
+                                            columns: n, rows: rows, vectorWidth: width, rowElementBytes: bytes,
+                                            parameterElementBytes: bias ? [bytes, bytes] : [bytes], residual: residual,
+                                            bias: bias
+                                        ).configuration(gpu: gpu)
+                                    case .backward:
+                                        BackwardPlan(
+                                            columns: n, rows: rows, vectorWidth: width, pairBytes: 2 * bytes,
+                                            accumulators: 2
+                                        ).configuration(gpu: gpu)
+                                    }
+                                let label =
+                                    "\(pass) N=\(n) rows=\(rows) width=\(width) bytes=\(bytes) residual=\(residual): \(c)"
                                 #expect(c.blockSize % 32 == 0 && c.blockSize <= 1024, "\(label)")
                                 #expect(c.threadsPerRow == nextPowerOfTwo(c.threadsPerRow), "\(label)")
                                 #expect(c.threadsPerRow <= 32 || c.rowsPerBlock == 1, "\(label)")
-                                #expect(c.clusterSize == nextPowerOfTwo(c.clusterSize) && c.clusterSize <= gpu.maxClusterSize, "\(label)")
+                                #expect(
+                                    c.clusterSize == nextPowerOfTwo(c.clusterSize)
+                                        && c.clusterSize <= gpu.maxClusterSize, "\(label)")
                                 #expect(c.clusterSize == 1 || c.rowsPerBlock == 1, "\(label)")
                                 #expect(c.teams >= 1 && c.maxRegisters * c.blockSize <= 65536, "\(label)")
                                 let vectors = (n + width - 1) / width
                                 switch (pass, c.rowStorage) {
                                 case (_, .registers):
-                                    #expect(c.clusterSize * c.threadsPerRow * (c.vectorsPerThread + c.sharedVectorsPerThread) >= vectors, "\(label)")
+                                    #expect(
+                                        c.clusterSize * c.threadsPerRow
+                                            * (c.vectorsPerThread + c.sharedVectorsPerThread) >= vectors, "\(label)")
                                     #expect(c.vectorsPerThread <= 16 && c.sharedVectorsPerThread <= 10, "\(label)")
-                                    #expect(LaunchConfiguration.forwardSharedBytes(c, rowElementBytes: bytes) <= gpu.sharedMemoryPerBlock - 1024, "\(label)")
+                                    #expect(
+                                        LaunchConfiguration.forwardSharedBytes(c, rowElementBytes: bytes) <= gpu
+                                            .sharedMemoryPerBlock - 1024, "\(label)")
                                 case (.forward, .streaming):
-                                    #expect(c.clusterSize * c.segments * c.threadsPerRow * c.vectorsPerThread >= vectors, "\(label)")
+                                    #expect(
+                                        c.clusterSize * c.segments * c.threadsPerRow * c.vectorsPerThread >= vectors,
+                                        "\(label)")
                                 case (.backward, .streaming):
                                     #expect(c.clusterSize == 1 && c.rowsPerBlock == 1, "\(label)")
                                 }
                                 if pass == .backward {
-                                    #expect(LaunchConfiguration.backwardSharedBytes(c, columns: n, accumulators: 2) <= gpu.sharedMemoryPerBlock - 1024, "\(label)")
+                                    #expect(
+                                        LaunchConfiguration.backwardSharedBytes(c, columns: n, accumulators: 2) <= gpu
+                                            .sharedMemoryPerBlock - 1024, "\(label)")
                                 }
                             }
                         }
@@ -61,7 +85,8 @@ struct CUDALaunchConfigurationTests {
     func largeRows() {
         let gpu = LaunchConfiguration.GPU.h200
         func forward(_ n: Int, rows: Int = 128, residual: Bool = false) -> LaunchConfiguration {
-            ForwardPlan(columns: n, rows: rows, vectorWidth: 8, rowElementBytes: 2, residual: residual).configuration(gpu: gpu)
+            ForwardPlan(columns: n, rows: rows, vectorWidth: 8, rowElementBytes: 2, residual: residual).configuration(
+                gpu: gpu)
         }
         #expect(forward(4096).clusterSize == 1 && forward(4096).rowStorage == .registers)
         #expect(forward(65536).clusterSize > 1 && forward(65536).rowStorage == .registers)
@@ -71,13 +96,18 @@ struct CUDALaunchConfigurationTests {
         #expect(forward(262_144, residual: true).rowStorage == .registers)
         // The grid never grows with the rows.
         #expect(forward(65536, rows: 1 << 20).teams == forward(65536, rows: 1 << 16).teams)
-        let backward = BackwardPlan(columns: 262_144, rows: 512, vectorWidth: 8, pairBytes: 4, accumulators: 1).configuration(gpu: gpu)
+        let backward = BackwardPlan(columns: 262_144, rows: 512, vectorWidth: 8, pairBytes: 4, accumulators: 1)
+            .configuration(gpu: gpu)
         #expect(backward.rowStorage == .registers && backward.clusterSize <= 16)
-        let heads = BackwardPlan(columns: 128, rows: 32 * 4096, weightRows: 32, vectorWidth: 8, pairBytes: 4, accumulators: 1).configuration(gpu: gpu)
+        let heads = BackwardPlan(
+            columns: 128, rows: 32 * 4096, weightRows: 32, vectorWidth: 8, pairBytes: 4, accumulators: 1
+        ).configuration(gpu: gpu)
         #expect(heads.teams % 32 == 0 && heads.teams <= 132 * 8)
     }
 
-    @Test("Forward rows between powers of two: half the threads where that fills more vector slots (LayerNorm: also where none idle), never at powers of two")
+    @Test(
+        "Forward rows between powers of two: half the threads where that fills more vector slots (LayerNorm: also where none idle), never at powers of two"
+    )
     func forwardRowsBetweenPowersOfTwo() {
         func layout(_ n: Int, bytes: Int = 2, layer: Bool = true) -> String {
             let c = ForwardPlan(
@@ -132,12 +162,14 @@ struct CUDALaunchConfigurationTests {
         let n = 1_048_576, rows = 4096
         let forward = NormForwardProblem(
             kind: .rms, rows: rows, columns: n, x: view(n), residual: nil, weightRows: 1, weight: view(n), bias: nil,
-            output: view(n), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, rounding: .once)
+            output: view(n), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0,
+            rounding: .once)
         let plan = { (gpu: LaunchConfiguration.GPU) in CUDABackend.forwardPlan(for: forward, gpu: gpu) }
         #expect(plan(.h200).configuration.clusterSize == 16)
         // The driver holds no cluster of more than 4 CTAs, and 5 of 4.
         var asked: [Int] = []
-        let (fitted, active) = CUDABackend.fit(.h200, plan: plan, teams: ForwardPlan.teams(_:residentClusters:)) { plan in
+        let (fitted, active) = CUDABackend.fit(.h200, plan: plan, teams: ForwardPlan.teams(_:residentClusters:)) {
+            plan in
             asked.append(plan.configuration.clusterSize)
             return plan.configuration.clusterSize > 4 ? 0 : 5
         }
@@ -146,15 +178,21 @@ struct CUDALaunchConfigurationTests {
         var expected = plan(four)
         expected.configuration.teams = min(expected.configuration.teams, 5)
         #expect(asked == [16, 8, 4])
-        #expect(active == 5 && fitted.configuration == expected.configuration && fitted.sharedBytes == expected.sharedBytes)
+        #expect(
+            active == 5 && fitted.configuration == expected.configuration && fitted.sharedBytes == expected.sharedBytes)
         // Unknown (nil): the plan as made; no cluster: not asked.
         let unknown = CUDABackend.fit(.h200, plan: plan, teams: ForwardPlan.teams(_:residentClusters:)) { _ in nil }
         #expect(unknown.activeClusters == nil && unknown.plan.configuration == plan(.h200).configuration)
         let short = NormForwardProblem(
-            kind: .rms, rows: rows, columns: 1024, x: view(1024), residual: nil, weightRows: 1, weight: view(1024), bias: nil,
-            output: view(1024), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0, rounding: .once)
-        let single = try CUDABackend.fit(.h200, plan: { CUDABackend.forwardPlan(for: short, gpu: $0) }, teams: ForwardPlan.teams(_:residentClusters:)) { _ in
-            throw CUDAError(library: .driver, code: 1, name: "CUDA_ERROR_INVALID_VALUE", operation: "not asked for a single CTA")
+            kind: .rms, rows: rows, columns: 1024, x: view(1024), residual: nil, weightRows: 1, weight: view(1024),
+            bias: nil,
+            output: view(1024), residualOutput: nil, mean: nil, rstd: 0x3000, epsilon: 1e-6, weightOffset: 0,
+            rounding: .once)
+        let single = try CUDABackend.fit(
+            .h200, plan: { CUDABackend.forwardPlan(for: short, gpu: $0) }, teams: ForwardPlan.teams(_:residentClusters:)
+        ) { _ in
+            throw CUDAError(
+                library: .driver, code: 1, name: "CUDA_ERROR_INVALID_VALUE", operation: "not asked for a single CTA")
         }
         #expect(single.activeClusters == nil && single.plan.configuration.clusterSize == 1)
         // Backward: whole parts per weight row, at least one.

@@ -1,6 +1,7 @@
 import Foundation
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// Every launch plan over a grid of problems, compared line by line with `launch-plans.golden`: the
 /// heuristic is a pure function of the problem and the GPU description, so a refactoring must give the
@@ -8,7 +9,8 @@ import Testing
 /// (commit it with the reason the plans change).
 @Suite("CUDA launch plans (golden file)")
 struct CUDALaunchPlanGoldenTests {
-    static let goldenURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("launch-plans.golden")
+    static let goldenURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "launch-plans.golden")
 
     static let columns = [
         1, 2, 3, 8, 32, 33, 48, 64, 96, 100, 128, 160, 192, 255, 256, 320, 384, 512, 640, 768, 1000, 1024, 1536, 2048,
@@ -25,7 +27,9 @@ struct CUDALaunchPlanGoldenTests {
         case aligned, offset8, misaligned
     }
 
-    static func view(_ dtype: DType?, columns: Int, alignment: Alignment = .aligned, base: UInt = 0x100_0000) -> RowView? {
+    static func view(_ dtype: DType?, columns: Int, alignment: Alignment = .aligned, base: UInt = 0x100_0000)
+        -> RowView?
+    {
         guard let dtype else { return nil }
         switch alignment {
         case .aligned: return RowView(address: base, rowStride: columns, dtype: dtype)
@@ -49,10 +53,12 @@ struct CUDALaunchPlanGoldenTests {
     static let f32 = DType.float32, f16 = DType.float16, bf16 = DType.bfloat16
 
     static func forward(
-        _ kind: NormKind, x: DType, residual: DType? = nil, s: DType? = nil, weight: DType?, bias: DType? = nil, y: DType,
+        _ kind: NormKind, x: DType, residual: DType? = nil, s: DType? = nil, weight: DType?, bias: DType? = nil,
+        y: DType,
         heads: Int = 1
     ) -> Variant {
-        let name = "forward \(kind) x=\(x) residual=\(residual?.description ?? "-") s=\(s?.description ?? "-") "
+        let name =
+            "forward \(kind) x=\(x) residual=\(residual?.description ?? "-") s=\(s?.description ?? "-") "
             + "weight=\(weight?.description ?? "-") bias=\(bias?.description ?? "-") y=\(y) H=\(heads)"
         return Variant(name: name, weightRows: heads) { n, rows, alignment in
             .forward(
@@ -65,16 +71,19 @@ struct CUDALaunchPlanGoldenTests {
     }
 
     static func backward(
-        _ kind: NormKind, dy: DType, x: DType, weight: DType?, residualGradient: DType? = nil, dx: DType, dweight: DType?,
+        _ kind: NormKind, dy: DType, x: DType, weight: DType?, residualGradient: DType? = nil, dx: DType,
+        dweight: DType?,
         dbias: DType? = nil, heads: Int = 1
     ) -> Variant {
-        let name = "backward \(kind) dy=\(dy) x=\(x) weight=\(weight?.description ?? "-") "
+        let name =
+            "backward \(kind) dy=\(dy) x=\(x) weight=\(weight?.description ?? "-") "
             + "residualGradient=\(residualGradient?.description ?? "-") dx=\(dx) dweight=\(dweight?.description ?? "-") "
             + "dbias=\(dbias?.description ?? "-") H=\(heads)"
         return Variant(name: name, weightRows: heads) { n, rows, alignment in
             .backward(
                 NormBackwardProblem(
-                    kind: kind, rows: rows, columns: n, dy: view(dy, columns: n)!, x: view(x, columns: n, alignment: alignment)!,
+                    kind: kind, rows: rows, columns: n, dy: view(dy, columns: n)!,
+                    x: view(x, columns: n, alignment: alignment)!,
                     weightRows: heads, weight: view(weight, columns: n), mean: nil, rstd: nil,
                     residualGradient: view(residualGradient, columns: n), dx: view(dx, columns: n)!,
                     dweight: view(dweight, columns: n), dbias: view(dbias, columns: n), epsilon: 1e-5, weightOffset: 0))
@@ -130,11 +139,17 @@ struct CUDALaunchPlanGoldenTests {
             // What preparing a launch falls back to when the driver can hold no cluster of twice the size.
             var gpu = LaunchConfiguration.GPU.h200
             gpu.maxClusterSize = cluster
-            capped.append(Target(names: "h200, clusters of at most \(cluster)", gpu: gpu, columns: columns.filter { $0 >= 16384 }, rows: fewRows, alignments: [.aligned]))
+            capped.append(
+                Target(
+                    names: "h200, clusters of at most \(cluster)", gpu: gpu, columns: columns.filter { $0 >= 16384 },
+                    rows: fewRows, alignments: [.aligned]))
         }
         // Made-up descriptions without clusters (sm_80-like; sm_75-like without cp.async), for the other branches.
-        let sm80 = LaunchConfiguration.GPU(multiprocessors: 108, sharedMemoryPerBlock: 166_912, sharedMemoryPerMultiprocessor: 167_936, maxClusterSize: 1)
-        var sm75 = LaunchConfiguration.GPU(multiprocessors: 40, sharedMemoryPerBlock: 65536, sharedMemoryPerMultiprocessor: 65536, maxClusterSize: 1)
+        let sm80 = LaunchConfiguration.GPU(
+            multiprocessors: 108, sharedMemoryPerBlock: 166_912, sharedMemoryPerMultiprocessor: 167_936,
+            maxClusterSize: 1)
+        var sm75 = LaunchConfiguration.GPU(
+            multiprocessors: 40, sharedMemoryPerBlock: 65536, sharedMemoryPerMultiprocessor: 65536, maxClusterSize: 1)
         sm75.asyncCopies = false
         return [
             Target(names: "h100", gpu: .h100, columns: columns, rows: rows, alignments: [.aligned]),
@@ -142,8 +157,12 @@ struct CUDALaunchPlanGoldenTests {
             Target(names: "h100", gpu: .h100, columns: columns, rows: fewRows, alignments: [.offset8, .misaligned]),
             Target(names: "h200", gpu: .h200, columns: columns, rows: fewRows, alignments: [.offset8, .misaligned]),
         ] + capped + [
-            Target(names: "sm80-like (108 SMs, no clusters)", gpu: sm80, columns: columns, rows: fewRows, alignments: [.aligned]),
-            Target(names: "sm75-like (40 SMs, no clusters, no cp.async)", gpu: sm75, columns: columns, rows: fewRows, alignments: [.aligned]),
+            Target(
+                names: "sm80-like (108 SMs, no clusters)", gpu: sm80, columns: columns, rows: fewRows,
+                alignments: [.aligned]),
+            Target(
+                names: "sm75-like (40 SMs, no clusters, no cp.async)", gpu: sm75, columns: columns, rows: fewRows,
+                alignments: [.aligned]),
         ]
     }
 
@@ -166,7 +185,8 @@ struct CUDALaunchPlanGoldenTests {
         let c = plan.configuration
         let fields: [(Any, Int)] = [
             (c.threadsPerRow, 5), (c.rowsPerBlock, 3), (c.clusterSize, 2), (c.vectorWidth, 1), (c.vectorsPerThread, 3),
-            (c.sharedVectorsPerThread, 3), (c.rowStorage == .registers ? "reg" : "str", 4), (c.weightInRegisters ? 1 : 0, 1),
+            (c.sharedVectorsPerThread, 3), (c.rowStorage == .registers ? "reg" : "str", 4),
+            (c.weightInRegisters ? 1 : 0, 1),
             (c.prefetch ? 1 : 0, 1), (c.sharedAccumulators ? 1 : 0, 1), (c.maxRegisters, 3), (c.stagedBytes, 6),
             (c.parameterBytes, 6), (c.teams, 6), (c.segments, 3),
         ]
@@ -174,7 +194,9 @@ struct CUDALaunchPlanGoldenTests {
             + pad(plan.sharedBytes, 7) + pad(plan.accumulators, 2)
     }
 
-    static func plan(_ variant: Variant, columns n: Int, rows: Int, alignment: Alignment, gpu: LaunchConfiguration.GPU) -> KernelPlan {
+    static func plan(_ variant: Variant, columns n: Int, rows: Int, alignment: Alignment, gpu: LaunchConfiguration.GPU)
+        -> KernelPlan
+    {
         switch variant.make(n, rows, alignment) {
         case .forward(let problem): return CUDABackend.forwardPlan(for: problem, gpu: gpu)
         case .backward(let problem): return CUDABackend.backwardPlan(for: problem, gpu: gpu)
@@ -191,7 +213,8 @@ struct CUDALaunchPlanGoldenTests {
             // Targets of the same grid side by side (h100 then h200).
             var group = [targets[index]]
             while index + group.count < targets.count, targets[index + group.count].columns == group[0].columns,
-                targets[index + group.count].rows == group[0].rows, targets[index + group.count].alignments == group[0].alignments
+                targets[index + group.count].rows == group[0].rows,
+                targets[index + group.count].alignments == group[0].alignments
             {
                 group.append(targets[index + group.count])
             }
@@ -242,8 +265,11 @@ struct CUDALaunchPlanGoldenTests {
             guard pair.0 != pair.1 else { continue }
             differences.append("line \(number + 1) in \(section)\n  golden: \(pair.0)\n  now:    \(pair.1)")
         }
-        #expect(expectedLines.count == actualLines.count, "golden file has \(expectedLines.count) lines, the plans \(actualLines.count)")
-        let report = "\(differences.count) plans differ from \(Self.goldenURL.lastPathComponent) (FUSEDNORM_UPDATE_GOLDEN=1 "
+        #expect(
+            expectedLines.count == actualLines.count,
+            "golden file has \(expectedLines.count) lines, the plans \(actualLines.count)")
+        let report =
+            "\(differences.count) plans differ from \(Self.goldenURL.lastPathComponent) (FUSEDNORM_UPDATE_GOLDEN=1 "
             + "rewrites it); the first ones:\n" + differences.prefix(20).joined(separator: "\n")
         #expect(differences.isEmpty, "\(report)")
     }

@@ -1,6 +1,7 @@
-@testable import FusedNorm
 import FusedNormReference
 import Testing
+
+@testable import FusedNorm
 
 /// Whether the GPU tests of this folder can run: `CUDA.status.problem == nil`.
 enum CUDATestGPU {
@@ -84,7 +85,9 @@ struct CUDATestPlaced {
 
     /// An input: `values` (rows × columns) written into the view; gaps hold the sentinel.
     init(_ values: [Float], rows: Int, columns: Int, dtype: DType, layout: CUDATestLayout, device: Device) throws {
-        parent = try Tensor(repeating: cudaTestSentinel, shape: layout.parentShape(rows: rows, columns: columns), dtype: dtype, device: device)
+        parent = try Tensor(
+            repeating: cudaTestSentinel, shape: layout.parentShape(rows: rows, columns: columns), dtype: dtype,
+            device: device)
         view = try layout.view(of: parent, rows: rows, columns: columns)
         self.layout = layout
         self.columns = columns
@@ -93,7 +96,9 @@ struct CUDATestPlaced {
 
     /// An output: the view poisoned with NaN; gaps hold the sentinel.
     init(poisonedRows rows: Int, columns: Int, dtype: DType, layout: CUDATestLayout, device: Device) throws {
-        parent = try Tensor(repeating: cudaTestSentinel, shape: layout.parentShape(rows: rows, columns: columns), dtype: dtype, device: device)
+        parent = try Tensor(
+            repeating: cudaTestSentinel, shape: layout.parentShape(rows: rows, columns: columns), dtype: dtype,
+            device: device)
         view = try layout.view(of: parent, rows: rows, columns: columns)
         self.layout = layout
         self.columns = columns
@@ -105,7 +110,8 @@ struct CUDATestPlaced {
         guard layout != .contiguous else { return true }
         let values = try parent.toArray()
         let parentColumns = parent.columns
-        for (index, value) in values.enumerated() where layout.isGap(parentRow: index / parentColumns, column: index % parentColumns) {
+        for (index, value) in values.enumerated()
+        where layout.isGap(parentRow: index / parentColumns, column: index % parentColumns) {
             if value != cudaTestSentinel { return false }
         }
         return true
@@ -125,9 +131,14 @@ func expectClose(
     sourceLocation: SourceLocation = #_sourceLocation
 ) {
     let error = Reference.relativeError(values, reference)
-    #expect(error <= tolerance, "\(label): relative error \(error) vs the float64 reference (tolerance \(tolerance))", sourceLocation: sourceLocation)
+    #expect(
+        error <= tolerance, "\(label): relative error \(error) vs the float64 reference (tolerance \(tolerance))",
+        sourceLocation: sourceLocation)
     if let cpu {
         let cpuError = Reference.relativeError(values, cpu.map(Double.init))
-        #expect(cpuError <= 2 * tolerance, "\(label): relative error \(cpuError) vs the CPU backend (tolerance \(2 * tolerance))", sourceLocation: sourceLocation)
+        #expect(
+            cpuError <= 2 * tolerance,
+            "\(label): relative error \(cpuError) vs the CPU backend (tolerance \(2 * tolerance))",
+            sourceLocation: sourceLocation)
     }
 }

@@ -1,8 +1,9 @@
 import CDLPack
 import CDLPackTestSupport
-@testable import FusedNorm
 import FusedNormReference
 import Testing
+
+@testable import FusedNorm
 
 /// DLPack import and export: no copy, the deleter called exactly once, the read-only flag honoured,
 /// unsupported tensors named, and exports read back by a consumer written in C.
@@ -39,10 +40,14 @@ struct DLPackTests {
         shape.withUnsafeBufferPointer { shape in
             if let strides {
                 return strides.withUnsafeBufferPointer { strides in
-                    dlpack_test_make_versioned(memory.pointer, byteOffset, device, type ?? dlType(dtype), Int32(shape.count), shape.baseAddress, strides.baseAddress, major, flags)
+                    dlpack_test_make_versioned(
+                        memory.pointer, byteOffset, device, type ?? dlType(dtype), Int32(shape.count),
+                        shape.baseAddress, strides.baseAddress, major, flags)
                 }
             }
-            return dlpack_test_make_versioned(memory.pointer, byteOffset, device, type ?? dlType(dtype), Int32(shape.count), shape.baseAddress, nil, major, flags)
+            return dlpack_test_make_versioned(
+                memory.pointer, byteOffset, device, type ?? dlType(dtype), Int32(shape.count), shape.baseAddress, nil,
+                major, flags)
         }
     }
 
@@ -55,7 +60,9 @@ struct DLPackTests {
         return out
     }
 
-    @Test("An imported strided tensor is the producer's memory: results written through it, deleter called once", arguments: DType.allCases)
+    @Test(
+        "An imported strided tensor is the producer's memory: results written through it, deleter called once",
+        arguments: DType.allCases)
     func importWritesThroughCallerMemory(dtype: DType) throws {
         let rows = 5, columns = 37, stride = 41
         var random = SplitMix64(label: "dlpack import \(dtype)")
@@ -63,12 +70,16 @@ struct DLPackTests {
         let memoryY = HostMemory(byteCount: rows * stride * dtype.byteCount)
         let before = dlpack_test_deleter_calls()
         do {
-            let xManaged = Self.produce(memoryX, dtype: dtype, shape: [Int64(rows), Int64(columns)], strides: [Int64(stride), 1])
+            let xManaged = Self.produce(
+                memoryX, dtype: dtype, shape: [Int64(rows), Int64(columns)], strides: [Int64(stride), 1])
             let values = random.values(rows * columns).map { Double(dtype.round($0)) }
             var view = xManaged.pointee.dl_tensor
-            #expect(values.withUnsafeBufferPointer { dlpack_test_write(&view, $0.baseAddress, Int64(values.count)) } == Int64(values.count))
+            #expect(
+                values.withUnsafeBufferPointer { dlpack_test_write(&view, $0.baseAddress, Int64(values.count)) }
+                    == Int64(values.count))
             let x = try Tensor(dlpack: xManaged)
-            let yManaged = Self.produce(memoryY, dtype: dtype, shape: [Int64(rows), Int64(columns)], strides: [Int64(stride), 1])
+            let yManaged = Self.produce(
+                memoryY, dtype: dtype, shape: [Int64(rows), Int64(columns)], strides: [Int64(stride), 1])
             let y = try Tensor(dlpack: yManaged)
             #expect(x.shape == [rows, columns] && x.rowStride == stride && x.dtype == dtype && x.device == .cpu)
             #expect(try x.toArray().map(Double.init) == values, "the import reads the producer's values")
@@ -77,11 +88,15 @@ struct DLPackTests {
             let counted = try MemoryCounters.counting {
                 try rmsNorm(try Tensor(borrowingDLPack: &view), output: y)
             }
-            #expect(counted.counters.allocations == 0 && counted.counters.copies == 0,
-                    "\(counted.counters.allocations) allocations, \(counted.counters.copies) copies")
-            #expect(counted.result.rowView.address == UInt(bitPattern: memoryY.pointer), "the result is the caller's memory")
+            #expect(
+                counted.counters.allocations == 0 && counted.counters.copies == 0,
+                "\(counted.counters.allocations) allocations, \(counted.counters.copies) copies")
+            #expect(
+                counted.result.rowView.address == UInt(bitPattern: memoryY.pointer), "the result is the caller's memory"
+            )
             // Read through the producer's own view with the C consumer: the result is in its memory (no copy).
-            let expected = try rmsNorm(try Tensor(values.map(Float.init), shape: [rows, columns], dtype: dtype)).toArray()
+            let expected = try rmsNorm(try Tensor(values.map(Float.init), shape: [rows, columns], dtype: dtype))
+                .toArray()
             let written = Self.consume(yManaged.pointee.dl_tensor, count: rows * columns)
             #expect(written == expected.map(Double.init), "y read back from the producer's memory by the C consumer")
             // A view of a view keeps the memory too.
@@ -103,7 +118,9 @@ struct DLPackTests {
         let memory = HostMemory(byteCount: 4 * 8 * 4)
         let before = dlpack_test_deleter_calls()
         do {
-            let frozen = try Tensor(dlpack: Self.produce(memory, dtype: .float32, shape: [4, 8], strides: nil, flags: DLPACK_FLAG_BITMASK_READ_ONLY))
+            let frozen = try Tensor(
+                dlpack: Self.produce(
+                    memory, dtype: .float32, shape: [4, 8], strides: nil, flags: DLPACK_FLAG_BITMASK_READ_ONLY))
             expectError(.readOnly, argument: "output", "a read-only output") {
                 try rmsNorm(try Tensor.ones([4, 8]), output: frozen)
             }
@@ -111,7 +128,9 @@ struct DLPackTests {
             expectError(.readOnly, argument: "destination", "copying into a read-only tensor") {
                 try Tensor.ones([4, 8]).copy(into: frozen)
             }
-            #expect((0..<32 * 4).allSatisfy { memory.pointer.load(fromByteOffset: $0, as: UInt8.self) == 0x7F }, "nothing written")
+            #expect(
+                (0..<32 * 4).allSatisfy { memory.pointer.load(fromByteOffset: $0, as: UInt8.self) == 0x7F },
+                "nothing written")
             _ = try rmsNorm(frozen)  // as an input it is fine
             // Exported again, it keeps the flag.
             let exported = frozen.dlpackVersioned()
@@ -125,15 +144,44 @@ struct DLPackTests {
     func refusals() throws {
         let memory = HostMemory(byteCount: 4096)
         let cases: [(String, UnsafeMutablePointer<DLManagedTensorVersioned>, String)] = [
-            ("int32", Self.produce(memory, dtype: .float32, shape: [4, 8], strides: nil, type: DLDataType(code: UInt8(kDLInt.rawValue), bits: 32, lanes: 1)), "int32"),
-            ("float64", Self.produce(memory, dtype: .float32, shape: [4, 8], strides: nil, type: DLDataType(code: UInt8(kDLFloat.rawValue), bits: 64, lanes: 1)), "float64"),
-            ("lanes", Self.produce(memory, dtype: .float32, shape: [4, 8], strides: nil, type: DLDataType(code: UInt8(kDLFloat.rawValue), bits: 32, lanes: 4)), "lanes"),
-            ("device", Self.produce(memory, dtype: .float32, shape: [4, 8], strides: nil, device: DLDevice(device_type: kDLROCM, device_id: 0)), "kDLROCM"),
+            (
+                "int32",
+                Self.produce(
+                    memory, dtype: .float32, shape: [4, 8], strides: nil,
+                    type: DLDataType(code: UInt8(kDLInt.rawValue), bits: 32, lanes: 1)), "int32"
+            ),
+            (
+                "float64",
+                Self.produce(
+                    memory, dtype: .float32, shape: [4, 8], strides: nil,
+                    type: DLDataType(code: UInt8(kDLFloat.rawValue), bits: 64, lanes: 1)), "float64"
+            ),
+            (
+                "lanes",
+                Self.produce(
+                    memory, dtype: .float32, shape: [4, 8], strides: nil,
+                    type: DLDataType(code: UInt8(kDLFloat.rawValue), bits: 32, lanes: 4)), "lanes"
+            ),
+            (
+                "device",
+                Self.produce(
+                    memory, dtype: .float32, shape: [4, 8], strides: nil,
+                    device: DLDevice(device_type: kDLROCM, device_id: 0)), "kDLROCM"
+            ),
             ("last stride", Self.produce(memory, dtype: .float32, shape: [4, 8], strides: [16, 2]), "last stride"),
-            ("byte offset", Self.produce(memory, dtype: .bfloat16, shape: [4, 8], strides: nil, byteOffset: 3), "aligned"),
+            (
+                "byte offset", Self.produce(memory, dtype: .bfloat16, shape: [4, 8], strides: nil, byteOffset: 3),
+                "aligned"
+            ),
             ("version", Self.produce(memory, dtype: .float32, shape: [4, 8], strides: nil, major: 2), "version 2"),
-            ("three levels", Self.produce(memory, dtype: .float32, shape: [2, 2, 2, 8], strides: [200, 50, 16, 1]), "levels"),
-            ("groups across dimensions", Self.produce(memory, dtype: .float32, shape: [3, 2, 2, 8], strides: [100, 16, 8, 1]), "second-to-last"),
+            (
+                "three levels", Self.produce(memory, dtype: .float32, shape: [2, 2, 2, 8], strides: [200, 50, 16, 1]),
+                "levels"
+            ),
+            (
+                "groups across dimensions",
+                Self.produce(memory, dtype: .float32, shape: [3, 2, 2, 8], strides: [100, 16, 8, 1]), "second-to-last"
+            ),
         ]
         let before = dlpack_test_deleter_calls()
         for (what, managed, needle) in cases {
@@ -152,7 +200,8 @@ struct DLPackTests {
         dlpack_test_free_versioned(overlapping)
     }
 
-    @Test("The (T, H, D) q view of a fused qkv tensor imports without a copy, as grouped rows", arguments: DType.allCases)
+    @Test(
+        "The (T, H, D) q view of a fused qkv tensor imports without a copy, as grouped rows", arguments: DType.allCases)
     func groupedRowsOfFusedQKV(dtype: DType) throws {
         let tokens = 5, heads = 3, headSize = 24
         var random = SplitMix64(label: "dlpack qkv \(dtype)")
@@ -172,13 +221,17 @@ struct DLPackTests {
                 return try Tensor(borrowingDLPack: &view)
             }
         }
-        #expect(q.shape == [tokens, heads, headSize] && q.rowStride == headSize && q.groupStride == 3 * heads * headSize)
+        #expect(
+            q.shape == [tokens, heads, headSize] && q.rowStride == headSize && q.groupStride == 3 * heads * headSize)
         let tokenStride = 3 * heads * headSize, qWidth = heads * headSize
-        let qValues: [Float] = (0..<tokens).flatMap { (t: Int) -> ArraySlice<Float> in qkvValues[t * tokenStride..<t * tokenStride + qWidth] }
+        let qValues: [Float] = (0..<tokens).flatMap { (t: Int) -> ArraySlice<Float> in
+            qkvValues[t * tokenStride..<t * tokenStride + qWidth]
+        }
         #expect(try q.toArray() == Array(qValues))
         let weight = try Tensor(random.values(heads * headSize), shape: [heads, headSize], dtype: dtype)
         let packed = try Tensor(Array(qValues), shape: [tokens, heads, headSize], dtype: dtype)
-        #expect(differingBits(try rmsNorm(q, weight: weight).toArray(), try rmsNorm(packed, weight: weight).toArray()) == 0)
+        #expect(
+            differingBits(try rmsNorm(q, weight: weight).toArray(), try rmsNorm(packed, weight: weight).toArray()) == 0)
         // Exported again, the grouped view keeps its strides: a C consumer reads q's values.
         let again = q.dlpackVersioned()
         #expect(Array(UnsafeBufferPointer(start: again.pointee.dl_tensor.strides, count: 3)) == strides)
@@ -186,7 +239,9 @@ struct DLPackTests {
         dlpack_test_release_versioned(again)
     }
 
-    @Test("Export: a C consumer reads the tensor (strided rows too); the tensor lives until the deleter runs", arguments: DType.allCases)
+    @Test(
+        "Export: a C consumer reads the tensor (strided rows too); the tensor lives until the deleter runs",
+        arguments: DType.allCases)
     func exportReadByCConsumer(dtype: DType) throws {
         var random = SplitMix64(label: "dlpack export \(dtype)")
         let values = random.values(6 * 20)
@@ -215,11 +270,14 @@ struct DLPackTests {
         dlpack_test_release_legacy(legacy)
     }
 
-    @Test("A CUDA tensor is checked with the driver on import: without a usable GPU the import throws, the tensor stays the caller's")
+    @Test(
+        "A CUDA tensor is checked with the driver on import: without a usable GPU the import throws, the tensor stays the caller's"
+    )
     func cudaImportNeedsTheDevice() throws {
         let fake = HostMemory(byteCount: 256)
         let before = dlpack_test_deleter_calls()
-        let managed = Self.produce(fake, dtype: .bfloat16, shape: [4, 16], strides: nil, device: DLDevice(device_type: kDLCUDA, device_id: 0))
+        let managed = Self.produce(
+            fake, dtype: .bfloat16, shape: [4, 16], strides: nil, device: DLDevice(device_type: kDLCUDA, device_id: 0))
         if TestDevices.all.contains(.cuda(0)) {
             // Host memory is not device memory the driver knows: refused by name.
             #expect(throws: (any Error).self, "host memory described as kDLCUDA") { try Tensor(dlpack: managed) }

@@ -63,15 +63,20 @@ struct BackwardInputs {
     init(_ c: BackwardCase, device: Device) throws {
         var rng = SplitMix64(label: c.testDescription)
         let count = c.rows * c.columns
-        x = try Input((c.norm == .layer ? rng.values(count, -1.5, 2.5) : rng.values(count)).map { $0 + c.xOffset },
-                      shape: c.shape, dtype: c.x, layout: c.xLayout, device: device)
+        x = try Input(
+            (c.norm == .layer ? rng.values(count, -1.5, 2.5) : rng.values(count)).map { $0 + c.xOffset },
+            shape: c.shape, dtype: c.x, layout: c.xLayout, device: device)
         dy = try Input(rng.values(count, -1, 1), shape: c.shape, dtype: c.dy ?? c.x, layout: c.dyLayout, device: device)
         let parameterCount = c.parameterShape.reduce(1, *)
-        let weightValues = c.weightOffset == 0 ? rng.values(parameterCount, 0.5, 1.5) : rng.values(parameterCount, -0.5, 0.5)
+        let weightValues =
+            c.weightOffset == 0 ? rng.values(parameterCount, 0.5, 1.5) : rng.values(parameterCount, -0.5, 0.5)
         weight = try c.weight.map { try Input(weightValues, shape: c.parameterShape, dtype: $0, device: device) }
-        bias = try c.bias.map { try Input(rng.values(parameterCount, -0.5, 0.5), shape: c.parameterShape, dtype: $0, device: device) }
+        bias = try c.bias.map {
+            try Input(rng.values(parameterCount, -0.5, 0.5), shape: c.parameterShape, dtype: $0, device: device)
+        }
         residualGradient = try c.residualGradient.map {
-            try Input(rng.values(count, -1, 1), shape: c.shape, dtype: $0, layout: c.residualGradientLayout, device: device)
+            try Input(
+                rng.values(count, -1, 1), shape: c.shape, dtype: $0, layout: c.residualGradientLayout, device: device)
         }
     }
 
@@ -85,7 +90,8 @@ struct BackwardInputs {
         case .layer:
             Reference.layerNormBackward(
                 outputGradient: dy.values, x: x.values, weight: weight?.values, hasBias: bias != nil, rows: c.rows,
-                columns: c.columns, weightRows: c.weightRows, epsilon: c.epsilon, residualGradient: residualGradient?.values)
+                columns: c.columns, weightRows: c.weightRows, epsilon: c.epsilon,
+                residualGradient: residualGradient?.values)
         }
     }
 
@@ -93,14 +99,20 @@ struct BackwardInputs {
     func run(_ c: BackwardCase, inputGradient: Tensor?) throws -> NormGradients {
         switch c.norm {
         case .rms:
-            let rstd = c.savedStatistics
-                ? try rmsNormForward(x.tensor, weight: weight?.tensor, epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset)).rstd
+            let rstd =
+                c.savedStatistics
+                ? try rmsNormForward(
+                    x.tensor, weight: weight?.tensor, epsilon: c.epsilon,
+                    style: RMSNormStyle(weightOffset: c.weightOffset)
+                ).rstd
                 : nil
             return try rmsNormBackward(
-                dy.tensor, input: x.tensor, weight: weight?.tensor, rstd: rstd, residualGradient: residualGradient?.tensor,
+                dy.tensor, input: x.tensor, weight: weight?.tensor, rstd: rstd,
+                residualGradient: residualGradient?.tensor,
                 epsilon: c.epsilon, style: RMSNormStyle(weightOffset: c.weightOffset), inputGradient: inputGradient)
         case .layer:
-            let statistics = c.savedStatistics
+            let statistics =
+                c.savedStatistics
                 ? try layerNormForward(x.tensor, weight: weight?.tensor, bias: bias?.tensor, epsilon: c.epsilon)
                 : nil
             return try layerNormBackward(
@@ -121,31 +133,43 @@ func checkBackward(_ c: BackwardCase, on device: Device, sourceLocation: SourceL
     }
     let gradients = try inputs.run(c, inputGradient: poisoned?.tensor)
 
-    #expect(gradients.input.shape == c.shape && gradients.input.dtype == c.dxDType,
-            "\(label): dx is \(gradients.input), expected dtype \(c.dxDType)", sourceLocation: sourceLocation)
+    #expect(
+        gradients.input.shape == c.shape && gradients.input.dtype == c.dxDType,
+        "\(label): dx is \(gradients.input), expected dtype \(c.dxDType)", sourceLocation: sourceLocation)
     let dx = try gradients.input.toArray()
     let dxError = Reference.relativeError(dx, reference.input)
-    #expect(dxError <= Reference.tolerance(c.dxDType), "\(label): dx relative error \(dxError)", sourceLocation: sourceLocation)
+    #expect(
+        dxError <= Reference.tolerance(c.dxDType), "\(label): dx relative error \(dxError)",
+        sourceLocation: sourceLocation)
     if let poisoned {
-        #expect(try differingBits(poisoned.tensor.toArray(), dx) == 0, "\(label): dx was not written into inputGradient", sourceLocation: sourceLocation)
+        #expect(
+            try differingBits(poisoned.tensor.toArray(), dx) == 0, "\(label): dx was not written into inputGradient",
+            sourceLocation: sourceLocation)
         try poisoned.expectUntouchedOutside("\(label): dx", sourceLocation: sourceLocation)
     }
 
     if let weightDType = c.weight {
         let dweight = try #require(gradients.weight, "\(label): no dweight", sourceLocation: sourceLocation)
-        #expect(dweight.shape == c.parameterShape && dweight.dtype == weightDType,
-                "\(label): dweight is \(dweight), expected \(c.parameterShape) \(weightDType)", sourceLocation: sourceLocation)
+        #expect(
+            dweight.shape == c.parameterShape && dweight.dtype == weightDType,
+            "\(label): dweight is \(dweight), expected \(c.parameterShape) \(weightDType)",
+            sourceLocation: sourceLocation)
         let error = Reference.relativeError(try dweight.toArray(), reference.weight!)
-        #expect(error <= Reference.tolerance(weightDType), "\(label): dweight relative error \(error)", sourceLocation: sourceLocation)
+        #expect(
+            error <= Reference.tolerance(weightDType), "\(label): dweight relative error \(error)",
+            sourceLocation: sourceLocation)
     } else {
         #expect(gradients.weight == nil, "\(label): dweight without a weight", sourceLocation: sourceLocation)
     }
     if let biasDType = c.bias {
         let dbias = try #require(gradients.bias, "\(label): no dbias", sourceLocation: sourceLocation)
-        #expect(dbias.shape == c.parameterShape && dbias.dtype == biasDType,
-                "\(label): dbias is \(dbias), expected \(c.parameterShape) \(biasDType)", sourceLocation: sourceLocation)
+        #expect(
+            dbias.shape == c.parameterShape && dbias.dtype == biasDType,
+            "\(label): dbias is \(dbias), expected \(c.parameterShape) \(biasDType)", sourceLocation: sourceLocation)
         let error = Reference.relativeError(try dbias.toArray(), reference.bias!)
-        #expect(error <= Reference.tolerance(biasDType), "\(label): dbias relative error \(error)", sourceLocation: sourceLocation)
+        #expect(
+            error <= Reference.tolerance(biasDType), "\(label): dbias relative error \(error)",
+            sourceLocation: sourceLocation)
     } else {
         #expect(gradients.bias == nil, "\(label): dbias without a bias", sourceLocation: sourceLocation)
     }

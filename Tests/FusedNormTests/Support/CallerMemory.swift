@@ -1,5 +1,6 @@
-@testable import FusedNorm
 import Testing
+
+@testable import FusedNorm
 
 /// Where a test puts a (T, H, D) tensor in memory it owns itself, as a caller of the zero-copy API would.
 enum CallerLayout: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -69,7 +70,8 @@ struct CallerTensor {
             owner = CallerMemory(byteCount: layout.extent(shape) * dtype.byteCount + 64)
             let (rowStride, groupStride) = layout.strides(shape)
             tensor = try Tensor(
-                unsafeWrapping: owner.memory, shape: shape, dtype: dtype, rowStride: rowStride, groupStride: groupStride,
+                unsafeWrapping: owner.memory, shape: shape, dtype: dtype, rowStride: rowStride,
+                groupStride: groupStride,
                 owner: owner)
         } else {
             owner = CallerMemory(byteCount: shape.reduce(1, *) * dtype.byteCount)

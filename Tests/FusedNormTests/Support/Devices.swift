@@ -20,7 +20,10 @@ extension Trait where Self == ConditionTrait {
     static var requiresCUDA: Self {
         .enabled(
             if: TestDevices.cudaAvailable,
-            Comment(rawValue: "GPU variant: needs a usable CUDA device (CUDA.status.problem: \(TestDevices.cudaProblem ?? "none"))"))
+            Comment(
+                rawValue:
+                    "GPU variant: needs a usable CUDA device (CUDA.status.problem: \(TestDevices.cudaProblem ?? "none"))"
+            ))
     }
 
     /// Runs the test only where no GPU is usable (for the behaviour of a missing device).

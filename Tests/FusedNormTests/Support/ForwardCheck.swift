@@ -66,8 +66,11 @@ struct ForwardCase: Sendable, CustomTestStringConvertible {
         if let bias { parts.append("b:\(bias)") }
         if norm == .rms { parts.append("\(style)") }
         parts.append("out:\(output.map(\.description) ?? "default")")
-        let layouts = [("x", xLayout), ("res", residualLayout), ("w", weightLayout), ("y", outputLayout), ("s", residualOutputLayout)]
-            .filter { $0.1 != .contiguous }.map { "\($0.0)@\($0.1)" }
+        let layouts = [
+            ("x", xLayout), ("res", residualLayout), ("w", weightLayout), ("y", outputLayout),
+            ("s", residualOutputLayout),
+        ]
+        .filter { $0.1 != .contiguous }.map { "\($0.0)@\($0.1)" }
         parts += layouts
         if epsilon != 1e-5 { parts.append("eps:\(epsilon)") }
         if scale != 1 { parts.append("scale:\(scale)") }
@@ -88,13 +91,18 @@ struct ForwardInputs {
     init(_ c: ForwardCase, device: Device) throws {
         var rng = SplitMix64(label: c.testDescription)
         let count = c.rows * c.columns
-        let xValues = (c.norm == .layer ? rng.values(count, -1.5, 2.5) : rng.values(count)).map { $0 * c.scale + c.xOffset }
+        let xValues = (c.norm == .layer ? rng.values(count, -1.5, 2.5) : rng.values(count)).map {
+            $0 * c.scale + c.xOffset
+        }
         x = try Input(xValues, shape: c.shape, dtype: c.x, layout: c.xLayout, device: device)
         residual = try c.residual.map {
-            try Input(rng.values(count).map { $0 * c.scale }, shape: c.shape, dtype: $0, layout: c.residualLayout, device: device)
+            try Input(
+                rng.values(count).map { $0 * c.scale }, shape: c.shape, dtype: $0, layout: c.residualLayout,
+                device: device)
         }
         let parameterCount = c.parameterShape.reduce(1, *)
-        let weightValues = c.weightOffset == 0 ? rng.values(parameterCount, 0.5, 1.5) : rng.values(parameterCount, -0.5, 0.5)
+        let weightValues =
+            c.weightOffset == 0 ? rng.values(parameterCount, 0.5, 1.5) : rng.values(parameterCount, -0.5, 0.5)
         weight = try c.weight.map {
             try Input(weightValues, shape: c.parameterShape, dtype: $0, layout: c.weightLayout, device: device)
         }
@@ -141,33 +149,39 @@ func checkForward(_ c: ForwardCase, on device: Device, sourceLocation: SourceLoc
     var poisonedOutput: PoisonedOutput?, poisonedResidual: PoisonedOutput?
     switch c.api {
     case .training:
-        poisonedOutput = try PoisonedOutput(shape: c.shape, dtype: c.outputDType, layout: c.outputLayout, device: device)
+        poisonedOutput = try PoisonedOutput(
+            shape: c.shape, dtype: c.outputDType, layout: c.outputLayout, device: device)
         poisonedResidual = try c.sDType.map {
             try PoisonedOutput(shape: c.shape, dtype: $0, layout: c.residualOutputLayout, device: device)
         }
-        let result: NormForwardResult = switch c.norm {
-        case .rms:
-            try rmsNormForward(
-                inputs.x.tensor, residual: inputs.residual?.tensor, weight: inputs.weight?.tensor, epsilon: c.epsilon,
-                style: c.style, outputDType: c.output, residualDType: c.residualDType,
-                output: poisonedOutput!.tensor, residualOutput: poisonedResidual?.tensor)
-        case .layer:
-            try layerNormForward(
-                inputs.x.tensor, residual: inputs.residual?.tensor, weight: inputs.weight?.tensor,
-                bias: inputs.bias?.tensor, epsilon: c.epsilon, outputDType: c.output, residualDType: c.residualDType,
-                output: poisonedOutput!.tensor, residualOutput: poisonedResidual?.tensor)
-        }
+        let result: NormForwardResult =
+            switch c.norm {
+            case .rms:
+                try rmsNormForward(
+                    inputs.x.tensor, residual: inputs.residual?.tensor, weight: inputs.weight?.tensor,
+                    epsilon: c.epsilon,
+                    style: c.style, outputDType: c.output, residualDType: c.residualDType,
+                    output: poisonedOutput!.tensor, residualOutput: poisonedResidual?.tensor)
+            case .layer:
+                try layerNormForward(
+                    inputs.x.tensor, residual: inputs.residual?.tensor, weight: inputs.weight?.tensor,
+                    bias: inputs.bias?.tensor, epsilon: c.epsilon, outputDType: c.output,
+                    residualDType: c.residualDType,
+                    output: poisonedOutput!.tensor, residualOutput: poisonedResidual?.tensor)
+            }
         output = result.output
         residualOutput = result.residual
         mean = result.mean
         rstd = result.rstd
-        #expect(try differingBits(output.toArray(), poisonedOutput!.tensor.toArray()) == 0,
-                "\(label): the returned output is not the preallocated tensor", sourceLocation: sourceLocation)
+        #expect(
+            try differingBits(output.toArray(), poisonedOutput!.tensor.toArray()) == 0,
+            "\(label): the returned output is not the preallocated tensor", sourceLocation: sourceLocation)
     case .plain:
         switch (c.norm, inputs.residual) {
         case (.rms, nil):
             output = try rmsNorm(
-                inputs.x.tensor, weight: inputs.weight?.tensor, epsilon: c.epsilon, style: c.style, outputDType: c.output)
+                inputs.x.tensor, weight: inputs.weight?.tensor, epsilon: c.epsilon, style: c.style,
+                outputDType: c.output)
             residualOutput = nil
         case (.rms, let residual?):
             (output, residualOutput) = try rmsNorm(
@@ -186,32 +200,43 @@ func checkForward(_ c: ForwardCase, on device: Device, sourceLocation: SourceLoc
         #expect(output.isContiguous, "\(label): a new output should be contiguous", sourceLocation: sourceLocation)
     }
 
-    #expect(output.shape == c.shape && output.dtype == c.outputDType && output.device == device,
-            "\(label): output is \(output), expected shape \(c.shape) dtype \(c.outputDType)", sourceLocation: sourceLocation)
+    #expect(
+        output.shape == c.shape && output.dtype == c.outputDType && output.device == device,
+        "\(label): output is \(output), expected shape \(c.shape) dtype \(c.outputDType)",
+        sourceLocation: sourceLocation)
     let y = try output.toArray()
     let yError = Reference.relativeError(y, reference.output)
     let yTolerance = outputTolerance(c)
-    #expect(yError <= yTolerance, "\(label): y relative error \(yError) > \(yTolerance)", sourceLocation: sourceLocation)
+    #expect(
+        yError <= yTolerance, "\(label): y relative error \(yError) > \(yTolerance)", sourceLocation: sourceLocation)
     try poisonedOutput?.expectUntouchedOutside("\(label): y", sourceLocation: sourceLocation)
 
     if let sDType = c.sDType {
         let s = try #require(residualOutput, "\(label): no residual output", sourceLocation: sourceLocation)
-        #expect(s.shape == c.shape && s.dtype == sDType, "\(label): s is \(s), expected dtype \(sDType)", sourceLocation: sourceLocation)
+        #expect(
+            s.shape == c.shape && s.dtype == sDType, "\(label): s is \(s), expected dtype \(sDType)",
+            sourceLocation: sourceLocation)
         let sValues = try s.toArray()
         let sError = Reference.relativeError(sValues, reference.residual!)
-        #expect(sError <= Reference.tolerance(sDType), "\(label): s relative error \(sError)", sourceLocation: sourceLocation)
+        #expect(
+            sError <= Reference.tolerance(sDType), "\(label): s relative error \(sError)",
+            sourceLocation: sourceLocation)
         // s is documented as the unfused `x + residual` stored in its dtype: fp32 add, one rounding.
         let expected = zip(inputs.x.values, inputs.residual!.values).map { sDType.round($0 + $1) }
         let mismatches = zip(bits(sValues), bits(expected)).filter { $0 != $1 }.count
-        #expect(mismatches == 0, "\(label): \(mismatches) elements of s differ from round(x + residual)", sourceLocation: sourceLocation)
+        #expect(
+            mismatches == 0, "\(label): \(mismatches) elements of s differ from round(x + residual)",
+            sourceLocation: sourceLocation)
         try poisonedResidual?.expectUntouchedOutside("\(label): s", sourceLocation: sourceLocation)
     } else {
         #expect(residualOutput == nil, "\(label): a residual output without a residual", sourceLocation: sourceLocation)
     }
 
     if let rstd {
-        #expect(rstd.shape == inputs.x.tensor.rowShape && rstd.dtype == .float32,
-                "\(label): rstd is \(rstd), expected shape \(inputs.x.tensor.rowShape) float32", sourceLocation: sourceLocation)
+        #expect(
+            rstd.shape == inputs.x.tensor.rowShape && rstd.dtype == .float32,
+            "\(label): rstd is \(rstd), expected shape \(inputs.x.tensor.rowShape) float32",
+            sourceLocation: sourceLocation)
         let error = Reference.relativeError(try rstd.toArray(), reference.rstd)
         #expect(error <= statisticsTolerance, "\(label): rstd relative error \(error)", sourceLocation: sourceLocation)
     }
@@ -221,10 +246,12 @@ func checkForward(_ c: ForwardCase, on device: Device, sourceLocation: SourceLoc
             #expect(mean == nil, "\(label): RMSNorm returned a mean", sourceLocation: sourceLocation)
         case .layer:
             let mean = try #require(mean, "\(label): LayerNorm returned no mean", sourceLocation: sourceLocation)
-            #expect(mean.shape == inputs.x.tensor.rowShape && mean.dtype == .float32,
-                    "\(label): mean is \(mean)", sourceLocation: sourceLocation)
+            #expect(
+                mean.shape == inputs.x.tensor.rowShape && mean.dtype == .float32,
+                "\(label): mean is \(mean)", sourceLocation: sourceLocation)
             let error = Reference.relativeError(try mean.toArray(), reference.mean)
-            #expect(error <= statisticsTolerance, "\(label): mean relative error \(error)", sourceLocation: sourceLocation)
+            #expect(
+                error <= statisticsTolerance, "\(label): mean relative error \(error)", sourceLocation: sourceLocation)
         }
     }
 }

@@ -46,13 +46,15 @@ struct Placed {
     init(shape: [Int], dtype: DType, layout: Layout, device: Device, fill: Float) throws {
         let columns = shape[shape.count - 1]
         let rows = shape.dropLast().reduce(1, *)
-        let parent = try Tensor(repeating: fill, shape: layout.parentShape(rows: rows, columns: columns), dtype: dtype, device: device)
-        let flat: Tensor = switch layout {
-        case .contiguous: parent
-        case .everyThirdRow: try parent.rows(0..<3 * rows, step: 3)
-        case .shiftedColumns: try parent.columns(1..<columns + 1)
-        case .shiftedEveryOtherRow: try parent.columns(1..<columns + 1).rows(0..<2 * rows, step: 2)
-        }
+        let parent = try Tensor(
+            repeating: fill, shape: layout.parentShape(rows: rows, columns: columns), dtype: dtype, device: device)
+        let flat: Tensor =
+            switch layout {
+            case .contiguous: parent
+            case .everyThirdRow: try parent.rows(0..<3 * rows, step: 3)
+            case .shiftedColumns: try parent.columns(1..<columns + 1)
+            case .shiftedEveryOtherRow: try parent.columns(1..<columns + 1).rows(0..<2 * rows, step: 2)
+            }
         self.view = try flat.reshaped(shape)
         self.parent = parent
         self.layout = layout
@@ -103,7 +105,10 @@ struct PoisonedOutput {
     func expectUntouchedOutside(_ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let outside = try placed.outsideValues()
         let written = outside.filter { $0 != outsideSentinel }.count
-        #expect(written == 0, "\(what): \(written) of \(outside.count) elements outside the \(placed.layout) view were overwritten", sourceLocation: sourceLocation)
+        #expect(
+            written == 0,
+            "\(what): \(written) of \(outside.count) elements outside the \(placed.layout) view were overwritten",
+            sourceLocation: sourceLocation)
     }
 }
 
