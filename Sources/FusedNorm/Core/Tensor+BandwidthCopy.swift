@@ -31,15 +31,7 @@ extension Tensor {
     /// - Throws: ``FusedNormError`` when devices, shapes or dtypes differ; ``CUDAError`` from the driver.
     @_spi(Benchmarking) public func copy(into destination: Tensor, method: CopyMethod) throws {
         guard method == .streaming else { return try copy(into: destination) }
-        guard destination.device == device else {
-            throw FusedNormError.deviceMismatch(argument: "destination", expected: device, actual: destination.device)
-        }
-        guard destination.shape == shape else {
-            throw FusedNormError.shapeMismatch(argument: "destination", expected: "\(shape)", actual: destination.shape)
-        }
-        guard destination.dtype == dtype else {
-            throw FusedNormError.dtypeMismatch(argument: "destination", expected: dtype, actual: destination.dtype)
-        }
+        try requireMatching(destination, "destination")
         guard count > 0 else { return }
         let source = rowView, target = destination.rowView
         // One span when both are contiguous, else row by row.

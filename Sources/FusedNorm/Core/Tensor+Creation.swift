@@ -154,15 +154,7 @@ extension Tensor {
     /// Copies this tensor's elements into `destination`, a tensor of the same shape, dtype and device
     /// (either may be a strided view).
     public func copy(into destination: Tensor) throws {
-        guard destination.device == device else {
-            throw FusedNormError.deviceMismatch(argument: "destination", expected: device, actual: destination.device)
-        }
-        guard destination.shape == shape else {
-            throw FusedNormError.shapeMismatch(argument: "destination", expected: "\(shape)", actual: destination.shape)
-        }
-        guard destination.dtype == dtype else {
-            throw FusedNormError.dtypeMismatch(argument: "destination", expected: dtype, actual: destination.dtype)
-        }
+        try requireMatching(destination, "destination")
         try destination.requireWritable("destination")
         try requireAccessible("source")
         try destination.requireAccessible("destination")

@@ -90,6 +90,25 @@ extension Tensor {
     func requireWritable(_ argument: String) throws {
         guard isWritable else { throw FusedNormError.readOnly(argument: argument) }
     }
+
+    /// Throws unless `other` has this tensor's device, shape and dtype (the checks of a copy's destination).
+    /// - Parameters:
+    ///   - other: the tensor to compare with this one.
+    ///   - argument: `other`'s name in the error.
+    /// - Throws: ``FusedNormError/deviceMismatch(argument:expected:actual:)``,
+    ///   ``FusedNormError/shapeMismatch(argument:expected:actual:)`` or
+    ///   ``FusedNormError/dtypeMismatch(argument:expected:actual:)``, checked in that order.
+    func requireMatching(_ other: Tensor, _ argument: String) throws {
+        guard other.device == device else {
+            throw FusedNormError.deviceMismatch(argument: argument, expected: device, actual: other.device)
+        }
+        guard other.shape == shape else {
+            throw FusedNormError.shapeMismatch(argument: argument, expected: "\(shape)", actual: other.shape)
+        }
+        guard other.dtype == dtype else {
+            throw FusedNormError.dtypeMismatch(argument: argument, expected: dtype, actual: other.dtype)
+        }
+    }
 }
 
 /// Rows that one stride describes: `count` rows from `firstRow`, starting at `address`, `pitch` bytes apart.
