@@ -39,7 +39,12 @@ struct StreamingCopyTests {
         let source = try Tensor(values, shape: [7, 1031], dtype: dtype, device: .cpu)
         // Columns 3... of every other row: row starts not aligned, rows not contiguous.
         let view = try source.rows(0..<7, step: 2).columns(3..<1031)
-        for input in [source, view] {
+        // Grouped rows: a (2, 3, 4) view of columns 0..<12 of a (2, 20) tensor, rows 4 apart within a group of
+        // 3, groups 20 apart (the q of a fused qkv tensor).
+        let qkv = try Tensor((0..<40).map { Float($0) }, shape: [2, 20], dtype: dtype, device: .cpu)
+        let grouped = try qkv.columns(0..<12).reshaped([2, 3, 4])
+        #expect(grouped.hasGroupedRows)
+        for input in [source, view, grouped] {
             let expected = try Tensor.zeros(input.shape, dtype: dtype, device: .cpu)
             let streamed = try Tensor.zeros(input.shape, dtype: dtype, device: .cpu)
             try input.copy(into: expected, method: .library)
@@ -47,6 +52,20 @@ struct StreamingCopyTests {
             #expect(try streamed.toArray() == expected.toArray())
             #expect(try streamed.toArray() == input.toArray())
         }
+    }
+
+    @Test
+    func streamingCopyRejectsAReadOnlyDestination() throws {
+        let source = try Tensor.zeros([2, 8], dtype: .float32, device: .cpu)
+        let frozen = [Float](repeating: 7, count: 16)
+        _ = try frozen.withUnsafeBytes { memory in
+            try Tensor.withWrapping(memory, shape: [2, 8], dtype: .float32) { readOnly in
+                #expect(throws: FusedNormError.readOnly(argument: "destination")) {
+                    try source.copy(into: readOnly, method: .streaming)
+                }
+            }
+        }
+        #expect(frozen.allSatisfy { $0 == 7 })
     }
 
     @Test

@@ -31,26 +31,24 @@ extension Tensor {
     /// - Throws: ``FusedNormError`` when devices, shapes or dtypes differ; ``CUDAError`` from the driver.
     @_spi(Benchmarking) public func copy(into destination: Tensor, method: CopyMethod) throws {
         guard method == .streaming else { return try copy(into: destination) }
-        try requireMatching(destination, "destination")
+        try requireCopyable(into: destination)
         guard count > 0 else { return }
         let source = rowView, target = destination.rowView
-        // One span when both are contiguous, else row by row.
+        // One span when both are contiguous, else row by row (rows found as every operation finds them, groups
+        // included).
         let (spans, spanBytes) =
             isContiguous && destination.isContiguous ? (1, count * dtype.byteCount) : (rows, columns * dtype.byteCount)
-        let sourcePitch = rowStride * dtype.byteCount, destinationPitch = destination.rowStride * dtype.byteCount
         switch device {
         case .cpu:
             for span in 0..<spans {
                 CPUBackend.copyStreaming(
-                    bytes: spanBytes, from: source.address &+ UInt(span * sourcePitch),
-                    to: target.address &+ UInt(span * destinationPitch))
+                    bytes: spanBytes, from: source.address(row: span), to: target.address(row: span))
             }
         case .cuda(let index):
             let backend = try CUDABackend.cudaBackend(forDevice: index)
             for span in 0..<spans {
                 try backend.copyWithKernel(
-                    bytes: spanBytes, from: source.address &+ UInt(span * sourcePitch),
-                    to: target.address &+ UInt(span * destinationPitch))
+                    bytes: spanBytes, from: source.address(row: span), to: target.address(row: span))
             }
         }
     }

@@ -154,10 +154,7 @@ extension Tensor {
     /// Copies this tensor's elements into `destination`, a tensor of the same shape, dtype and device
     /// (either may be a strided view).
     public func copy(into destination: Tensor) throws {
-        try requireMatching(destination, "destination")
-        try destination.requireWritable("destination")
-        try requireAccessible("source")
-        try destination.requireAccessible("destination")
+        try requireCopyable(into: destination)
         MemoryCounters.recordCopy()
         guard count > 0 else { return }
         let rowBytes = columns * dtype.byteCount

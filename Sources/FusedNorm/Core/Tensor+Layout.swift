@@ -109,6 +109,15 @@ extension Tensor {
             throw FusedNormError.dtypeMismatch(argument: argument, expected: dtype, actual: other.dtype)
         }
     }
+
+    /// Checks that this tensor can be copied into `destination`: the same device, shape and dtype
+    /// (``requireMatching(_:_:)``), a writable destination, and both tensors still usable.
+    func requireCopyable(into destination: Tensor) throws {
+        try requireMatching(destination, "destination")
+        try destination.requireWritable("destination")
+        try requireAccessible("source")
+        try destination.requireAccessible("destination")
+    }
 }
 
 /// Rows that one stride describes: `count` rows from `firstRow`, starting at `address`, `pitch` bytes apart.
@@ -136,4 +145,5 @@ extension RowView {
             RowRun(firstRow: $0, count: min(rowsPerGroup, rows - $0), address: address(row: $0), pitch: pitch)
         }
     }
+
 }
