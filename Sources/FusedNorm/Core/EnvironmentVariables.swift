@@ -176,7 +176,7 @@ extension EnvironmentVariable {
     /// Replaces the process's variables for a task (tests: a bad value without restarting the process).
     @TaskLocal static var override: [String: String]? = nil
 
-    /// The `FUSEDNORM_*` variables in effect: the process's, or a test's ``override``.
+    /// The `FUSEDNORM_*` variables in effect: the process's, or a test's `override`.
     public static var current: [String: String] { override ?? process }
 
     /// The variables set in `environment` (empty values left out), in table order, then any other

@@ -38,7 +38,14 @@ extension Tensor {
 
     /// Runs `body` with a read-only tensor over the caller's host memory, without a copy: it can be an
     /// input of any operation, and passing it as an output throws ``FusedNormError/readOnly(argument:)``.
-    /// - Parameters: as in ``withWrapping(_:shape:dtype:rowStride:groupStride:_:)-(UnsafeMutableRawBufferPointer,_,_,_,_,_)``.
+    /// - Parameters:
+    ///   - memory: the bytes; row 0, element 0 is at `memory.baseAddress`, which must be aligned to the dtype's size.
+    ///   - shape: the dimensions, rank >= 1, last dimension >= 1.
+    ///   - dtype: the elements' storage type.
+    ///   - rowStride: elements between consecutive rows (of a group); default the last dimension.
+    ///   - groupStride: elements between groups of `shape[rank - 2]` rows (rank >= 3); default rows uniformly
+    ///     `rowStride` apart.
+    ///   - body: the work on the tensor.
     public static func withWrapping<Result>(
         _ memory: UnsafeRawBufferPointer, shape: [Int], dtype: DType, rowStride: Int? = nil, groupStride: Int? = nil,
         _ body: (Tensor) throws -> Result
@@ -70,7 +77,11 @@ extension Tensor {
     ///   - memory: the bytes, as in `withWrapping`.
     ///   - isReadOnly: true when FusedNorm must never write the memory (passing the tensor as an output throws).
     ///   - owner: an object kept alive while the tensor or a view of it exists; default none.
-    ///   - Other parameters as in `withWrapping`.
+    ///   - shape: the dimensions, rank >= 1, last dimension >= 1.
+    ///   - dtype: the elements' storage type.
+    ///   - rowStride: elements between consecutive rows (of a group); default the last dimension.
+    ///   - groupStride: elements between groups of `shape[rank - 2]` rows (rank >= 3); default rows uniformly
+    ///     `rowStride` apart.
     /// - Throws: ``FusedNormError`` as in `withWrapping`.
     public init(
         unsafeWrapping memory: UnsafeMutableRawBufferPointer, shape: [Int], dtype: DType, rowStride: Int? = nil,
@@ -93,7 +104,13 @@ extension Tensor {
     ///   - address: the `CUdeviceptr` of row 0, element 0, aligned to the dtype's size.
     ///   - byteCount: bytes available from `address`.
     ///   - device: `.cuda(i)`, the device the memory is on.
-    ///   - Other parameters as in ``init(unsafeWrapping:shape:dtype:rowStride:groupStride:isReadOnly:owner:)``.
+    ///   - shape: the dimensions, rank >= 1, last dimension >= 1.
+    ///   - dtype: the elements' storage type.
+    ///   - rowStride: elements between consecutive rows (of a group); default the last dimension.
+    ///   - groupStride: elements between groups of `shape[rank - 2]` rows (rank >= 3); default rows uniformly
+    ///     `rowStride` apart.
+    ///   - isReadOnly: true when FusedNorm must never write the memory (passing the tensor as an output throws).
+    ///   - owner: an object kept alive while the tensor or a view of it exists; default none.
     /// - Throws: ``FusedNormError/deviceUnavailable(_:reason:)`` when `device` is not a usable GPU,
     ///   ``FusedNormError/deviceMismatch(argument:expected:actual:)`` when the memory is on another GPU,
     ///   ``FusedNormError/invalidArgument(name:reason:)`` when the address is not device memory the driver knows;
