@@ -161,7 +161,7 @@ CFN_LANES void input_gradient_row(
 // Pass B over [begin, end) (a multiple of 32 elements; dx 32-byte aligned at begin) for bfloat16 rows (x, dy and dx),
 // weighted, not `exact`, without a residual gradient: 32 elements a step in 512-bit vectors (see cfn_load32), per
 // element the operations of input_gradient_row, so the same bits, in fewer instructions: LayerNorm backward 4-7%
-// shorter streamed (bench/cpu-rows/variants.sh, NOTES.md "CPU backend, session 8"). float32 rows measured 3-8%
+// shorter streamed (bench/cpu-rows/variants.sh, docs/notes/cpu-row-kernels.md). float32 rows measured 3-8%
 // slower with it and keep the 256-bit loop.
 CFN_LANES void input_gradient_wide(
     const cfn_backward_row_args *a, const void *x, int centered, float mean, float rstd, double meanG, double meanGHat,

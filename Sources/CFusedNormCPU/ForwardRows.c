@@ -126,7 +126,7 @@ CFN_LANES void normalize_row(
 // for float32 and bfloat16 (packed parameters), 32 elements a step in 512-bit vectors: per element the operations
 // of normalize_row (ŝ = s·rstd − mean·rstd, then ŝ·w + b), so the same bits, in half the instructions. Streamed
 // rows need that: bfloat16 LayerNorm forward ran 8-23% slower than RMSNorm with the 256-bit loop, 0-6% with this
-// one (bench/cpu-rows/variants.sh, NOTES.md "CPU backend, session 8"); float32 gained 3-6%. float16 did not
+// one (bench/cpu-rows/variants.sh, docs/notes/cpu-row-kernels.md); float32 gained 3-6%. float16 did not
 // (slower in calm spells): it keeps the 256-bit loop. y is streamed out in 32-byte halves (512-bit
 // non-temporal stores stream at half the rate on Zen 4).
 CFN_LANES void normalize_wide(

@@ -94,7 +94,7 @@ void cfn_stats_finish(const cfn_stats *stats, float epsilon, float *mean, float 
 
 // The sums of one block of x around `shift` (Σ v² alone when not centered; centered == 2: around 0, the
 // shift ignored). bfloat16 pairs are loaded out of order, without shuffles (cfn_load_k_unordered): LayerNorm
-// forward's bfloat16 rows 4% shorter, RMSNorm's 2% (bench/cpu-rows in L2, NOTES.md CPU session 7).
+// forward's bfloat16 rows 4% shorter, RMSNorm's 2% (bench/cpu-rows in L2, docs/notes/cpu-statistics.md).
 CFN_LANES void block_sums(
     const void *x, int dtype, size_t start, size_t count, int centered, float shift, float *sum, float *squares,
     cfn_prefetch prefetch
@@ -127,7 +127,7 @@ CFN_VECTOR void cfn_block_sums(const float *values, size_t start, size_t count, 
 // for that block alone (the running mean and count start at 0: no merge, no division by the count), float32's first
 // shift summed in two vectors instead of a chain of sixteen scalar adds. A short row's pass 2 waits for its
 // statistics: streamed LayerNorm at N = 256 ran 13-24% behind RMSNorm with the general path, 1-12% with this one
-// (bench/cpu-rows/variants.sh, NOTES.md "CPU backend, session 9").
+// (bench/cpu-rows/variants.sh, docs/notes/cpu-statistics.md).
 CFN_LANES void block_statistics(
     const void *x, int dtype, size_t columns, int centered, float epsilon, float *mean, float *meanError, float *rstd,
     cfn_prefetch prefetch

@@ -18,7 +18,7 @@
 // Elements per block of the row statistics, more than the gradient sums' CFN_BLOCK (RowLoops.h) and the Swift
 // kernels' 1024: each block ends in horizontal sums, a test and a merge in double that the loops do not hide
 // (4096: LayerNorm forward +8% in float16 and bfloat16 with the data in cache, +20% in float32; RMSNorm +5%;
-// bench/cpu-rows, NOTES.md).
+// bench/cpu-rows, docs/notes/cpu-statistics.md).
 #define CFN_STATS_BLOCK 4096
 
 // The statistics of one row, accumulated block by block as FusedNorm's Swift `RowStatistics` (whose blocks

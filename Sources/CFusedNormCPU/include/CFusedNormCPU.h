@@ -98,7 +98,7 @@ void cfn_forward_row(const cfn_forward_row_args *args, int kernels);
 // CFN_BFLOAT16) into `destination` (room for 2·N values), for cfn_forward_row_args.weight_bias: fewer bytes and
 // loads in pass 2, where float parameters (a 32-byte load more per eight columns; with x, more than a 32 KiB L1
 // at N = 4096) made a row of LayerNorm longer than RMSNorm's on Zen 4 by 32% in float16 and 21% in bfloat16,
-// packed by 17% and 15% (in L2; NOTES.md, CPU session 7). Returns 1 when every value
+// packed by 17% and 15% (in L2; docs/notes/cpu-packing.md). Returns 1 when every value
 // packed is exactly a value of `dtype` (its bits come back unchanged), else 0: the packed row must then not be
 // used. (float16 packs the weights only: see RowKernels.c.)
 int cfn_pack_weight_bias(const float *weight, const float *bias, size_t columns, int dtype, uint16_t *destination);
